@@ -1,0 +1,30 @@
+"""Exception root of the ``streams`` package and its narrow subclasses."""
+
+from __future__ import annotations
+
+
+class StreamsError(Exception):
+    """Root of every error raised by :mod:`streams`."""
+
+
+class ServiceError(StreamsError):
+    """A local service (Kafka, Redis) could not be fetched, started, reached or stopped.
+
+    Parameters
+    ----------
+    service
+        Which service: ``"kafka"`` or ``"redis"``.
+    message
+        What went wrong, said for the person who has to fix it.
+    """
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+
+
+class ConfigError(StreamsError):
+    """Settings or command-line arguments that cannot work together."""
+
+
+__all__ = ["ConfigError", "ServiceError", "StreamsError"]

@@ -1,0 +1,101 @@
+"""Driftline settings, read once at the edge and passed down as constructor arguments.
+
+Every field can be set by an environment variable named ``DRIFTLINE_<FIELD>`` (upper case),
+or from a ``.env`` file in the working directory. Secrets are :class:`pydantic.SecretStr` and
+are masked wherever settings are shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "DRIFTLINE_"
+
+BrokerKind = Literal["kafka", "tansu"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Effective configuration of a Driftline process.
+
+    ``kafka_bootstrap`` and ``redis_url`` may be left unset: commands then use the services
+    that ``driftline services up`` started (recorded under ``data_dir``).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # Where things are.
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL, redis://host:port/db.")
+    registry: Path = Field(default=Path("registry"), description="Model registry directory.")
+    data_dir: Path = Field(
+        default=Path(".driftline"), description="Data and state of locally started services."
+    )
+    broker: BrokerKind = Field(
+        default="kafka", description="Broker that `services up` starts: kafka or tansu."
+    )
+    kafka_jars_dir: Path | None = Field(
+        default=None, description="Cache of the Kafka broker jars (default: user cache dir)."
+    )
+
+    # Security.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    redis_password: SecretStr | None = None
+
+    # Topics (ARCHITECTURE §4).
+    topic_events: str = "events"
+    topic_predictions: str = "predictions"
+    topic_labels: str = "labels"
+    topic_alerts: str = "drift-alerts"
+    topic_retrain_requests: str = "retrain-requests"
+    topic_model_updates: str = "model-updates"
+    topic_dlq: str = "events-dlq"
+    topic_partitions: int = Field(default=4, ge=1, le=1024)
+
+    # Worker.
+    model: str | None = Field(default=None, description="Model name the worker serves.")
+    batch_size: int = Field(default=256, ge=1, le=100_000)
+    batch_wait_ms: int = Field(default=20, ge=0, le=60_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def masked(self) -> dict[str, Any]:
+        """Return the settings as plain JSON-ready values with every secret masked."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
+
+
+def env_name(field: str) -> str:
+    """Return the environment variable that sets ``field``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, with explicit ``overrides`` taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+__all__ = ["ENV_PREFIX", "BrokerKind", "Settings", "env_name", "load_settings"]
