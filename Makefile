@@ -1,0 +1,42 @@
+# Driftline — the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test check lint typecheck unit services-up services-down clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+## The whole suite: unit, integration (real Kafka + Redis, started by the fixtures) and e2e.
+test: install
+	$(BIN)/pytest
+
+## Lint, format check, strict types and the unit tests.
+check: install lint typecheck unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+services-up: install
+	$(BIN)/driftline services up
+
+services-down: install
+	$(BIN)/driftline services down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

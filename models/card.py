@@ -1,0 +1,264 @@
+"""The model card: everything a worker, a monitor or a human needs to know about a version.
+
+The card is a JSON contract (``card.json`` next to ``model.onnx`` in the registry) and is
+described by pydantic models so that it validates on load and has a JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+CARD_SCHEMA_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeatureSpec(_Frozen):
+    """One raw input feature as the model expects it.
+
+    ``categories`` lists the categories seen in training (categorical features only);
+    ``minimum``/``maximum`` are the training range (numeric features only).
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    categories: list[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    missing_rate: float = 0.0
+
+
+class SensitiveSpec(_Frozen):
+    """How the sensitive group of a row is derived.
+
+    ``kind == "column"``: the group is the string value of ``column`` in the raw row.
+    ``kind == "bands"``: the group is the band of the numeric ``column`` cut at ``bins``
+    (left-closed), labelled by ``labels`` (``len(labels) == len(bins) + 1``).
+    """
+
+    name: str
+    column: str
+    kind: Literal["column", "bands"]
+    bins: list[float] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
+class OnnxInput(_Frozen):
+    """One input tensor of the ONNX graph and the raw features packed into its columns."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    columns: list[str]
+
+
+class OnnxInfo(_Frozen):
+    """The exported file and its interface."""
+
+    file: str = "model.onnx"
+    sha256: str
+    size_bytes: int
+    opset: int
+    inputs: list[OnnxInput]
+    output_label: str
+    output_probability: str
+
+
+class Profile(_Frozen):
+    """Reference distribution of one feature (or of the predicted score) for drift monitoring.
+
+    Numeric: ``quantiles`` at ``quantile_levels``, a histogram over ``bin_edges`` with
+    ``bin_fractions`` (bins are training deciles, suitable for PSI), mean and std.
+    Categorical: ``frequencies`` of each category (``""`` stands for missing).
+    """
+
+    kind: Literal["numeric", "categorical"]
+    count: int
+    missing_rate: float
+    quantile_levels: list[float] | None = None
+    quantiles: list[float] | None = None
+    bin_edges: list[float] | None = None
+    bin_fractions: list[float] | None = None
+    mean: float | None = None
+    std: float | None = None
+    frequencies: dict[str, float] | None = None
+
+
+class ReferenceProfile(_Frozen):
+    """Profiles of every feature (training data) and of the positive-class score (holdout)."""
+
+    features: dict[str, Profile]
+    score: Profile
+
+
+class MetricSummary(_Frozen):
+    """Mean and standard deviation of a metric over the cross-validation folds."""
+
+    mean: float
+    std: float
+
+
+class HoldoutMetrics(_Frozen):
+    """Metrics of the final model on the holdout, at the default 0.5 threshold."""
+
+    rows: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float | None
+    log_loss: float
+    confusion_matrix: list[list[int]]
+    calibration_error: float
+
+
+class Metrics(_Frozen):
+    """Cross-validation summary (``cv[metric]``) and holdout metrics."""
+
+    folds: int
+    cv: dict[str, MetricSummary]
+    holdout: HoldoutMetrics
+
+
+class GroupMetrics(_Frozen):
+    """Outcome rates of one sensitive group; rates undefined on an empty denominator are None."""
+
+    count: int
+    base_rate: float
+    selection_rate: float
+    tpr: float | None
+    fpr: float | None
+    precision: float | None
+
+
+class FairnessSnapshot(_Frozen):
+    """Per-group metrics and the gaps between groups."""
+
+    groups: dict[str, GroupMetrics]
+    demographic_parity_difference: float
+    equalized_odds_difference: float
+    disparate_impact_ratio: float | None
+
+
+class FairnessReport(_Frozen):
+    """Fairness on the holdout before and after mitigation (``after`` is None without one)."""
+
+    sensitive: str
+    mitigation: Literal["none", "reweigh", "threshold"]
+    before: FairnessSnapshot
+    after: FairnessSnapshot | None = None
+
+
+class Thresholds(_Frozen):
+    """Decision thresholds applied to the positive-class probability: label = p > threshold."""
+
+    default: float = 0.5
+    group_by: str | None = None
+    per_group: dict[str, float] = Field(default_factory=dict)
+    objective: Literal["tpr", "selection_rate"] | None = None
+
+
+class ParityInfo(_Frozen):
+    """Result of the ONNX parity gate on the holdout."""
+
+    rows: int
+    max_abs_diff: float
+    labels_identical: bool
+    tolerance: float
+    export_seconds: float
+
+
+class DataInfo(_Frozen):
+    """Where the training data came from and its fingerprint."""
+
+    source: str
+    rows: int
+    train_rows: int
+    holdout_rows: int
+    fingerprint: str
+    class_balance: dict[str, int]
+    seed: int
+
+
+class TrainingInfo(_Frozen):
+    """How the pipeline was trained."""
+
+    estimator: Literal["logreg", "rf", "gbdt"]
+    params: dict[str, float | int | str | bool | None]
+    class_weight: Literal["none", "balanced"]
+    mitigation: Literal["none", "reweigh", "threshold"]
+    seconds: float
+
+
+class ModelCard(_Frozen):
+    """The full card of one registered model version."""
+
+    schema_version: int = CARD_SCHEMA_VERSION
+    name: str
+    version: str
+    created_at: str
+    parent_version: str | None
+    target: str
+    classes: list[str]
+    features: list[FeatureSpec]
+    sensitive: SensitiveSpec | None
+    onnx: OnnxInfo
+    training: TrainingInfo
+    data: DataInfo
+    metrics: Metrics
+    fairness: FairnessReport | None
+    thresholds: Thresholds
+    parity: ParityInfo
+    reference: ReferenceProfile
+
+    def to_json(self) -> bytes:
+        """Serialise to indented JSON bytes."""
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ModelCard:
+        """Parse and validate JSON bytes."""
+        return cls.model_validate(orjson.loads(data))
+
+    def summary(self) -> dict[str, object]:
+        """The short JSON summary printed by ``driftline train --json``."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "estimator": self.training.estimator,
+            "created_at": self.created_at,
+            "parent_version": self.parent_version,
+            "sha256": self.onnx.sha256,
+            "metrics": self.metrics.model_dump(mode="json"),
+            "fairness": None if self.fairness is None else self.fairness.model_dump(mode="json"),
+            "thresholds": self.thresholds.model_dump(mode="json"),
+            "parity": self.parity.model_dump(mode="json"),
+            "data": self.data.model_dump(mode="json"),
+        }
+
+
+__all__ = [
+    "CARD_SCHEMA_VERSION",
+    "DataInfo",
+    "FairnessReport",
+    "FairnessSnapshot",
+    "FeatureSpec",
+    "GroupMetrics",
+    "HoldoutMetrics",
+    "MetricSummary",
+    "Metrics",
+    "ModelCard",
+    "OnnxInfo",
+    "OnnxInput",
+    "ParityInfo",
+    "Profile",
+    "ReferenceProfile",
+    "SensitiveSpec",
+    "Thresholds",
+    "TrainingInfo",
+]

@@ -1,0 +1,190 @@
+"""The scoring worker: a Faust app whose agent scores micro-batches of ``events``.
+
+Delivery is at least once: ``take_events`` acks a batch's events only when the agent asks for
+the next batch, and the agent asks only after the broker acknowledged every prediction and
+dead letter of the batch. Model changes arrive on ``model-updates`` (every worker reads all of
+it, outside the consumer group) and are applied between batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from models.registry import Registry
+from models.scorer import OnnxScorer
+from streams.errors import ConfigError
+from streams.kafka_admin import client_options
+from streams.routing import load_routing
+from streams.scoring import BatchScorer, Encoded, ModelSet, RawRecord
+from streams.settings import Settings
+
+log = logging.getLogger("driftline.worker")
+
+
+class WorkerRuntime:
+    """The state one worker serves: the current :class:`ModelSet`, swapped between batches."""
+
+    def __init__(self, settings: Settings, model: str, registry: Registry) -> None:
+        self.settings = settings
+        self.model = model
+        self.registry = registry
+        self.scorer = BatchScorer(model, max_event_bytes=settings.max_event_bytes)
+        self.current = self.load()
+        self.swaps = 0
+
+    def _key(self, models: ModelSet) -> tuple[str, str | None, str]:
+        return (
+            models.champion.version,
+            models.challenger.version if models.challenger else None,
+            models.routing.model_dump_json(),
+        )
+
+    def _wanted(self) -> tuple[str, str | None]:
+        aliases = self.registry.aliases(self.model)
+        if "champion" not in aliases:
+            raise ConfigError(
+                f"model {self.model!r} has no champion in {self.registry.root}: train it with "
+                f"`driftline train --name {self.model} --promote` or promote a version"
+            )
+        challenger = aliases.get("challenger")
+        return aliases["champion"].version, challenger.version if challenger else None
+
+    def load(self, previous: ModelSet | None = None) -> ModelSet:
+        """Read the registry and build the model set (reusing unchanged scorers)."""
+        champion_v, challenger_v = self._wanted()
+        threads = self.settings.onnx_threads
+
+        def scorer(version: str) -> OnnxScorer:
+            if previous and previous.champion.version == version:
+                return previous.champion  # type: ignore[return-value]
+            if previous and previous.challenger and previous.challenger.version == version:
+                return previous.challenger  # type: ignore[return-value]
+            return OnnxScorer.from_registry(
+                self.registry, f"{self.model}@{version}", threads=threads
+            )
+
+        champion = scorer(champion_v)
+        challenger = scorer(challenger_v) if challenger_v and challenger_v != champion_v else None
+        features = frozenset(f.name for f in champion.card.features)
+        return ModelSet(champion, features, challenger, load_routing(self.registry, self.model))
+
+    async def reconcile(self) -> bool:
+        """Load what the registry says now, off the event loop; swap it in if it changed."""
+        loop = asyncio.get_running_loop()
+        try:
+            fresh = await loop.run_in_executor(None, self.load, self.current)
+        except Exception as exc:  # A bad version must never stop a serving worker.
+            log.error(
+                "model %s: keeping %s, cannot load update: %s",
+                self.model,
+                self.current.describe(),
+                exc,
+            )
+            return False
+        if self._key(fresh) == self._key(self.current):
+            return False
+        log.info("model %s: swap %s -> %s", self.model, self.current.describe(), fresh.describe())
+        self.current = fresh
+        self.swaps += 1
+        return True
+
+
+def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> faust.App:
+    """Build the Faust app of one scoring worker for ``runtime.model``."""
+    app = faust.App(
+        f"driftline-worker-{runtime.model}",
+        broker=f"kafka://{bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        store="memory://",
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        producer_linger_ms=settings.producer_linger_ms,
+        broker_commit_interval=1.0,
+    )
+    events = app.topic(
+        settings.topic_events,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
+    predictions, dlq = settings.topic_predictions, settings.topic_dlq
+    wait_s = settings.batch_wait_ms / 1000.0
+
+    async def deliver(topic: str, messages: list[Encoded]) -> list[Awaitable[Any]]:
+        producer = app.producer
+        return [await producer.send(topic, k, v, None, None, None) for k, v in messages]
+
+    @app.agent(events, name=f"score-{runtime.model}")
+    async def score(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for batch in stream.take_events(settings.batch_size, within=wait_s):
+            records = [
+                RawRecord(
+                    e.value,
+                    e.key,
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.timestamp and int(e.message.timestamp * 1000),
+                )
+                for e in batch
+            ]
+            models = runtime.current  # one model set for the whole batch
+            try:
+                result = runtime.scorer.process(records, models)
+            except Exception as exc:
+                # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
+                log.exception("batch of %d failed; sent to %s", len(records), dlq)
+                kind = type(exc).__name__
+                result_dl = [
+                    runtime.scorer.dead_letter(r, f"internal error: {exc}", kind) for r in records
+                ]
+                acks = await deliver(dlq, result_dl)
+            else:
+                acks = await deliver(predictions, result.predictions)
+                acks += await deliver(dlq, result.dead_letters)
+            # Acknowledged by the broker before these events may be committed.
+            await asyncio.gather(*acks)
+            yield None
+
+    @app.task
+    async def follow_updates() -> None:
+        consumer = AIOKafkaConsumer(
+            settings.topic_model_updates,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="latest",
+            **client_options(settings),
+        )
+        await consumer.start()
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=int(settings.reload_interval_s * 1000))
+                wanted = any(
+                    _names_model(m.value, runtime.model) for msgs in batch.values() for m in msgs
+                )
+                if wanted or not batch:
+                    await runtime.reconcile()
+        finally:
+            await consumer.stop()
+
+    return app
+
+
+def _names_model(value: bytes | None, model: str) -> bool:
+    try:
+        doc = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and doc.get("model") == model
+
+
+__all__ = ["WorkerRuntime", "create_app"]

@@ -1,0 +1,360 @@
+"""``driftline train`` and ``driftline models …``: thin commands over :mod:`models`.
+
+Handlers return an exit code: 0 on success, 2 on a user mistake (bad data, unknown option
+value, missing model, tampered file), reported as one line on stderr. Progress goes to stderr;
+``--json`` output is the only thing written to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from models.card import FairnessSnapshot, ModelCard
+from models.csvio import load_csv
+from models.data import DATASETS, Dataset, synthetic
+from models.errors import ConfigError, ModelError
+from models.registry import ALIASES, Registry
+from models.training import ESTIMATORS
+from models.workflow import MITIGATIONS, TrainOptions, train
+
+EXIT_USAGE = 2
+REGISTRY_ENV = "DRIFTLINE_REGISTRY"
+DEFAULT_REGISTRY = "./registry"
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    root = args.registry or os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY
+    return Registry(Path(root))
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _guard(handler: Handler) -> Handler:
+    """Turn a :class:`ModelError` into one line on stderr and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except ModelError as exc:
+            print(f"driftline: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    run.__name__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str], None]]:
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda _msg: None
+        return
+    with console.status("starting") as status:
+        yield lambda msg: status.update(msg)
+
+
+def _load_data(args: argparse.Namespace) -> Dataset:
+    features = None if args.features is None else [f for f in args.features.split(",") if f.strip()]
+    if args.csv is not None:
+        if not args.target:
+            raise ConfigError(
+                "--csv needs --target COL (the binary label column)", option="target", value=None
+            )
+        return load_csv(args.csv, target=args.target, sensitive=args.sensitive, features=features)
+    if args.target or args.sensitive or features:
+        raise ConfigError(
+            "--target, --sensitive and --features apply to --csv data only",
+            option="csv",
+            value=None,
+        )
+    return synthetic(args.dataset, rows=args.rows, seed=args.seed)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _fairness_line(label: str, snap: FairnessSnapshot) -> str:
+    return (
+        f"{label}: DP diff {snap.demographic_parity_difference:.3f}, "
+        f"EO diff {snap.equalized_odds_difference:.3f}, "
+        f"DI ratio {_fmt(snap.disparate_impact_ratio)}"
+    )
+
+
+def _print_card(card: ModelCard, console: Console) -> None:
+    console.print(
+        f"[bold]{card.name}@{card.version}[/bold]  {card.training.estimator}  "
+        f"created {card.created_at}  parent {card.parent_version or '-'}"
+    )
+    console.print(
+        f"data: {card.data.source}, {card.data.rows} rows, classes {card.data.class_balance}"
+    )
+    table = Table("metric", f"CV mean ({card.metrics.folds} folds)", "CV std", "holdout")
+    hold = card.metrics.holdout.model_dump()
+    for key, summary in card.metrics.cv.items():
+        table.add_row(key, f"{summary.mean:.4f}", f"{summary.std:.4f}", _fmt(hold.get(key)))
+    console.print(table)
+    console.print(
+        f"confusion matrix [[tn, fp], [fn, tp]]: {card.metrics.holdout.confusion_matrix}, "
+        f"calibration error {card.metrics.holdout.calibration_error:.4f}"
+    )
+    console.print(
+        f"parity: max |p_onnx - p_sklearn| = {card.parity.max_abs_diff:.2e} on "
+        f"{card.parity.rows} rows, labels identical; export {card.parity.export_seconds:.2f}s"
+    )
+    if card.fairness is not None:
+        console.print(
+            f"fairness by {card.fairness.sensitive} (mitigation {card.fairness.mitigation})"
+        )
+        console.print("  " + _fairness_line("before", card.fairness.before))
+        if card.fairness.after is not None:
+            console.print("  " + _fairness_line("after ", card.fairness.after))
+    if card.thresholds.per_group:
+        console.print(f"thresholds by {card.thresholds.group_by}: {card.thresholds.per_group}")
+    console.print(f"sha256 {card.onnx.sha256}")
+
+
+@_guard
+def train_command(args: argparse.Namespace) -> int:
+    """Train, validate, export and register one model."""
+    dataset = _load_data(args)
+    name = args.name or (Path(args.csv).stem if args.csv else args.dataset)
+    opts = TrainOptions(
+        name=name,
+        estimator=args.model,
+        class_weight=args.class_weight,
+        mitigate=args.mitigate,
+        threshold_objective=args.threshold_objective,
+        folds=args.folds,
+        seed=args.seed,
+    )
+    registry = _registry(args)
+    with _progress() as note:
+        note(f"class balance {dataset.class_balance()}")
+        result = train(dataset, opts, progress=note)
+        note("registering")
+        card = registry.register(result.payload, result.card)
+        if args.promote:
+            registry.promote(card.name, card.version, "champion")
+    if args.json:
+        _print_json({**card.summary(), "promoted": bool(args.promote)})
+    else:
+        out = Console()
+        _print_card(card, out)
+        out.print(
+            f"registered {card.name}@{card.version} in {registry.root}"
+            + (" and promoted to champion" if args.promote else "")
+        )
+    return 0
+
+
+@_guard
+def list_command(args: argparse.Namespace) -> int:
+    """List models, versions and aliases."""
+    registry = _registry(args)
+    rows: list[dict[str, object]] = []
+    table = Table("name", "versions", "latest", *ALIASES)
+    for name in registry.names():
+        versions = registry.versions(name)
+        aliases = registry.aliases(name)
+        held = [aliases[a].version if a in aliases else None for a in ALIASES]
+        rows.append(
+            {"name": name, "versions": versions, "latest": versions[-1]}
+            | dict(zip(ALIASES, held, strict=True))
+        )
+        table.add_row(name, str(len(versions)), versions[-1], *[v or "-" for v in held])
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no models in {registry.root}")
+        return 0
+    Console().print(table)
+    return 0
+
+
+@_guard
+def show_command(args: argparse.Namespace) -> int:
+    """Show one version's card, after verifying its model file's sha256."""
+    registry = _registry(args)
+    card = registry.load(args.ref).card
+    aliases = {k: v.model_dump() for k, v in registry.aliases(card.name).items()}
+    if args.json:
+        _print_json({"card": card.model_dump(mode="json"), "aliases": aliases})
+    else:
+        console = Console()
+        _print_card(card, console)
+        held = [a for a, s in aliases.items() if s["version"] == card.version]
+        console.print(
+            "aliases: " + (", ".join(held) if held else "-") + "; integrity: sha256 verified"
+        )
+    return 0
+
+
+@_guard
+def promote_command(args: argparse.Namespace) -> int:
+    """Point an alias at a version."""
+    registry = _registry(args)
+    registry.promote(args.name, args.version, args.alias)
+    print(f"{args.name}@{args.alias} -> {args.version}")
+    return 0
+
+
+@_guard
+def rollback_command(args: argparse.Namespace) -> int:
+    """Point an alias back to its previous version."""
+    registry = _registry(args)
+    version = registry.rollback(args.name, args.alias)
+    print(f"{args.name}@{args.alias} rolled back to {version}")
+    return 0
+
+
+def _registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        metavar="DIR",
+        default=None,
+        help=f"model registry directory (env {REGISTRY_ENV}; default {DEFAULT_REGISTRY})",
+    )
+
+
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train, cross-validate, check fairness, export to ONNX and register a model",
+        description="Train one scikit-learn pipeline, prove ONNX parity and register a version.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--dataset",
+        default="agrawal",
+        metavar="KIND",
+        help=f"built-in synthetic data: {', '.join(DATASETS)} (default agrawal; "
+        "agrawal carries the sensitive attribute age_band)",
+    )
+    src.add_argument(
+        "--csv", metavar="PATH", default=None, help="train on a CSV file with a header row"
+    )
+    p.add_argument("--target", metavar="COL", default=None, help="binary label column (with --csv)")
+    p.add_argument(
+        "--sensitive",
+        metavar="COL",
+        default=None,
+        help="sensitive-group column for fairness (with --csv)",
+    )
+    p.add_argument(
+        "--features",
+        metavar="A,B,C",
+        default=None,
+        help="comma-separated feature columns (with --csv; default all but target and sensitive)",
+    )
+    p.add_argument(
+        "--rows", type=int, default=5000, metavar="N", help="synthetic rows (default 5000)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=42, help="seed of data, split, folds, model (default 42)"
+    )
+    p.add_argument(
+        "--model",
+        default="logreg",
+        metavar="KIND",
+        help=f"estimator: {', '.join(ESTIMATORS)} (default logreg)",
+    )
+    p.add_argument("--name", default=None, help="model name (default the dataset or CSV file name)")
+    p.add_argument(
+        "--class-weight",
+        default="none",
+        metavar="MODE",
+        help="none or balanced (weight rows by inverse class frequency; default none)",
+    )
+    p.add_argument(
+        "--mitigate",
+        default="none",
+        metavar="HOW",
+        help=f"fairness mitigation: {', '.join(MITIGATIONS)} (default none)",
+    )
+    p.add_argument(
+        "--threshold-objective",
+        default="tpr",
+        metavar="RATE",
+        help="what --mitigate threshold equalises across groups: tpr or "
+        "selection_rate (default tpr)",
+    )
+    p.add_argument(
+        "--folds", type=int, default=5, help="stratified cross-validation folds (default 5)"
+    )
+    _registry_option(p)
+    p.add_argument("--promote", action="store_true", help="make the new version the champion")
+    p.add_argument("--json", action="store_true", help="print the card summary as JSON on stdout")
+    p.set_defaults(func=train_command)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``train`` and ``models`` (list, show, promote, rollback) to a ``driftline`` parser."""
+    _add_train(subparsers)
+    models = subparsers.add_parser(
+        "models", help="list, inspect, promote and roll back model versions"
+    )
+    msub = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = msub.add_parser("list", help="models with their versions and aliases")
+    _registry_option(ls)
+    ls.add_argument("--json", action="store_true", help="print as JSON")
+    ls.set_defaults(func=list_command)
+    show = msub.add_parser(
+        "show", help="a version's card (the sha256 of its model file is verified)"
+    )
+    show.add_argument(
+        "ref",
+        metavar="NAME[@VERSION|@ALIAS]",
+        help="model, version or alias (a bare name is the champion, else the latest)",
+    )
+    _registry_option(show)
+    show.add_argument("--json", action="store_true", help="print the full card as JSON")
+    show.set_defaults(func=show_command)
+    promote = msub.add_parser("promote", help="point an alias (default champion) at a version")
+    promote.add_argument("name", metavar="NAME")
+    promote.add_argument("version", metavar="VERSION")
+    promote.add_argument(
+        "--alias",
+        default="champion",
+        metavar="ALIAS",
+        help=f"alias to move: {', '.join(ALIASES)} (default champion)",
+    )
+    _registry_option(promote)
+    promote.set_defaults(func=promote_command)
+    rollback = msub.add_parser("rollback", help="point an alias back to its previous version")
+    rollback.add_argument("name", metavar="NAME")
+    rollback.add_argument(
+        "--alias",
+        default="champion",
+        metavar="ALIAS",
+        help=f"alias to roll back: {', '.join(ALIASES)} (default champion)",
+    )
+    _registry_option(rollback)
+    rollback.set_defaults(func=rollback_command)
+
+
+__all__ = [
+    "DEFAULT_REGISTRY",
+    "REGISTRY_ENV",
+    "list_command",
+    "promote_command",
+    "register",
+    "rollback_command",
+    "show_command",
+    "train_command",
+]

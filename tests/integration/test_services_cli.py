@@ -1,0 +1,69 @@
+"""`driftline services up|status|down` start real services and leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _driftline(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env["DRIFTLINE_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def _pids(data_dir: Path) -> list[int]:
+    state = json.loads((data_dir / "services.json").read_text())
+    return [rec["pid"] for rec in state.values()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("broker", ["kafka", "tansu"])
+def test_services_up_status_down(broker: str, tmp_path: Path) -> None:
+    up = _driftline("services", "up", "--broker", broker, "--json", data_dir=tmp_path)
+    assert up.returncode == 0, up.stderr
+    try:
+        first = json.loads(up.stdout)
+        assert first["kafka"]["healthy"] and first["redis"]["healthy"]
+        assert first["kafka"]["kind"] == broker
+        pids = _pids(tmp_path)
+        assert len(pids) == 2 and all(_running(p) for p in pids)
+
+        again = _driftline("services", "up", "--broker", broker, "--json", data_dir=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["kafka"]["bootstrap"] == first["kafka"]["bootstrap"]
+        assert _pids(tmp_path) == pids, "up is idempotent: nothing started twice"
+
+        status = _driftline("services", "status", "--json", data_dir=tmp_path)
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert report["kafka"]["bootstrap"] == first["kafka"]["bootstrap"]
+        assert report["redis"]["url"] == first["redis"]["url"]
+        assert report["kafka"]["healthy"] is True and report["redis"]["healthy"] is True
+    finally:
+        down = _driftline("services", "down", data_dir=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert not any(_running(p) for p in pids), "down leaves no process behind"
+
+    after = _driftline("services", "status", "--json", data_dir=tmp_path)
+    assert after.returncode == 1
+    assert json.loads(after.stdout)["kafka"]["healthy"] is False
