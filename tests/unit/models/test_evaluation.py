@@ -48,7 +48,13 @@ def test_cross_validation_summary_and_out_of_fold_scores() -> None:
     y = (x[:, 0] + 0.3 * rng.normal(size=400) > 0).astype(np.int64)
     messages: list[str] = []
     summary, oof = cross_validate(
-        build_pipeline("logreg", 2, 0), x, y, np.ones(400), folds=4, seed=1, progress=messages.append
+        build_pipeline("logreg", 2, 0),
+        x,
+        y,
+        np.ones(400),
+        folds=4,
+        seed=1,
+        progress=messages.append,
     )
     assert messages == [f"cross-validation fold {i}/4" for i in range(1, 5)]
     assert set(summary) == {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}

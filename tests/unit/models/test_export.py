@@ -55,9 +55,12 @@ def test_unconvertible_pipeline_raises_export_error(agrawal: Dataset) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     model = _fit(agrawal, "gbdt")
-    model.steps[-1] = ("clf", HistGradientBoostingClassifier(max_iter=5).fit(
-        model[:-1].transform(agrawal.matrix()), agrawal.y
-    ))
+    model.steps[-1] = (
+        "clf",
+        HistGradientBoostingClassifier(max_iter=5).fit(
+            model[:-1].transform(agrawal.matrix()), agrawal.y
+        ),
+    )
     with pytest.raises(ExportError, match="could not convert HistGradientBoostingClassifier"):
         export_onnx(model, agrawal.numeric_names, agrawal.categorical_names)
 
@@ -68,7 +71,12 @@ def test_session_threads_are_configurable(agrawal: Dataset) -> None:
     session = make_session(payload, threads=2)
     assert isinstance(session, ort.InferenceSession)
     assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
-    assert np.isfinite(session.run(None, {
-        "num": agrawal.numeric[:3].astype(np.float32),
-        "cat": agrawal.categorical[:3].astype(str),
-    })[1]).all()
+    assert np.isfinite(
+        session.run(
+            None,
+            {
+                "num": agrawal.numeric[:3].astype(np.float32),
+                "cat": agrawal.categorical[:3].astype(str),
+            },
+        )[1]
+    ).all()

@@ -28,7 +28,9 @@ def _json(capsys: pytest.CaptureFixture[str]) -> object:
     return orjson.loads(out)
 
 
-def test_train_json_registers_and_promotes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_json_registers_and_promotes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     reg = tmp_path / "reg"
     argv = ["train", "--model", "gbdt", "--name", "credit", "--registry", str(reg)]
     code = _run([*argv, *SMALL, "--mitigate", "threshold", "--promote", "--json"])
@@ -42,9 +44,12 @@ def test_train_json_registers_and_promotes(tmp_path: Path, capsys: pytest.Captur
     assert set(summary["thresholds"]["per_group"]) == {"<40", "40-59", "60+"}
     assert summary["metrics"]["cv"]["f1"]["mean"] > 0.5
     assert (reg / "credit" / "1" / "model.onnx").is_file()
-    assert orjson.loads((reg / "credit" / "aliases.json").read_bytes())["aliases"]["champion"][
-        "version"
-    ] == "1"
+    assert (
+        orjson.loads((reg / "credit" / "aliases.json").read_bytes())["aliases"]["champion"][
+            "version"
+        ]
+        == "1"
+    )
 
 
 def test_train_human_output_and_registry_from_env(
@@ -85,7 +90,13 @@ def test_models_list_show_promote_rollback(
 
     assert _run(["models", "list", *reg, "--json"]) == 0
     assert _json(capsys) == [
-        {"name": "m", "versions": ["1", "2", "3"], "latest": "3", "champion": "3", "challenger": "1"}
+        {
+            "name": "m",
+            "versions": ["1", "2", "3"],
+            "latest": "3",
+            "champion": "3",
+            "challenger": "1",
+        }
     ]
     assert _run(["models", "list", *reg]) == 0
     assert "champion" in capsys.readouterr().out

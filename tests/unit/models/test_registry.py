@@ -76,9 +76,15 @@ def test_aliases_promote_rollback_and_history(sea_result: TrainResult, tmp_path:
 
 @pytest.mark.parametrize(
     ("ref", "message"),
-    [("nope", "no model named"), ("sea@9", "no version '9'"), ("sea@challenger", "has no challenger")],
+    [
+        ("nope", "no model named"),
+        ("sea@9", "no version '9'"),
+        ("sea@challenger", "has no challenger"),
+    ],
 )
-def test_unknown_references(sea_result: TrainResult, tmp_path: Path, ref: str, message: str) -> None:
+def test_unknown_references(
+    sea_result: TrainResult, tmp_path: Path, ref: str, message: str
+) -> None:
     reg = Registry(tmp_path)
     reg.register(sea_result.payload, sea_result.card)
     with pytest.raises(ModelNotFoundError, match=message):

@@ -45,7 +45,9 @@ def test_pipeline_imputes_and_handles_unseen_categories() -> None:
 
 
 def test_unknown_estimator() -> None:
-    with pytest.raises(ConfigError, match="unknown estimator 'svm'; choose one of logreg, rf, gbdt"):
+    with pytest.raises(
+        ConfigError, match="unknown estimator 'svm'; choose one of logreg, rf, gbdt"
+    ):
         estimator_params("svm", 0)
 
 
