@@ -1,0 +1,166 @@
+"""Helpers for tests that run a real scoring worker against the session's Kafka and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from models.data import synthetic
+from models.registry import Registry
+from models.workflow import TrainOptions, train
+from streams.producer import dataset_events
+from tests.conftest import Endpoints
+
+
+@dataclass
+class Deployment:
+    """One test's model registry, topic names and worker environment."""
+
+    services: Endpoints
+    unique: str
+    root: Path
+    model: str = "credit"
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.model = f"credit-{self.unique}"
+        self.registry = Registry(self.root / "registry")
+        self.topics = {
+            name: f"{name}-{self.unique}"
+            for name in ("events", "predictions", "labels", "dlq", "updates", "alerts", "retrain")
+        }
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")},
+            "DRIFTLINE_KAFKA_BOOTSTRAP": self.services.kafka,
+            "DRIFTLINE_REDIS_URL": self.services.redis,
+            "DRIFTLINE_REGISTRY": str(self.registry.root),
+            "DRIFTLINE_DATA_DIR": str(self.root / "data"),
+            "DRIFTLINE_MODEL": self.model,
+            "DRIFTLINE_TOPIC_EVENTS": self.topics["events"],
+            "DRIFTLINE_TOPIC_PREDICTIONS": self.topics["predictions"],
+            "DRIFTLINE_TOPIC_LABELS": self.topics["labels"],
+            "DRIFTLINE_TOPIC_DLQ": self.topics["dlq"],
+            "DRIFTLINE_TOPIC_MODEL_UPDATES": self.topics["updates"],
+            "DRIFTLINE_TOPIC_ALERTS": self.topics["alerts"],
+            "DRIFTLINE_TOPIC_RETRAIN_REQUESTS": self.topics["retrain"],
+            "DRIFTLINE_RELOAD_INTERVAL_S": "1.0",
+            "DRIFTLINE_LOG_LEVEL": "INFO",
+        }
+
+    def add_version(self, estimator: str = "logreg", seed: int = 1) -> str:
+        """Train a small Agrawal model and register it; return its version."""
+        ds = synthetic("agrawal", rows=1500, seed=seed)
+        result = train(ds, TrainOptions(name=self.model, estimator=estimator, folds=3, seed=seed))
+        return self.registry.register(result.payload, result.card).version
+
+    @contextmanager
+    def worker(self, name: str = "worker") -> Iterator[subprocess.Popen[bytes]]:
+        """Run ``driftline worker`` in a subprocess for the duration of the block."""
+        log = (self.root / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            log.close()
+
+    def log(self, name: str = "worker") -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+def agrawal_events(
+    n: int, *, prefix: str, entities: int = 0, seed: int = 7
+) -> list[dict[str, Any]]:
+    """``n`` valid events drawn from the Agrawal generator."""
+    ds = synthetic("agrawal", rows=max(n, 50), seed=seed)
+    return [event for event, _ in dataset_events(ds, prefix=prefix, entities=entities)][:n]
+
+
+async def send(
+    bootstrap: str, topic: str, values: Iterable[bytes | dict[str, Any]], rate: float = 0.0
+) -> int:
+    """Produce ``values`` (dicts are JSON-encoded), optionally at ``rate`` per second."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4_194_304
+    )
+    await producer.start()
+    n = 0
+    start = time.monotonic()
+    try:
+        for value in values:
+            raw = value if isinstance(value, bytes) else orjson.dumps(value)
+            key = value.get("entity") or value.get("event_id") if isinstance(value, dict) else None
+            await producer.send(topic, raw, key=key.encode() if key else None)
+            n += 1
+            if rate and n % 100 == 0:
+                ahead = start + n / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return n
+
+
+async def collect(
+    bootstrap: str,
+    topic: str,
+    until: int,
+    *,
+    timeout_s: float,
+    settle_s: float = 2.0,
+    worker: subprocess.Popen[bytes] | None = None,
+) -> list[dict[str, Any]]:
+    """Read ``topic`` from the start until ``until`` messages came and ``settle_s`` passed."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest")  # fmt: skip
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline, settled = loop.time() + timeout_s, None
+    try:
+        while loop.time() < deadline:
+            if worker is not None and worker.poll() is not None:
+                break
+            batch = await consumer.getmany(timeout_ms=300)
+            for tp, messages in batch.items():
+                for m in messages:
+                    doc = orjson.loads(m.value)
+                    doc["_partition"] = tp.partition
+                    doc["_offset"] = m.offset
+                    out.append(doc)
+            if len(out) >= until:
+                settled = settled or loop.time() + settle_s
+                if loop.time() >= settled:
+                    break
+    finally:
+        await consumer.stop()
+    return out
+
+
+__all__ = ["Deployment", "agrawal_events", "collect", "send"]
