@@ -118,11 +118,16 @@ class HoldoutMetrics(_Frozen):
 
 
 class Metrics(_Frozen):
-    """Cross-validation summary (``cv[metric]``) and holdout metrics."""
+    """Cross-validation summary (``cv[metric]``) and holdout metrics.
+
+    ``cv`` and ``holdout`` decide labels at 0.5; ``holdout_served`` (only when the card has
+    per-group thresholds) decides them as the scorer will, with those thresholds.
+    """
 
     folds: int
     cv: dict[str, MetricSummary]
     holdout: HoldoutMetrics
+    holdout_served: HoldoutMetrics | None = None
 
 
 class GroupMetrics(_Frozen):

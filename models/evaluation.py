@@ -69,18 +69,26 @@ def calibration_error(
     return float(total / max(p.shape[0], 1))
 
 
-def holdout_metrics(y: NDArray[np.int64], p_positive: NDArray[np.floating]) -> HoldoutMetrics:
-    """Holdout metrics, confusion matrix ``[[tn, fp], [fn, tp]]`` and calibration error."""
+def holdout_metrics(
+    y: NDArray[np.int64],
+    p_positive: NDArray[np.floating],
+    labels: NDArray[np.int64] | None = None,
+) -> HoldoutMetrics:
+    """Holdout metrics, confusion matrix ``[[tn, fp], [fn, tp]]`` and calibration error.
+
+    Label metrics use ``labels`` when given (e.g. after per-group thresholds), else
+    ``p_positive > 0.5``; ROC AUC, log loss and calibration always use the scores.
+    """
     m = score_metrics(y, p_positive)
-    pred = (p_positive > 0.5).astype(np.int64)
+    pred = (p_positive > 0.5).astype(np.int64) if labels is None else labels
     cm = confusion_matrix(y, pred, labels=[0, 1])
     auc = m["roc_auc"]
     return HoldoutMetrics(
         rows=int(y.shape[0]),
-        accuracy=m["accuracy"],
-        precision=m["precision"],
-        recall=m["recall"],
-        f1=m["f1"],
+        accuracy=float(accuracy_score(y, pred)),
+        precision=float(precision_score(y, pred, zero_division=0)),
+        recall=float(recall_score(y, pred, zero_division=0)),
+        f1=float(f1_score(y, pred, zero_division=0)),
         roc_auc=None if np.isnan(auc) else auc,
         log_loss=m["log_loss"],
         confusion_matrix=[[int(v) for v in row] for row in cm.tolist()],

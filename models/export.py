@@ -104,7 +104,7 @@ def export_onnx(
 
 
 def onnx_feed(
-    numeric: NDArray[np.float64], categorical: NDArray[np.object_], inputs: Sequence[OnnxInput]
+    numeric: NDArray[np.float64], categorical: NDArray[np.generic], inputs: Sequence[OnnxInput]
 ) -> dict[str, NDArray[np.generic]]:
     """Input dict for a session from the numeric and categorical blocks of a batch."""
     feed: dict[str, NDArray[np.generic]] = {}

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -72,6 +74,16 @@ def _category_cell(value: object) -> tuple[str, str | None]:
     return MISSING_CATEGORY, f"expected a string, got {type(value).__name__} {value!r:.40}"
 
 
+def _row_getter(names: Sequence[str]) -> Callable[[Mapping[str, object]], tuple[object, ...]]:
+    """A C-level ``row -> tuple of values`` for ``names`` (raises KeyError on a missing one)."""
+    if not names:
+        return lambda _row: ()
+    getter = itemgetter(*names)
+    if len(names) == 1:
+        return lambda row: (getter(row),)
+    return getter
+
+
 class OnnxScorer:
     """Scores rows with a verified ONNX model and the thresholds of its card.
 
@@ -121,6 +133,8 @@ class OnnxScorer:
             )
         self._num = [f.name for f in card.features if f.kind == "numeric"]
         self._cat = [f.name for f in card.features if f.kind == "categorical"]
+        self._num_getter = _row_getter(self._num)
+        self._cat_getter = _row_getter(self._cat)
         self._thresholds = card.thresholds
         self._outputs = [card.onnx.output_probability]
 
@@ -145,7 +159,7 @@ class OnnxScorer:
         """Names of class 0 and class 1 (the positive class)."""
         return self.card.classes[0], self.card.classes[1]
 
-    def encode(self, rows: Rows) -> tuple[NDArray[np.float64], NDArray[np.object_]]:
+    def encode(self, rows: Rows) -> tuple[NDArray[np.float64], NDArray[np.generic]]:
         """Validate rows and pack them into the numeric and categorical blocks.
 
         Raises
@@ -153,31 +167,30 @@ class OnnxScorer:
         InvalidInputError
             With the reason for every bad row.
         """
+        n = len(rows)
         try:
-            num_rows = [[r[f] for f in self._num] for r in rows]
-            cat_rows = [[r[f] for f in self._cat] for r in rows]
+            num_rows = list(map(self._num_getter, rows))
+            cat_rows = list(map(self._cat_getter, rows))
         except (KeyError, TypeError):
             return self._encode_checked(rows)
-        n = len(rows)
-        if {type(v) for row in num_rows for v in row} <= _NUMERIC_TYPES:
-            try:
-                num = np.array(num_rows, dtype=np.float64).reshape(n, len(self._num))
-            except OverflowError:
-                return self._encode_checked(rows)
-            if np.isinf(num).any():
-                return self._encode_checked(rows)
+        num_types = set(map(type, chain.from_iterable(num_rows)))
+        cat_types = set(map(type, chain.from_iterable(cat_rows)))
+        if not (num_types <= _NUMERIC_TYPES and cat_types <= _CATEGORY_TYPES):
+            return self._encode_checked(rows)
+        try:
+            num = np.array(num_rows, dtype=np.float64).reshape(n, len(self._num))
+        except OverflowError:
+            return self._encode_checked(rows)
+        if np.isinf(num).any():
+            return self._encode_checked(rows)
+        if cat_types <= {str}:
+            cat = np.array(cat_rows, dtype=str).reshape(n, len(self._cat))
         else:
-            return self._encode_checked(rows)
-        cat_types = {type(v) for row in cat_rows for v in row}
-        if not cat_types <= _CATEGORY_TYPES or bool in cat_types:
-            return self._encode_checked(rows)
-        cat = np.array(cat_rows, dtype=object).reshape(n, len(self._cat))
-        if cat_types != {str}:
-            cat = np.array([[_category_cell(v)[0] for v in row] for row in cat_rows], dtype=object)
-            cat = cat.reshape(n, len(self._cat))
+            cells = [[_category_cell(v)[0] for v in row] for row in cat_rows]
+            cat = np.array(cells, dtype=str).reshape(n, len(self._cat))
         return num, cat
 
-    def _encode_checked(self, rows: Rows) -> tuple[NDArray[np.float64], NDArray[np.object_]]:
+    def _encode_checked(self, rows: Rows) -> tuple[NDArray[np.float64], NDArray[np.generic]]:
         n = len(rows)
         num = np.full((n, len(self._num)), np.nan, dtype=np.float64)
         cat = np.full((n, len(self._cat)), MISSING_CATEGORY, dtype=object)

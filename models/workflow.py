@@ -188,6 +188,10 @@ def train(
     fairness, thresholds = _fairness(
         ds, opts, pipeline, train_ds, hold_ds, x_tr, x_ho, base_w, oof, p_hold
     )
+    served = None
+    if thresholds.per_group:
+        served_labels = apply_thresholds(p_hold, hold_ds.groups, thresholds.per_group)
+        served = holdout_metrics(hold_ds.y, p_hold, served_labels)
 
     card = ModelCard(
         name=opts.name,
@@ -215,7 +219,12 @@ def train(
             class_balance=ds.class_balance(),
             seed=opts.seed,
         ),
-        metrics=Metrics(folds=opts.folds, cv=cv, holdout=holdout_metrics(hold_ds.y, p_hold)),
+        metrics=Metrics(
+            folds=opts.folds,
+            cv=cv,
+            holdout=holdout_metrics(hold_ds.y, p_hold),
+            holdout_served=served,
+        ),
         fairness=fairness,
         thresholds=thresholds,
         parity=parity,

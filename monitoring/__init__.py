@@ -1,4 +1,4 @@
-"""Monitoring as a pure library: River drift detectors, online metrics, fairness monitors, alert policy.
+"""Monitoring as a pure library: River drift detectors, online metrics, alert policy.
 
 Nothing here imports Faust, Kafka or Redis clients; functions take and return plain values.
 """

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
+from faust.streams import Stream
 
 from models.registry import Registry
 from models.scorer import OnnxScorer
 from streams.errors import ConfigError
 from streams.kafka_admin import client_options
+from streams.messages import card_event_model
 from streams.routing import load_routing
 from streams.scoring import BatchScorer, Encoded, ModelSet, RawRecord
 from streams.settings import Settings
@@ -72,8 +74,12 @@ class WorkerRuntime:
 
         champion = scorer(champion_v)
         challenger = scorer(challenger_v) if challenger_v and challenger_v != champion_v else None
-        features = frozenset(f.name for f in champion.card.features)
-        return ModelSet(champion, features, challenger, load_routing(self.registry, self.model))
+        event_type = (
+            previous.event_type
+            if previous and previous.champion is champion
+            else card_event_model(champion.card)
+        )
+        return ModelSet(champion, event_type, challenger, load_routing(self.registry, self.model))
 
     async def reconcile(self) -> bool:
         """Load what the registry says now, off the event loop; swap it in if it changed."""
@@ -124,7 +130,8 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> fa
         return [await producer.send(topic, k, v, None, None, None) for k, v in messages]
 
     @app.agent(events, name=f"score-{runtime.model}")
-    async def score(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+    async def score(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        stream = cast(Stream[bytes], agent_stream)  # take_events is missing from StreamT
         async for batch in stream.take_events(settings.batch_size, within=wait_s):
             records = [
                 RawRecord(
@@ -133,7 +140,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> fa
                     e.message.topic,
                     e.message.partition,
                     e.message.offset,
-                    e.message.timestamp and int(e.message.timestamp * 1000),
+                    int(e.message.timestamp * 1000) if e.message.timestamp else None,
                 )
                 for e in batch
             ]
@@ -155,7 +162,6 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> fa
             await asyncio.gather(*acks)
             yield None
 
-    @app.task
     async def follow_updates() -> None:
         consumer = AIOKafkaConsumer(
             settings.topic_model_updates,
@@ -176,6 +182,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> fa
         finally:
             await consumer.stop()
 
+    app.task(follow_updates)
     return app
 
 

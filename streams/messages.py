@@ -7,9 +7,21 @@ producers in other languages can validate too. JSON on the wire is encoded with 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
+
+from models.card import ModelCard
 
 SCHEMA_VERSION = 1
 
@@ -109,6 +121,44 @@ class ModelUpdate(_Message):
     at: float = Field(default_factory=time.time)
 
 
+# Numbers must survive the model's float32 input: larger ones are refused, not saturated.
+_F32_MAX = 3.4028234663852886e38
+_F32_MAX_INT = 340282346638528859811704183484516925440  # int(_F32_MAX)
+_Number = (
+    Annotated[int, Strict(), Field(ge=-_F32_MAX_INT, le=_F32_MAX_INT)]
+    | Annotated[float, Strict(), AllowInfNan(False), Field(ge=-_F32_MAX, le=_F32_MAX)]
+)
+_Category = StrictStr | StrictInt
+
+
+def event_model(model: str, features: Mapping[str, str]) -> type[Event]:
+    """Return the pydantic model of an event for a feature schema (name → kind).
+
+    Every feature is required; ``null`` is a missing value. Numeric features take finite
+    numbers within float32 range, categorical ones strings (or integers); unknown features
+    are refused.
+
+    Examples
+    --------
+    >>> Ev = event_model("demo", {"age": "numeric", "city": "categorical"})
+    >>> Ev.model_validate_json(b'{"event_id": "1", "features": {"age": 3, "city": null}}').event_id
+    '1'
+    """
+    fields: dict[str, Any] = {
+        name: ((_Number if kind == "numeric" else _Category) | None, Field(description=kind))
+        for name, kind in features.items()
+    }
+    feature_type = create_model(
+        f"{model}_features", __config__=ConfigDict(extra="forbid", frozen=True), **fields
+    )
+    return create_model(f"{model}_event", __base__=Event, features=(feature_type, ...))
+
+
+def card_event_model(card: ModelCard) -> type[Event]:
+    """Return :func:`event_model` for the feature schema of a model card."""
+    return event_model(card.name, {f.name: f.kind for f in card.features})
+
+
 CONTRACTS: dict[str, type[BaseModel]] = {
     "event": Event,
     "prediction": Prediction,
@@ -135,5 +185,7 @@ __all__ = [
     "ModelUpdate",
     "Prediction",
     "RetrainRequest",
+    "card_event_model",
+    "event_model",
     "json_schemas",
 ]

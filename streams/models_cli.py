@@ -8,7 +8,6 @@ value, missing model, tampered file), reported as one line on stderr. Progress g
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,16 +24,24 @@ from models.errors import ConfigError, ModelError
 from models.registry import ALIASES, Registry
 from models.training import ESTIMATORS
 from models.workflow import MITIGATIONS, TrainOptions, train
+from streams.messages import ModelUpdate
+from streams.routing import Routing, save_routing
+from streams.settings import Settings, env_name, load_settings
+from streams.updates import announce
 
 EXIT_USAGE = 2
-REGISTRY_ENV = "DRIFTLINE_REGISTRY"
-DEFAULT_REGISTRY = "./registry"
+REGISTRY_ENV = env_name("registry")
+DEFAULT_REGISTRY = str(Settings.model_fields["registry"].default)
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    root = args.registry or os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY
-    return Registry(Path(root))
+    return Registry(Path(args.registry) if args.registry else load_settings().registry)
+
+
+def _announce(update: ModelUpdate) -> None:
+    """Tell running workers now (they would also notice by themselves within seconds)."""
+    print(announce(load_settings(), update), file=sys.stderr)
 
 
 def _print_json(value: object) -> None:
@@ -83,6 +90,11 @@ def _load_data(args: argparse.Namespace) -> Dataset:
     return synthetic(args.dataset, rows=args.rows, seed=args.seed)
 
 
+def _stdout() -> Console:
+    # Card text holds brackets (confusion matrices, user-named columns): never parse markup.
+    return Console(soft_wrap=True, markup=False, highlight=False)
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -97,7 +109,7 @@ def _fairness_line(label: str, snap: FairnessSnapshot) -> str:
 
 def _print_card(card: ModelCard, console: Console) -> None:
     console.print(
-        f"[bold]{card.name}@{card.version}[/bold]  {card.training.estimator}  "
+        f"{card.name}@{card.version}  {card.training.estimator}  "
         f"created {card.created_at}  parent {card.parent_version or '-'}"
     )
     console.print(
@@ -124,7 +136,14 @@ def _print_card(card: ModelCard, console: Console) -> None:
         if card.fairness.after is not None:
             console.print("  " + _fairness_line("after ", card.fairness.after))
     if card.thresholds.per_group:
-        console.print(f"thresholds by {card.thresholds.group_by}: {card.thresholds.per_group}")
+        shown = {g: round(t, 4) for g, t in card.thresholds.per_group.items()}
+        console.print(f"thresholds by {card.thresholds.group_by}: {shown}")
+    served = card.metrics.holdout_served
+    if served is not None:
+        console.print(
+            f"holdout with thresholds: F1 {served.f1:.4f}, accuracy {served.accuracy:.4f}, "
+            f"confusion matrix {served.confusion_matrix}"
+        )
     console.print(f"sha256 {card.onnx.sha256}")
 
 
@@ -153,7 +172,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**card.summary(), "promoted": bool(args.promote)})
     else:
-        out = Console()
+        out = _stdout()
         _print_card(card, out)
         out.print(
             f"registered {card.name}@{card.version} in {registry.root}"
@@ -183,7 +202,7 @@ def list_command(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no models in {registry.root}")
         return 0
-    Console().print(table)
+    _stdout().print(table)
     return 0
 
 
@@ -196,7 +215,7 @@ def show_command(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"card": card.model_dump(mode="json"), "aliases": aliases})
     else:
-        console = Console()
+        console = _stdout()
         _print_card(card, console)
         held = [a for a, s in aliases.items() if s["version"] == card.version]
         console.print(
@@ -211,6 +230,9 @@ def promote_command(args: argparse.Namespace) -> int:
     registry = _registry(args)
     registry.promote(args.name, args.version, args.alias)
     print(f"{args.name}@{args.alias} -> {args.version}")
+    _announce(
+        ModelUpdate(model=args.name, action="promote", version=args.version, alias=args.alias)
+    )
     return 0
 
 
@@ -220,6 +242,35 @@ def rollback_command(args: argparse.Namespace) -> int:
     registry = _registry(args)
     version = registry.rollback(args.name, args.alias)
     print(f"{args.name}@{args.alias} rolled back to {version}")
+    _announce(ModelUpdate(model=args.name, action="rollback", version=version, alias=args.alias))
+    return 0
+
+
+@_guard
+def route_command(args: argparse.Namespace) -> int:
+    """Set how traffic is split between the champion and the challenger."""
+    registry = _registry(args)
+    if args.canary is not None:
+        if not 0 < args.canary <= 100:
+            raise ConfigError(
+                f"--canary takes a percentage in (0, 100], got {args.canary:g}",
+                option="canary",
+                value=args.canary,
+            )
+        routing = Routing(mode="canary", percent=args.canary)
+    else:
+        routing = Routing(mode="shadow" if args.shadow else "off")
+    if routing.mode != "off" and "challenger" not in registry.aliases(args.name):
+        raise ConfigError(
+            f"{routing.mode} routing needs a challenger: run `driftline models promote "
+            f"{args.name} VERSION --alias challenger` first",
+            option=routing.mode,
+            value=args.name,
+        )
+    save_routing(registry, args.name, routing)
+    detail = f" {routing.percent:g}%" if routing.mode == "canary" else ""
+    print(f"{args.name}: routing {routing.mode}{detail}")
+    _announce(ModelUpdate(model=args.name, action="route", routing=routing.model_dump()))
     return 0
 
 
@@ -346,6 +397,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _registry_option(rollback)
     rollback.set_defaults(func=rollback_command)
+    route = msub.add_parser(
+        "route", help="split traffic: shadow, canary P %% (sticky per entity) or off"
+    )
+    route.add_argument("name", metavar="NAME")
+    how = route.add_mutually_exclusive_group(required=True)
+    how.add_argument("--shadow", action="store_true", help="the challenger also scores every event")
+    how.add_argument(
+        "--canary", type=float, metavar="P", help="P %% of entities get the challenger's answer"
+    )
+    how.add_argument("--off", action="store_true", help="the champion answers everything")
+    _registry_option(route)
+    route.set_defaults(func=route_command)
 
 
 __all__ = [
@@ -355,6 +418,7 @@ __all__ = [
     "promote_command",
     "register",
     "rollback_command",
+    "route_command",
     "show_command",
     "train_command",
 ]

@@ -7,21 +7,20 @@ Every failure of one event becomes a dead letter with its reason; the batch goes
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from models.errors import InvalidInputError
 from models.scorer import Scorer
-from streams.messages import SCHEMA_VERSION
+from streams.messages import SCHEMA_VERSION, Event
 from streams.routing import Routing, in_canary
 
 Encoded = tuple[bytes | None, bytes]
-_EVENT_KEYS = frozenset({"event_id", "features", "entity", "ts", "schema_version"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class ModelSet:
     """What one worker serves for one model right now; replaced whole on a hot swap."""
 
     champion: Scorer
-    features: frozenset[str]
+    event_type: type[Event]
     challenger: Scorer | None = None
     routing: Routing = field(default_factory=Routing)
 
@@ -91,46 +90,20 @@ class BatchScorer:
         self.dlq_raw_bytes = dlq_raw_bytes
 
     # -- decoding -----------------------------------------------------------------------
-    def _decode(self, rec: RawRecord, features: frozenset[str]) -> _Event:
-        if rec.value is None:
+    def _decode(self, rec: RawRecord, event_type: type[Event]) -> _Event:
+        raw = rec.value
+        if raw is None:
             raise _BadEventError("empty record (no value)", "EmptyValue")
-        if len(rec.value) > self.max_event_bytes:
+        if len(raw) > self.max_event_bytes:
             raise _BadEventError(
-                f"event of {len(rec.value)} bytes exceeds the {self.max_event_bytes}-byte limit",
+                f"event of {len(raw)} bytes exceeds the {self.max_event_bytes}-byte limit",
                 "OversizedEvent",
             )
         try:
-            doc = orjson.loads(rec.value)
-        except orjson.JSONDecodeError as exc:
-            raise _BadEventError(f"not valid JSON: {exc}", "JSONDecodeError") from None
-        if not isinstance(doc, dict):
-            raise _BadEventError(f"expected a JSON object, got {type(doc).__name__}", "SchemaError")
-        unknown = doc.keys() - _EVENT_KEYS
-        if unknown:
-            raise _BadEventError(f"unknown field(s): {', '.join(sorted(unknown))}", "SchemaError")
-        event_id, feats = doc.get("event_id"), doc.get("features")
-        if not isinstance(event_id, str) or not 0 < len(event_id) <= 256:
-            raise _BadEventError("event_id must be a string of 1 to 256 characters", "SchemaError")
-        if not isinstance(feats, dict):
-            raise _BadEventError("features must be an object of name → value", "SchemaError")
-        if feats.keys() != features:
-            absent, extra = features - feats.keys(), feats.keys() - features
-            parts = []
-            if absent:
-                parts.append(f"missing feature(s): {', '.join(sorted(absent))}")
-            if extra:
-                parts.append(f"unknown feature(s): {', '.join(sorted(map(str, extra)))}")
-            raise _BadEventError(
-                "; ".join(parts) + " (send null for a missing value)", "FeatureError"
-            )
-        entity, ts = doc.get("entity"), doc.get("ts")
-        if entity is not None and not isinstance(entity, str):
-            raise _BadEventError("entity must be a string", "SchemaError")
-        if ts is not None and (
-            isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)
-        ):
-            raise _BadEventError("ts must be a number of Unix seconds", "SchemaError")
-        return _Event(rec, event_id, feats, entity, None if ts is None else float(ts))
+            ev = event_type.model_validate_json(raw)
+        except ValidationError as exc:
+            raise _BadEventError(*_explain(exc)) from None
+        return _Event(rec, ev.event_id, ev.features.__dict__, ev.entity, ev.ts)
 
     def dead_letter(self, rec: RawRecord, error: str, error_type: str) -> Encoded:
         """Encode the dead letter of ``rec``: its raw value, the reason and its origin."""
@@ -155,7 +128,7 @@ class BatchScorer:
         events: list[_Event] = []
         for rec in records:
             try:
-                events.append(self._decode(rec, models.features))
+                events.append(self._decode(rec, models.event_type))
             except _BadEventError as bad:
                 out.dead_letters.append(self.dead_letter(rec, bad.reason, bad.kind))
         if not events:
@@ -215,6 +188,25 @@ class BatchScorer:
             }
             out.predictions.append((e.record.key, orjson.dumps(doc)))
         return events
+
+
+def _explain(exc: ValidationError) -> tuple[str, str]:
+    """One readable reason (first problem per field, at most three) and an error type."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    if errors[0]["type"] == "json_invalid":
+        return f"not valid JSON: {errors[0]['msg']}", "JSONDecodeError"
+    by_field: dict[str, str] = {}
+    for err in errors:
+        loc = err["loc"]
+        where = ".".join(str(p) for p in loc[:2]) or "event"
+        msg = err["msg"]
+        if err["type"] == "missing" and loc[:1] == ("features",):
+            msg += " (send null for a missing value)"
+        by_field[where] = msg  # the last union branch says 'number', the broadest
+    parts = [f"{where}: {msg}" for where, msg in list(by_field.items())[:3]]
+    more = len(by_field) - len(parts)
+    kind = "FeatureError" if all(w.startswith("features.") for w in by_field) else "SchemaError"
+    return "; ".join(parts) + (f" (and {more} more)" if more else ""), kind
 
 
 class _BadEventError(Exception):

@@ -16,8 +16,6 @@ from streams.messages import json_schemas
 from streams.services import LocalServices
 from streams.settings import Settings, env_name, load_settings
 
-Sub = argparse._SubParsersAction  # type: ignore[type-arg]
-
 
 def all_topics(settings: Settings) -> list[str]:
     """Every topic Driftline uses, by its configured name."""
@@ -145,7 +143,7 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``worker``, ``produce``, ``tail`` and ``schema`` to the CLI."""
     w = sub.add_parser("worker", help="score events from Kafka with a model's champion")
     w.add_argument("--model", default=None, help=f"model name (env {env_name('model')})")

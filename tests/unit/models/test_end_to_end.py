@@ -13,7 +13,7 @@ from models.data import Dataset, synthetic
 from models.registry import Registry
 from models.scorer import OnnxScorer
 from models.workflow import TrainOptions, train
-from tests.unit.models.conftest import ROWS, rows_of
+from tests.unit.conftest import ROWS, rows_of
 
 ESTIMATORS = ("logreg", "rf", "gbdt")
 KINDS = ("agrawal", "sea", "hyperplane", "csv")

@@ -34,6 +34,15 @@ def test_holdout_confusion_matrix_and_calibration() -> None:
     assert h.calibration_error == pytest.approx(calibration_error(y, p))
 
 
+def test_holdout_metrics_with_given_labels() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.3, 0.6, 0.2, 0.1])
+    h = holdout_metrics(y, p, labels=np.array([1, 1, 1, 0, 0, 0]))
+    assert h.confusion_matrix == [[3, 0], [0, 3]]
+    assert h.f1 == 1.0
+    assert h.log_loss == pytest.approx(holdout_metrics(y, p).log_loss)
+
+
 def test_calibration_error_by_hand() -> None:
     # Bin [0.2, 0.3): two rows at 0.25, one positive -> |0.5 - 0.25| over 2 rows;
     # bin [0.9, 1.0]: two rows at 0.95, both positive -> |1 - 0.95| over 2 rows.

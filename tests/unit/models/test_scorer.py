@@ -14,7 +14,7 @@ from models.errors import IntegrityError, InvalidInputError
 from models.fairness import apply_thresholds
 from models.scorer import FixedScorer, OnnxScorer, Scorer
 from models.workflow import TrainOptions, TrainResult, train
-from tests.unit.models.conftest import rows_of
+from tests.unit.conftest import rows_of
 
 GOOD = {"x0": 5.0, "x1": 5.0, "x2": 5.0}
 

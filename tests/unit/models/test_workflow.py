@@ -25,6 +25,7 @@ def test_reweigh_reports_before_and_after_and_narrows_parity_gap(agrawal: Datase
     before, after = card.fairness.before, card.fairness.after
     assert after.demographic_parity_difference < before.demographic_parity_difference - 0.1
     assert card.thresholds.per_group == {}
+    assert card.metrics.holdout_served is None
 
 
 def test_threshold_mitigation_narrows_tpr_gap(agrawal_threshold: TrainResult) -> None:
@@ -36,6 +37,10 @@ def test_threshold_mitigation_narrows_tpr_gap(agrawal_threshold: TrainResult) ->
     assert card.thresholds.objective == "tpr"
     assert set(card.thresholds.per_group) == {"<40", "40-59", "60+"}
     assert all(0.0 < t < 1.0 for t in card.thresholds.per_group.values())
+    served = card.metrics.holdout_served
+    assert served is not None
+    assert served.confusion_matrix != card.metrics.holdout.confusion_matrix
+    assert served.roc_auc == card.metrics.holdout.roc_auc  # scores are unchanged
 
 
 def test_no_mitigation_reports_current_fairness_only(agrawal: Dataset) -> None:

@@ -10,11 +10,11 @@ import pytest
 
 from models.errors import InvalidInputError
 from models.scorer import FixedScorer
-from streams.messages import DeadLetter, Prediction
+from streams.messages import DeadLetter, Prediction, event_model
 from streams.routing import Routing
 from streams.scoring import BatchScorer, ModelSet, RawRecord
 
-FEATURES = frozenset({"a", "b"})
+EVENT = event_model("m", {"a": "numeric", "b": "numeric"})
 
 
 class TypedScorer(FixedScorer):
@@ -42,7 +42,7 @@ def _event(i: int, **over: Any) -> dict[str, Any]:
 
 
 def _models(**kw: Any) -> ModelSet:
-    return ModelSet(TypedScorer(0.8, name="m", version="3"), FEATURES, **kw)
+    return ModelSet(TypedScorer(0.8, name="m", version="3"), EVENT, **kw)
 
 
 def test_valid_events_become_predictions_of_the_contract() -> None:
@@ -64,8 +64,10 @@ def test_null_feature_is_a_missing_value_not_an_error() -> None:
 BAD = [
     (b"not json", "JSONDecodeError"),
     (b'{"event_id": "x", "features": {"a": 1, "b"', "JSONDecodeError"),
-    (b'{"event_id": "x", "features": {"a": NaN, "b": 1}}', "JSONDecodeError"),
-    (b'{"event_id": "x", "features": {"a": 1e999, "b": 1}}', "JSONDecodeError"),
+    (b'{"event_id": "x", "features": {"a": NaN, "b": 1}}', "FeatureError"),
+    (b'{"event_id": "x", "features": {"a": 1e999, "b": 1}}', "FeatureError"),
+    (b'{"event_id": "x", "features": {"a": 1e300, "b": 1}}', "FeatureError"),
+    (b'{"event_id": "x", "features": {"a": 1' + b"0" * 60 + b', "b": 1}}', "FeatureError"),
     (b"[1, 2]", "SchemaError"),
     (orjson.dumps({"features": {"a": 1, "b": 2}}), "SchemaError"),
     (orjson.dumps({"event_id": "x", "features": [1, 2]}), "SchemaError"),
@@ -100,9 +102,10 @@ def test_shadow_scores_every_event_twice() -> None:
     models = _models(challenger=challenger, routing=Routing(mode="shadow"))
     out = BatchScorer("m").process([_rec(_event(i)) for i in range(4)], models)
     docs = [orjson.loads(v) for _, v in out.predictions]
-    assert sorted((d["variant"], d["version"]) for d in docs) == [("champion", "3")] * 4 + [
-        ("shadow", "4")
-    ] * 4
+    assert (
+        sorted((d["variant"], d["version"]) for d in docs)
+        == [("champion", "3")] * 4 + [("shadow", "4")] * 4
+    )
     assert {d["label"] for d in docs if d["variant"] == "shadow"} == {0}
 
 

@@ -59,6 +59,7 @@ def test_train_human_output_and_registry_from_env(
     assert _run(["train", "--dataset", "sea", *SMALL]) == 0
     out = capsys.readouterr().out
     assert "registered sea@1" in out and "parity" in out and "roc_auc" in out
+    assert "confusion matrix [[tn, fp], [fn, tp]]: [[" in out  # brackets are not markup
     assert (tmp_path / "from-env" / "sea" / "1" / "card.json").is_file()
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the models tests: small seeded data sets and trained models, no network."""
+"""Fixtures of the unit tests: small seeded data sets and trained models, no network."""
 
 from __future__ import annotations
 
