@@ -225,7 +225,7 @@ def as_float32_exact(values: NDArray[np.float64]) -> NDArray[np.float64]:
     return values.astype(np.float32).astype(np.float64)
 
 
-def synthetic(kind: str, *, rows: int = 2000, seed: int = 42) -> Dataset:
+def synthetic(kind: str, *, rows: int = 2000, seed: int = 42, features: int = 10) -> Dataset:
     """Draw ``rows`` rows from one of River's synthetic generators.
 
     Parameters
@@ -233,11 +233,13 @@ def synthetic(kind: str, *, rows: int = 2000, seed: int = 42) -> Dataset:
     kind : {"agrawal", "sea", "hyperplane"}
         ``agrawal`` (9 features, ``car`` and ``zipcode`` categorical, sensitive attribute
         ``age_band`` derived from ``age``), ``sea`` (3 numeric features, label noise 0) or
-        ``hyperplane`` (10 numeric features, 5% label noise).
+        ``hyperplane`` (``features`` numeric features, 5% label noise).
     rows : int
         Number of rows, at least 50.
     seed : int
         Generator seed; the same seed gives the same rows.
+    features : int
+        Number of features of ``hyperplane`` (2 to 100); the other datasets ignore it.
 
     Returns
     -------
@@ -262,7 +264,13 @@ def synthetic(kind: str, *, rows: int = 2000, seed: int = 42) -> Dataset:
     elif kind == "sea":
         gen = synth.SEA(variant=0, seed=seed)
     else:
-        gen = synth.Hyperplane(seed=seed, n_features=10, noise_percentage=0.05)
+        if not 2 <= features <= 100:
+            raise ConfigError(
+                f"--features must be between 2 and 100, got {features}",
+                option="features",
+                value=features,
+            )
+        gen = synth.Hyperplane(seed=seed, n_features=features, noise_percentage=0.05)
     samples: list[tuple[dict[object, object], object]] = list(gen.take(rows))
     keys = list(samples[0][0])
     cat_keys = [k for k in keys if k in _AGRAWAL_CATEGORICAL] if kind == "agrawal" else []

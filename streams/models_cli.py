@@ -87,7 +87,7 @@ def _load_data(args: argparse.Namespace) -> Dataset:
             option="csv",
             value=None,
         )
-    return synthetic(args.dataset, rows=args.rows, seed=args.seed)
+    return synthetic(args.dataset, rows=args.rows, seed=args.seed, features=args.n_features)
 
 
 def _stdout() -> Console:
@@ -315,6 +315,13 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--rows", type=int, default=5000, metavar="N", help="synthetic rows (default 5000)"
+    )
+    p.add_argument(
+        "--n-features",
+        type=int,
+        default=10,
+        metavar="N",
+        help="features of the hyperplane dataset (default 10)",
     )
     p.add_argument(
         "--seed", type=int, default=42, help="seed of data, split, folds, model (default 42)"

@@ -68,7 +68,9 @@ def _produce(args: argparse.Namespace) -> int:
     if args.file is not None:
         pairs = file_events(args.file, prefix=args.prefix, label_column=args.label_column)
     else:
-        ds = synthetic(args.dataset, rows=max(args.count, 50), seed=args.seed)
+        ds = synthetic(
+            args.dataset, rows=max(args.count, 50), seed=args.seed, features=args.n_features
+        )
         pairs = dataset_events(ds, prefix=args.prefix, entities=args.entities)
     bootstrap = LocalServices(settings).kafka_bootstrap()
     ensure_topics(settings, bootstrap)
@@ -162,6 +164,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--rate", type=float, default=0.0, help="events per second (0: as fast as possible)"
     )
     p.add_argument("--seed", type=int, default=7, help="dataset seed (default 7)")
+    p.add_argument(
+        "--n-features",
+        type=int,
+        default=10,
+        metavar="N",
+        help="features of the hyperplane dataset (default 10)",
+    )
     p.add_argument(
         "--entities",
         type=int,
