@@ -1,4 +1,9 @@
-"""Exception root of the ``monitoring`` package."""
+"""Exception hierarchy of the ``monitoring`` package.
+
+Every error raised on purpose by :mod:`monitoring` derives from :class:`MonitoringError`, so
+the streams shell can catch one type, log ``str(err)`` and decide what to do with the batch.
+Subclasses carry the context a caller needs as attributes.
+"""
 
 from __future__ import annotations
 
@@ -7,4 +12,58 @@ class MonitoringError(Exception):
     """Root of every error raised by :mod:`monitoring`."""
 
 
-__all__ = ["MonitoringError"]
+class MonitorConfigError(MonitoringError):
+    """A monitoring setting is invalid.
+
+    Parameters
+    ----------
+    message : str
+        One-line description of the problem.
+    option : str
+        Name of the offending setting.
+    value : object
+        The rejected value.
+    """
+
+    def __init__(self, message: str, *, option: str, value: object) -> None:
+        super().__init__(message)
+        self.option = option
+        self.value = value
+
+
+class BatchError(MonitoringError):
+    """A batch given to a monitor is inconsistent (length mismatch, unknown feature, ...).
+
+    Parameters
+    ----------
+    message : str
+        One-line description of the problem.
+    version, variant : str or None
+        The model version and variant the batch belonged to.
+    """
+
+    def __init__(
+        self, message: str, *, version: str | None = None, variant: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.version = version
+        self.variant = variant
+
+
+class SnapshotError(MonitoringError):
+    """A snapshot cannot be restored (corrupt, wrong schema version, other model or features).
+
+    Parameters
+    ----------
+    message : str
+        One-line description of the problem.
+    found : object
+        The offending value found in the snapshot, when there is one.
+    """
+
+    def __init__(self, message: str, *, found: object = None) -> None:
+        super().__init__(message)
+        self.found = found
+
+
+__all__ = ["BatchError", "MonitorConfigError", "MonitoringError", "SnapshotError"]

@@ -61,7 +61,7 @@ class Label(_Message):
     """Ground truth for an earlier (or later) event, on the ``labels`` topic."""
 
     event_id: str = Field(min_length=1, max_length=256)
-    label: int
+    label: int | str = Field(description="0/1, or the class name as in the model card.")
     ts: float | None = None
 
 

@@ -64,9 +64,20 @@ def file_events(path: Path, *, prefix: str, label_column: str | None) -> Iterato
         return
     with path.open(newline="") as fh:
         for n, row in enumerate(csv.DictReader(fh)):
-            label = row.pop(label_column, None) if label_column else None
+            label = _label(row.pop(label_column, None)) if label_column else None
             features = {k: _cell(v) for k, v in row.items()}
             yield {"event_id": f"{prefix}-{n}", "features": features, "ts": time.time()}, label
+
+
+def _label(text: str | None) -> int | str | None:
+    """A label cell: an integer class when it reads as one, else the class name."""
+    if text is None or text.strip() == "":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text.strip()
+    return int(number) if number.is_integer() else text.strip()
 
 
 def _cell(text: str | None) -> Any:

@@ -1,0 +1,233 @@
+"""Settings of the monitors, as one frozen value passed down from the streams shell.
+
+Every field has a default; ``streams`` reads its settings once and builds a
+:class:`MonitorConfig` with :meth:`MonitorConfig.from_mapping`, which rejects unknown names
+and bad values with a :class:`~monitoring.errors.MonitorConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from monitoring.errors import MonitorConfigError
+
+STREAM_DETECTORS: tuple[str, ...] = ("adwin", "pagehinkley")
+CONCEPT_DETECTORS: tuple[str, ...] = ("adwin", "ddm", "eddm", "hddm_a", "hddm_w")
+DRIFT_TESTS: tuple[str, ...] = ("psi", "ks")
+PERFORMANCE_METRICS: tuple[str, ...] = ("f1", "accuracy")
+
+# (field, lower bound, upper bound, lower bound inclusive)
+_RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    ("window", 50, 10_000_000, True),
+    ("psi_threshold", 0.0, math.inf, False),
+    ("ks_pvalue", 0.0, 1.0, False),
+    ("adwin_delta", 0.0, 1.0, False),
+    ("pagehinkley_threshold", 0.0, math.inf, False),
+    ("pagehinkley_delta", 0.0, math.inf, True),
+    ("ddm_drift_threshold", 0.0, math.inf, False),
+    ("performance_margin", 0.0, 1.0, True),
+    ("rolling_window", 10, 10_000_000, True),
+    ("min_labels", 1, 10_000_000, True),
+    ("fairness_gap_threshold", 0.0, 1.0, False),
+    ("fairness_min_group", 1, 10_000_000, True),
+    ("quality_missing_margin", 0.0, 1.0, True),
+    ("quality_out_of_range_rate", 0.0, 1.0, True),
+    ("replay_limit", 10, 1_000_000, True),
+    ("error_replay_limit", 100, 10_000_000, True),
+    ("ks_bins", 10, 100_000, True),
+)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What the monitors test and how sensitive they are.
+
+    Parameters
+    ----------
+    window : int
+        Events per windowed test (PSI, KS, data quality). Windows tumble; tests run once per
+        window, never per event.
+    psi_threshold : float
+        Population stability index above which a window has drifted.
+    ks_pvalue : float
+        KS p-value below which a window has drifted.
+    drift_tests : tuple of str
+        Windowed tests to run: ``psi`` and/or ``ks`` (KS applies to numeric values and scores).
+    stream_detector : {"adwin", "pagehinkley"}
+        Change detector run on the per-batch mean of every numeric feature and of the score.
+    adwin_delta : float
+        ADWIN confidence (smaller: fewer false alarms, later detection).
+    pagehinkley_threshold, pagehinkley_delta : float
+        Page-Hinkley parameters, in units of the standardised batch mean.
+    concept_detectors : tuple of str
+        Detectors on the 0/1 error stream of labelled events (``adwin``, ``ddm``, ``eddm``,
+        ``hddm_a``, ``hddm_w``).
+    ddm_drift_threshold : float
+        DDM drift threshold in standard deviations.
+    performance_metric : {"f1", "accuracy"}
+        Rolling metric compared with the card's holdout figure.
+    performance_margin : float
+        Alert when the rolling metric < card holdout figure - margin.
+    rolling_window : int
+        Labelled events in the rolling metrics.
+    min_labels : int
+        No performance or fairness verdict before this many labels in the rolling window.
+    fairness_gap_threshold : float
+        Demographic-parity or equalized-odds gap above which fairness alerts.
+    fairness_min_group : int
+        Groups (and, for TPR/FPR, their positives/negatives) smaller than this in the rolling
+        window are left out of the gaps.
+    quality_missing_margin : float
+        Alert when a window's missing rate exceeds the card's rate + margin.
+    quality_out_of_range_rate : float
+        Alert when the share of present values outside the training range (or of unseen
+        categories) exceeds this.
+    champion_variant : str
+        The variant whose batches feed the feature monitors and raise drift findings.
+    drift_all_variants : bool
+        Also monitor features and raise drift findings for the other variants.
+    replay_limit : int
+        Per-batch aggregates kept per change detector to rebuild it after a restore.
+    error_replay_limit : int
+        Errors kept per concept-drift detector to rebuild it after a restore.
+    ks_bins : int
+        Resolution of the histogram on which KS is computed (error at most ``1/ks_bins``).
+
+    Examples
+    --------
+    >>> MonitorConfig.from_mapping({"window": 500, "concept_detectors": ["ddm"]}).window
+    500
+    >>> MonitorConfig.from_mapping({"psi_threshold": -1})
+    Traceback (most recent call last):
+    ...
+    monitoring.errors.MonitorConfigError: psi_threshold must be > 0.0, got -1
+    """
+
+    window: int = 2000
+    psi_threshold: float = 0.2
+    ks_pvalue: float = 0.001
+    drift_tests: tuple[str, ...] = DRIFT_TESTS
+    stream_detector: Literal["adwin", "pagehinkley"] = "adwin"
+    adwin_delta: float = 0.002
+    pagehinkley_threshold: float = 50.0
+    pagehinkley_delta: float = 0.005
+    concept_detectors: tuple[str, ...] = ("adwin", "ddm")
+    ddm_drift_threshold: float = 3.0
+    performance_metric: Literal["f1", "accuracy"] = "f1"
+    performance_margin: float = 0.05
+    rolling_window: int = 1000
+    min_labels: int = 200
+    fairness_gap_threshold: float = 0.2
+    fairness_min_group: int = 50
+    quality_missing_margin: float = 0.1
+    quality_out_of_range_rate: float = 0.05
+    champion_variant: str = "champion"
+    drift_all_variants: bool = False
+    replay_limit: int = 500
+    error_replay_limit: int = 5000
+    ks_bins: int = 200
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_type(f.name, f.type, getattr(self, f.name))
+        for name, low, high, inclusive in _RANGES:
+            value = getattr(self, name)
+            ok_low = value >= low if inclusive else value > low
+            if not ok_low:
+                raise MonitorConfigError(
+                    f"{name} must be {'>=' if inclusive else '>'} {low}, got {value}",
+                    option=name,
+                    value=value,
+                )
+            if value > high:
+                raise MonitorConfigError(
+                    f"{name} must be <= {high}, got {value}", option=name, value=value
+                )
+        _check_choice("stream_detector", (self.stream_detector,), STREAM_DETECTORS)
+        _check_choice("concept_detectors", self.concept_detectors, CONCEPT_DETECTORS)
+        _check_choice("drift_tests", self.drift_tests, DRIFT_TESTS)
+        _check_choice("performance_metric", (self.performance_metric,), PERFORMANCE_METRICS)
+        if not self.champion_variant:
+            raise MonitorConfigError(
+                "champion_variant must not be empty", option="champion_variant", value=""
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> MonitorConfig:
+        """Build a config from settings, validating names, types and ranges.
+
+        Lists are accepted for tuple fields (they come from JSON or env settings).
+
+        Raises
+        ------
+        MonitorConfigError
+            An unknown setting, a value of the wrong type, out of range or not a known choice.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MonitorConfigError(
+                f"unknown monitoring setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}",
+                option=unknown[0],
+                value=values[unknown[0]],
+            )
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            kwargs[name] = tuple(value) if isinstance(value, list) else value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (tuples become lists)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+
+def _check_type(name: str, annotation: object, value: object) -> None:
+    text = str(annotation)
+    if text.startswith("tuple"):
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        expected = "a list of strings"
+    elif text == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    elif text == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(float(value))  # type: ignore[arg-type]
+        expected = "a finite number"
+    elif text == "bool":
+        ok = isinstance(value, bool)
+        expected = "true or false"
+    else:  # str and Literal[...] of str
+        ok = isinstance(value, str)
+        expected = "a string"
+    if not ok:
+        raise MonitorConfigError(
+            f"{name} must be {expected}, got {value!r}", option=name, value=value
+        )
+
+
+def _check_choice(name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    if name in ("concept_detectors", "drift_tests") and len(set(values)) != len(values):
+        raise MonitorConfigError(f"{name} lists a value twice", option=name, value=list(values))
+    for v in values:
+        if v not in allowed:
+            raise MonitorConfigError(
+                f"{name}: unknown value {v!r}; choose from {', '.join(allowed)}",
+                option=name,
+                value=v,
+            )
+
+
+__all__ = [
+    "CONCEPT_DETECTORS",
+    "DRIFT_TESTS",
+    "PERFORMANCE_METRICS",
+    "STREAM_DETECTORS",
+    "MonitorConfig",
+]

@@ -1,0 +1,118 @@
+"""`driftline produce`, `tail` and `models route|promote` against a real broker and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.kafka_admin import create_topics
+from tests.conftest import Endpoints
+from tests.integration.workerkit import Deployment, agrawal_events, collect, send
+
+
+@pytest.fixture
+def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
+    dep = Deployment(services, unique, tmp_path)
+    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
+    return dep
+
+
+def _cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=dep.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deployment) -> None:
+    dep = deployment
+    events = agrawal_events(30, prefix="file")
+    jsonl = dep.root / "events.jsonl"
+    jsonl.write_bytes(b"\n".join(orjson.dumps({**e, "label": i % 2}) for i, e in enumerate(events)))
+    done = _cli(dep, "produce", "--file", str(jsonl), "--labels", "--label-delay", "0.5",
+                "--count", "30")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "sent 30 events" in done.stdout and "30 labels" in done.stdout
+
+    table = dep.root / "rows.csv"
+    with table.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*events[0]["features"], "y"])
+        writer.writeheader()
+        for e in events[:10]:
+            writer.writerow({**e["features"], "y": 1})
+    done = _cli(dep, "produce", "--file", str(table), "--label-column", "y", "--labels",
+                "--prefix", "csv")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    sent = asyncio.run(collect(dep.services.kafka, dep.topics["events"], 40, timeout_s=30))
+    assert len(sent) == 40
+    replayed = {e["event_id"]: e for e in sent}
+    assert replayed["file-3"]["features"] == events[3]["features"]
+    assert "label" not in replayed["file-3"], "the label is not part of the event"
+    assert replayed["csv-0"]["features"]["salary"] == pytest.approx(events[0]["features"]["salary"])
+    labels = asyncio.run(collect(dep.services.kafka, dep.topics["labels"], 40, timeout_s=30))
+    by_id = {lab["event_id"]: lab["label"] for lab in labels}
+    assert len(by_id) == 40
+    assert by_id["file-3"] == 1 and by_id["csv-9"] == 1
+
+
+def test_tail_prints_the_messages_of_a_topic(deployment: Deployment) -> None:
+    dep = deployment
+    asyncio.run(send(dep.services.kafka, dep.topics["labels"],
+                     [{"event_id": f"t{i}", "label": 1} for i in range(5)]))  # fmt: skip
+    done = _cli(dep, "tail", dep.topics["labels"], "--count", "5", "--json", "--from-beginning")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert sorted(orjson.loads(line)["event_id"] for line in lines) == [f"t{i}" for i in range(5)]
+
+
+def test_route_and_promote_commands_reach_a_running_worker(deployment: Deployment) -> None:
+    dep = deployment
+    v1, v2 = dep.add_version("logreg", seed=1), dep.add_version("logreg", seed=4)
+    dep.registry.promote(dep.model, v1)
+    # Worker re-reads on its own only every 30 s here: what it applies sooner came as an update.
+    dep.env["DRIFTLINE_RELOAD_INTERVAL_S"] = "30"
+    refused = _cli(dep, "models", "route", dep.model, "--shadow")
+    assert refused.returncode == 2
+    assert "needs a challenger" in refused.stderr
+    events = agrawal_events(600, prefix="rt", entities=100)
+    with dep.worker() as worker:
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:200]))
+        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 200, timeout_s=60,
+                            settle_s=0, worker=worker))  # fmt: skip
+        assert (
+            _cli(dep, "models", "promote", dep.model, v2, "--alias", "challenger").returncode == 0
+        )
+        routed = _cli(dep, "models", "route", dep.model, "--shadow")
+        assert routed.returncode == 0, routed.stderr
+        assert "announced" in routed.stderr and "not announced" not in routed.stderr
+        asyncio.run(asyncio.sleep(3))
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[200:400]))
+        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 600, timeout_s=60,
+                            settle_s=0, worker=worker))  # fmt: skip
+        promoted = _cli(dep, "models", "promote", dep.model, v2)
+        assert promoted.returncode == 0, promoted.stderr
+        assert _cli(dep, "models", "route", dep.model, "--off").returncode == 0
+        asyncio.run(asyncio.sleep(3))
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[400:]))
+        preds = asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 800,
+                                    timeout_s=60, worker=worker))  # fmt: skip
+    seen = {(p["event_id"][:2], int(p["event_id"][3:]) // 200, p["variant"], p["version"])
+            for p in preds}  # fmt: skip
+    assert {(v, ver) for _, part, v, ver in seen if part == 0} == {("champion", v1)}
+    assert {(v, ver) for _, part, v, ver in seen if part == 1} == {
+        ("champion", v1),
+        ("shadow", v2),
+    }, dep.log()
+    assert {(v, ver) for _, part, v, ver in seen if part == 2} == {("champion", v2)}
+    assert len(preds) == 800
