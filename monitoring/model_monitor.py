@@ -1,0 +1,439 @@
+"""Every monitor of one model, fed with micro-batches; state snapshotted as JSON.
+
+:class:`ModelMonitor` routes a scored batch to the feature monitor of its variant (data drift,
+data quality; the champion only unless ``drift_all_variants``) and to the score monitor of its
+``(version, variant)`` (prediction drift), and a labelled batch to the label monitor of its
+``(version, variant)`` (metrics, concept drift, performance, fairness). It remembers the
+findings it raised: counts and the last finding per kind, and the *active* conditions behind
+:meth:`ModelMonitor.health` — a windowed check stays active until a later window passes, a
+change-detector finding for one window of events (``window`` scored events, or
+``rolling_window`` labels for concept drift).
+
+Snapshot format (``schema_version`` 1), a JSON object::
+
+    schema_version   1
+    model, version   the card's name and version; feature names (checked on restore)
+    features         {"numeric": [...], "categorical": [...]}
+    config           the MonitorConfig as a dict (informational)
+    events, batches, labels           counters
+    groups           sensitive group names, in code order
+    feature_state    {variant: {rows, windows, numeric: {rows, missing, out_of_range,
+                      psi_counts, ks_hist (sparse: [[bin...], [count...]] per feature)},
+                      categorical: {feature: {rows, counts}},
+                      detectors: {feature: detector}}}
+    score_state      {"version/variant": {rows, windows, window: <as numeric>, detector}}
+    label_state      {"version/variant": {labels, counts: {confusion [tn, fp, fn, tp],
+                      loss_sum, hist_bins, hist}, groups: [[rows], [selected], [positives],
+                      [true positives]], rolling: {y, y_pred, p, codes} oldest first,
+                      concept: {name: detector}}}
+    findings         {counts: {kind: n}, last: {kind: finding}, active: {key: {finding,
+                      until, clock}}}
+
+A ``detector`` is ``{kind, params, updates, detections, replay}``: River detectors are rebuilt
+by replaying ``replay`` (the inputs since their last reset, capped) into a fresh detector;
+see :mod:`monitoring.detectors`. Windows and metrics are counts and restore exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.card import ModelCard
+from models.data import assign_groups
+from monitoring.config import MonitorConfig
+from monitoring.drift import Check, FeatureMonitor, ScoreMonitor
+from monitoring.errors import BatchError, MonitoringError, SnapshotError
+from monitoring.findings import FINDING_KINDS, Finding
+from monitoring.labels import LabelMonitor
+
+SNAPSHOT_SCHEMA_VERSION = 1
+
+
+class ModelMonitor:
+    """Drift, quality, metrics and fairness monitors of one model, built from its card.
+
+    Parameters
+    ----------
+    card : ModelCard
+        The champion's card: features, reference profiles, holdout metrics, sensitive spec.
+    config : MonitorConfig or None
+        Settings; defaults when None.
+
+    Examples
+    --------
+    >>> from models.data import synthetic
+    >>> from models.workflow import TrainOptions, train
+    >>> res = train(synthetic("sea", rows=3000, seed=1), TrainOptions(name="sea", folds=3))
+    >>> mon = ModelMonitor(res.card, MonitorConfig(window=1000))
+    >>> live = synthetic("sea", rows=4000, seed=2)
+    >>> scores = res.pipeline.predict_proba(live.matrix())[:, 1]
+    >>> x = live.numeric.copy()
+    >>> x[2000:, 0] += 4.0  # feature x0 shifts after 2,000 events
+    >>> found = []
+    >>> for s in range(0, 4000, 250):
+    ...     num = {n: x[s : s + 250, j] for j, n in enumerate(live.numeric_names)}
+    ...     found += mon.observe_batch(num, {}, scores[s : s + 250], "draft", "champion")
+    >>> sorted({(f.kind, f.feature) for f in found if f.kind == "data_drift"})
+    [('data_drift', 'x0')]
+    >>> mon.health()["status"]
+    'alerting'
+    """
+
+    def __init__(self, card: ModelCard, config: MonitorConfig | None = None) -> None:
+        self.card = card
+        self.config = config or MonitorConfig()
+        self._cards: dict[str, ModelCard] = {card.version: card}
+        self.numeric = [f.name for f in card.features if f.kind == "numeric"]
+        self.categorical = [f.name for f in card.features if f.kind == "categorical"]
+        self._features: dict[str, FeatureMonitor] = {}
+        self._scores: dict[str, ScoreMonitor] = {}
+        self._labels: dict[str, LabelMonitor] = {}
+        spec = card.sensitive
+        self._groups: list[str] = [] if spec is None else list(spec.groups or spec.labels)
+        self._group_index = {g: i for i, g in enumerate(self._groups)}
+        self.events = self.batches = self.labels = 0
+        self._counts = dict.fromkeys(FINDING_KINDS, 0)
+        self._last: dict[str, dict[str, Any]] = {}
+        self._active: dict[str, dict[str, Any]] = {}
+        self._scope_events: dict[str, int] = {}
+
+    def add_card(self, card: ModelCard) -> None:
+        """Register the card of another version (a challenger) for its score and metric references.
+
+        Versions without a registered card are compared with the champion's card.
+
+        Raises
+        ------
+        MonitoringError
+            The card is for another model or another feature schema.
+        """
+        if card.name != self.card.name or [f.name for f in card.features] != [
+            f.name for f in self.card.features
+        ]:
+            raise MonitoringError(
+                f"card {card.name}@{card.version} does not match model {self.card.name}'s features"
+            )
+        self._cards[card.version] = card
+
+    def _card(self, version: str) -> ModelCard:
+        return self._cards.get(version, self.card)
+
+    # ------------------------------------------------------------------ scored events
+    def observe_batch(
+        self,
+        numeric: Mapping[str, NDArray[np.float64]],
+        categorical: Mapping[str, NDArray[np.object_]],
+        scores: NDArray[np.floating],
+        version: str,
+        variant: str,
+    ) -> list[Finding]:
+        """Feed one scored micro-batch; return the findings it raised.
+
+        Parameters
+        ----------
+        numeric : mapping of str to ndarray of float64
+            Feature name to values (NaN = missing). A card feature absent here is all missing.
+        categorical : mapping of str to ndarray of object
+            Feature name to values (``None`` or ``""`` = missing).
+        scores : ndarray of float
+            Positive-class probability of each event.
+        version, variant : str
+            Which model answered (variant ``champion``, ``challenger``, ``shadow``, ``canary``).
+
+        Raises
+        ------
+        BatchError
+            Arrays of different lengths.
+        """
+        p = np.asarray(scores, dtype=np.float64).reshape(-1)
+        n = p.shape[0]
+        scope = f"{version}/{variant}"
+        details = {"version": version, "variant": variant}
+        emit = variant == self.config.champion_variant or self.config.drift_all_variants
+        self.events += n
+        self.batches += 1
+        self._scope_events[scope] = self._scope_events.get(scope, 0) + n
+        findings: list[Finding] = []
+        if emit:
+            fm = self._features.get(variant)
+            if fm is None:
+                fm = self._features[variant] = FeatureMonitor(self.card, self.config)
+            matrix, cats = self._columns(numeric, categorical, n, details)
+            findings += self._record(variant, fm.observe(matrix, cats, details), "events")
+        sm = self._scores.get(scope)
+        if sm is None:
+            sm = self._scores[scope] = ScoreMonitor(
+                self._card(version).reference.score, self.config
+            )
+        checks = sm.observe(p, details)
+        if emit:
+            findings += self._record(scope, checks, "events")
+        self._expire()
+        return findings
+
+    def _columns(
+        self,
+        numeric: Mapping[str, NDArray[np.float64]],
+        categorical: Mapping[str, NDArray[np.object_]],
+        n: int,
+        details: Mapping[str, str],
+    ) -> tuple[NDArray[np.float64], list[NDArray[np.object_]]]:
+        matrix = np.empty((n, len(self.numeric)), dtype=np.float64, order="F")
+        for j, name in enumerate(self.numeric):
+            col = numeric.get(name)
+            if col is None:
+                matrix[:, j] = np.nan
+                continue
+            if len(col) != n:
+                raise BatchError(
+                    f"feature {name!r} has {len(col)} values for {n} scores", **details
+                )
+            matrix[:, j] = col
+        cats: list[NDArray[np.object_]] = []
+        for name in self.categorical:
+            ccol = categorical.get(name)
+            if ccol is None:
+                ccol = np.full(n, None, dtype=object)
+            elif len(ccol) != n:
+                raise BatchError(
+                    f"feature {name!r} has {len(ccol)} values for {n} scores", **details
+                )
+            cats.append(np.asarray(ccol, dtype=object))
+        return matrix, cats
+
+    # ------------------------------------------------------------------ labelled events
+    def observe_labels(
+        self,
+        y_true: NDArray[np.int64],
+        y_pred: NDArray[np.int64],
+        scores: NDArray[np.floating],
+        groups: NDArray[np.object_] | None,
+        version: str,
+        variant: str,
+    ) -> list[Finding]:
+        """Feed one batch of joined (label, prediction) pairs; return the findings raised.
+
+        Parameters
+        ----------
+        y_true, y_pred : ndarray of int
+            True and predicted 0/1 labels.
+        scores : ndarray of float
+            Positive-class probabilities of the predictions.
+        groups : ndarray of object or None
+            Sensitive group of each event (see :meth:`groups_of`); ``""``/None = unknown.
+        version, variant : str
+            Which model answered.
+
+        Raises
+        ------
+        BatchError
+            Arrays of different lengths, or labels other than 0/1.
+        """
+        y = np.asarray(y_true, dtype=np.int64).reshape(-1)
+        yp = np.asarray(y_pred, dtype=np.int64).reshape(-1)
+        p = np.asarray(scores, dtype=np.float64).reshape(-1)
+        details = {"version": version, "variant": variant}
+        if not y.shape == yp.shape == p.shape or (groups is not None and len(groups) != y.size):
+            raise BatchError("y_true, y_pred, scores and groups differ in length", **details)
+        if y.size == 0:
+            return []
+        if ((y != 0) & (y != 1)).any() or ((yp != 0) & (yp != 1)).any():
+            raise BatchError("labels must be 0 or 1", **details)
+        codes = self._codes(groups, y.size)
+        scope = f"{version}/{variant}"
+        lm = self._labels.get(scope)
+        if lm is None:
+            lm = self._labels[scope] = LabelMonitor(self._card(version), self.config)
+        self.labels += int(y.size)
+        checks = lm.observe(y, yp, p, codes, self._groups, details)
+        findings = self._record(scope, checks, "labels")
+        self._expire()
+        return findings
+
+    def _codes(self, groups: NDArray[np.object_] | None, n: int) -> NDArray[np.int64]:
+        if groups is None or self.card.sensitive is None:
+            return np.full(n, -1, dtype=np.int64)
+        index = self._group_index
+        out = np.empty(n, dtype=np.int64)
+        for i, g in enumerate(groups.tolist()):
+            if g is None or g == "":
+                out[i] = -1
+                continue
+            code = index.get(g)
+            if code is None:
+                code = index[str(g)] = len(self._groups)
+                self._groups.append(str(g))
+            out[i] = code
+        return out
+
+    def groups_of(
+        self,
+        numeric: Mapping[str, NDArray[np.float64]],
+        categorical: Mapping[str, NDArray[np.object_]],
+    ) -> NDArray[np.object_] | None:
+        """Sensitive group of each row from the card's spec (``""`` when unknown).
+
+        The sensitive column may be a feature or an extra column of the mappings. When it is
+        absent every row's group is ``""`` (fairness then has nothing to measure). None when
+        the card has no sensitive attribute.
+        """
+        spec = self.card.sensitive
+        if spec is None:
+            return None
+        values: NDArray[Any] | None = None
+        if spec.column in numeric:
+            values = np.asarray(numeric[spec.column])
+        elif spec.column in categorical:
+            values = np.asarray(categorical[spec.column], dtype=object)
+        if values is None:
+            n = next((len(v) for v in (*numeric.values(), *categorical.values())), 0)
+            return np.full(n, "", dtype=object)
+        if spec.kind == "bands" and values.dtype == object:
+            values = np.array([np.nan if v is None else v for v in values.tolist()], dtype=float)
+        return assign_groups(spec, values)
+
+    # ------------------------------------------------------------------ findings and health
+    def _record(self, scope: str, checks: list[Check], clock: str) -> list[Finding]:
+        out: list[Finding] = []
+        now = self.events if clock == "events" else self.labels
+        span = self.config.window if clock == "events" else self.config.rolling_window
+        for key, finding, periodic in checks:
+            akey = f"{scope}|{key}"
+            if finding is None:
+                self._active.pop(akey, None)
+                continue
+            doc = finding.to_dict()
+            self._counts[finding.kind] += 1
+            self._last[finding.kind] = doc
+            self._active[akey] = {
+                "finding": doc,
+                "until": None if periodic else now + span,
+                "clock": clock,
+            }
+            out.append(finding)
+        return out
+
+    def _expire(self) -> None:
+        clocks = {"events": self.events, "labels": self.labels}
+        stale = [
+            k
+            for k, a in self._active.items()
+            if a["until"] is not None and clocks[a["clock"]] >= a["until"]
+        ]
+        for k in stale:
+            del self._active[k]
+
+    def metrics(self) -> dict[str, Any]:
+        """Per ``"<version>/<variant>"``: cumulative, rolling and group metrics and labels."""
+        return {scope: lm.metrics(self._groups) for scope, lm in sorted(self._labels.items())}
+
+    def health(self) -> dict[str, Any]:
+        """Status (``ok``, ``degraded`` when only data quality is failing, ``alerting``),
+        active findings, last finding per kind, counts and metrics."""
+        active = [a["finding"] for _, a in sorted(self._active.items())]
+        kinds = {f["kind"] for f in active}
+        status = "alerting" if kinds - {"data_quality"} else ("degraded" if kinds else "ok")
+        return {
+            "model": self.card.name,
+            "version": self.card.version,
+            "status": status,
+            "events": self.events,
+            "batches": self.batches,
+            "labels": self.labels,
+            "scopes": dict(sorted(self._scope_events.items())),
+            "active": active,
+            "last": dict(sorted(self._last.items())),
+            "counts": dict(self._counts),
+            "metrics": self.metrics(),
+        }
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state of every monitor (format in the module docstring)."""
+        return {
+            "schema_version": SNAPSHOT_SCHEMA_VERSION,
+            "model": self.card.name,
+            "version": self.card.version,
+            "features": {"numeric": list(self.numeric), "categorical": list(self.categorical)},
+            "config": self.config.to_dict(),
+            "events": self.events,
+            "batches": self.batches,
+            "labels": self.labels,
+            "scopes": dict(self._scope_events),
+            "groups": list(self._groups),
+            "feature_state": {v: m.snapshot() for v, m in self._features.items()},
+            "score_state": {s: m.snapshot() for s, m in self._scores.items()},
+            "label_state": {s: m.snapshot() for s, m in self._labels.items()},
+            "findings": {
+                "counts": dict(self._counts),
+                "last": dict(self._last),
+                "active": {k: dict(v) for k, v in self._active.items()},
+            },
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (of this model, possibly from another process).
+
+        Raises
+        ------
+        SnapshotError
+            Another schema version, model or feature schema, a histogram resolution that
+            changed, or a malformed snapshot. The monitor is left unchanged.
+        """
+        found = state.get("schema_version") if isinstance(state, Mapping) else None
+        if found != SNAPSHOT_SCHEMA_VERSION:
+            raise SnapshotError(
+                f"snapshot schema_version {found!r} is not {SNAPSHOT_SCHEMA_VERSION}", found=found
+            )
+        if state.get("model") != self.card.name:
+            raise SnapshotError(
+                f"snapshot is of model {state.get('model')!r}, not {self.card.name!r}",
+                found=state.get("model"),
+            )
+        feats = {"numeric": self.numeric, "categorical": self.categorical}
+        if state.get("features") != feats:
+            raise SnapshotError("snapshot has another feature schema", found=state.get("features"))
+        saved_bins = (state.get("config") or {}).get("ks_bins", self.config.ks_bins)
+        if saved_bins != self.config.ks_bins:
+            raise SnapshotError(
+                f"snapshot KS histograms have {saved_bins} bins, config has {self.config.ks_bins}",
+                found=saved_bins,
+            )
+        fresh = ModelMonitor(self.card, self.config)
+        fresh._cards = self._cards
+        try:
+            fresh._load(state)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise SnapshotError(f"malformed monitor snapshot: {exc!r}") from exc
+        self.__dict__.update(fresh.__dict__)
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        self.events, self.batches = int(state["events"]), int(state["batches"])
+        self.labels = int(state["labels"])
+        self._scope_events = {str(k): int(v) for k, v in state["scopes"].items()}
+        self._groups = [str(g) for g in state["groups"]]
+        self._group_index = {g: i for i, g in enumerate(self._groups)}
+        for variant, fs in state["feature_state"].items():
+            fm = self._features[variant] = FeatureMonitor(self.card, self.config)
+            fm.restore(fs)
+        for scope, ss in state["score_state"].items():
+            version = scope.rsplit("/", 1)[0]
+            sm = ScoreMonitor(self._card(version).reference.score, self.config)
+            sm.restore(ss)
+            self._scores[scope] = sm
+        for scope, ls in state["label_state"].items():
+            version = scope.rsplit("/", 1)[0]
+            lm = LabelMonitor(self._card(version), self.config)
+            lm.restore(ls)
+            self._labels[scope] = lm
+        found = state["findings"]
+        self._counts = {k: int(found["counts"].get(k, 0)) for k in FINDING_KINDS}
+        self._last = {str(k): dict(v) for k, v in found["last"].items()}
+        self._active = {str(k): dict(v) for k, v in found["active"].items()}
+
+
+__all__ = ["SNAPSHOT_SCHEMA_VERSION", "ModelMonitor"]
