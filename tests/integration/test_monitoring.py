@@ -1,0 +1,137 @@
+"""Monitoring inside a real worker: drift alerts, label join, metrics, state across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from streams.kafka_admin import create_topics
+from streams.messages import Alert
+from tests.conftest import Endpoints
+from tests.integration.workerkit import Deployment, agrawal_events, collect, send
+
+
+@pytest.fixture
+def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
+    dep = Deployment(services, unique, tmp_path)
+    dep.env.update(
+        DRIFTLINE_MONITOR=orjson.dumps({"window": 1000, "min_labels": 100}).decode(),
+        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
+        DRIFTLINE_WORKER_ID=f"w-{unique}",
+    )
+    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
+    dep.registry.promote(dep.model, dep.add_version("gbdt", seed=1))
+    return dep
+
+
+def _health(client: redis.Redis, dep: Deployment) -> dict[str, Any]:
+    raw = client.hget(f"driftline:model:{dep.model}:health", f"w-{dep.unique}")
+    return orjson.loads(raw) if raw else {}
+
+
+def _wait(predicate: Any, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    return predicate()
+
+
+def _alerts(client: redis.Redis, model: str) -> list[dict[str, Any]]:
+    out = []
+    for _, fields in client.xrange("driftline:alerts"):
+        alert = orjson.loads(fields[b"alert"])
+        if alert["model"] == model:
+            out.append(alert)
+    return out
+
+
+def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment) -> None:
+    dep = deployment
+    client = redis.Redis.from_url(dep.services.redis)
+    channel = client.pubsub()
+    channel.subscribe("driftline:alerts")
+    normal = agrawal_events(3000, prefix="n", seed=11)
+    drifted = agrawal_events(5000, prefix="d", seed=12)
+    for e in drifted:
+        e["features"]["salary"] = e["features"]["salary"] * 3 + 100_000.0
+    with dep.worker() as worker:
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], normal + drifted))
+        preds = asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 8000,
+                                    timeout_s=120, worker=worker))  # fmt: skip
+        assert len(preds) == 8000, dep.log()
+        alerts = _wait(lambda: [a for a in _alerts(client, dep.model)
+                                if a["kind"] == "data_drift"], 20)  # fmt: skip
+        health = _wait(lambda: _health(client, dep).get("status") == "alerting"
+                       and _health(client, dep), 10)  # fmt: skip
+    assert alerts, dep.log()
+    for a in alerts:
+        Alert.model_validate(a)
+    salary = [a for a in alerts if a["feature"] == "salary"]
+    assert len(salary) == 1, "one drift is one alert, however many windows see it"
+    assert salary[0]["statistic"] >= 0 and salary[0]["threshold"] > 0
+    assert salary[0]["version"] == preds[0]["version"]
+    assert {a["feature"] for a in alerts} <= {"salary", "commission", None}, alerts
+    published = []
+    while (msg := channel.get_message(timeout=1)) is not None:
+        if msg["type"] == "message":
+            published.append(orjson.loads(msg["data"]))
+    assert {a["alert_id"] for a in published if a["model"] == dep.model} >= {salary[0]["alert_id"]}
+    final = _alerts(client, dep.model)  # the worker has stopped: nothing more comes
+    on_topic = asyncio.run(
+        collect(dep.services.kafka, dep.topics["alerts"], len(final), timeout_s=20)
+    )
+    assert {a["alert_id"] for a in on_topic} == {a["alert_id"] for a in final}
+    print("\nalerts:", sorted((a["kind"], a["feature"], a["detector"]) for a in final))
+    assert health["status"] == "alerting"
+    assert health["events"] >= 8000
+    channel.close()
+    client.close()
+
+
+def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deployment) -> None:
+    dep = deployment
+    client = redis.Redis.from_url(dep.services.redis)
+    events = agrawal_events(2400, prefix="j", seed=21)
+    from models.data import synthetic
+
+    truth = synthetic("agrawal", rows=2400, seed=21).y.tolist()
+    labels = [{"event_id": e["event_id"], "label": y} for e, y in zip(events, truth, strict=True)]
+    with dep.worker("first") as worker:
+        # a third of the labels come before their events
+        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:400]))
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1200]))
+        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 1200, timeout_s=90,
+                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[400:1200]))
+        first = _wait(
+            lambda: _health(client, dep).get("labels", 0) >= 1200 and _health(client, dep), 30
+        )
+    assert first, dep.log("first")
+    scope = next(iter(first["metrics"].values()))
+    assert scope["labels"] == 1200
+    assert scope["cumulative"]["accuracy"] > 0.8
+    assert first["join"]["joined"] == 1200
+    assert client.exists(f"driftline:model:{dep.model}:state:w-{dep.unique}")
+
+    with dep.worker("second") as worker:
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1200:]))
+        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 2400, timeout_s=90,
+                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[1200:]))
+        second = _wait(
+            lambda: _health(client, dep).get("labels", 0) >= 2400 and _health(client, dep), 30
+        )
+    assert second, dep.log("second")
+    assert second["resumed"] is True
+    assert next(iter(second["metrics"].values()))["labels"] == 2400, "metrics continue, not reset"
+    assert second["events"] >= 2400
+    client.close()
