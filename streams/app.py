@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, cast
+from collections.abc import AsyncIterator
+from typing import cast
 
 import faust
 import orjson
@@ -25,10 +25,10 @@ from monitoring.errors import MonitoringError
 from streams.errors import ConfigError
 from streams.kafka_admin import client_options
 from streams.messages import card_event_model
-from streams.monitor_agents import add_monitoring, observe_safely
+from streams.monitor_agents import add_monitoring, alert_sender, delivery, observe_safely
 from streams.monitor_runtime import MonitorRuntime
 from streams.routing import load_routing
-from streams.scoring import BatchScorer, Encoded, ModelSet, RawRecord
+from streams.scoring import BatchScorer, ModelSet, RawRecord
 from streams.settings import Settings
 
 log = logging.getLogger("driftline.worker")
@@ -148,15 +148,9 @@ def create_app(
     predictions, dlq = settings.topic_predictions, settings.topic_dlq
     wait_s = settings.batch_wait_ms / 1000.0
 
-    async def deliver(topic: str, messages: list[Encoded]) -> list[Awaitable[Any]]:
-        producer = app.producer
-        return [await producer.send(topic, k, v, None, None, None) for k, v in messages]
-
-    async def send_alerts(alerts: list[bytes]) -> None:
-        key = runtime.model.encode()
-        await asyncio.gather(*await deliver(settings.topic_alerts, [(key, a) for a in alerts]))
-
+    deliver = delivery(app)
     if redis_url is not None:
+        send_alerts = alert_sender(deliver, settings.topic_alerts, runtime.model)
         runtime.monitor = MonitorRuntime(
             settings, runtime.model, runtime.cards()[0], redis_url, send_alerts
         )
@@ -220,7 +214,14 @@ def create_app(
 
     app.task(follow_updates)
     if runtime.monitor is not None:
-        add_monitoring(app, settings, runtime.monitor, runtime.scorer, deliver)
+        add_monitoring(
+            app,
+            settings,
+            runtime.monitor,
+            runtime.scorer,
+            deliver,
+            labels=settings.monitor_labels_in_worker,
+        )
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
@@ -10,14 +11,35 @@ import faust
 from faust.streams import Stream
 from pydantic import ValidationError
 
+from models.card import ModelCard
 from streams.messages import Label
-from streams.monitor_runtime import MonitorRuntime
+from streams.monitor_runtime import MonitorRuntime, SendAlerts
 from streams.scoring import BatchResult, BatchScorer, Encoded, RawRecord
 from streams.settings import Settings
 
 log = logging.getLogger("driftline.monitor")
 
 Deliver = Callable[[str, list[Encoded]], Awaitable[list[Awaitable[Any]]]]
+
+
+def delivery(app: faust.App) -> Deliver:
+    """Return ``deliver(topic, messages)``: send through the app's producer, return the acks."""
+
+    async def deliver(topic: str, messages: list[Encoded]) -> list[Awaitable[Any]]:
+        producer = app.producer
+        return [await producer.send(topic, k, v, None, None, None) for k, v in messages]
+
+    return deliver
+
+
+def alert_sender(deliver: Deliver, topic: str, model: str) -> SendAlerts:
+    """Return a coroutine function that produces alerts to ``topic`` and awaits the acks."""
+    key = model.encode()
+
+    async def send(alerts: list[bytes]) -> None:
+        await asyncio.gather(*await deliver(topic, [(key, a) for a in alerts]))
+
+    return send
 
 
 async def observe_safely(monitor: MonitorRuntime, result: BatchResult) -> None:
@@ -36,8 +58,29 @@ def add_monitoring(
     monitor: MonitorRuntime,
     scorer: BatchScorer,
     deliver: Deliver,
+    *,
+    labels: bool = True,
 ) -> None:
-    """Register the labels agent and the snapshot timer on ``app``."""
+    """Register the snapshot timer, and the labels agent unless ``labels`` is False."""
+
+    async def snapshot() -> None:
+        try:
+            await monitor.tick(force=True)
+        except Exception:
+            log.exception("monitoring snapshot failed")
+
+    app.timer(interval=settings.snapshot_interval_s)(snapshot)
+    if labels:
+        _add_labels_agent(app, settings, monitor, scorer, deliver)
+
+
+def _add_labels_agent(
+    app: faust.App,
+    settings: Settings,
+    monitor: MonitorRuntime,
+    scorer: BatchScorer,
+    deliver: Deliver,
+) -> None:
     labels = app.topic(settings.topic_labels, key_type=bytes, value_type=bytes,
                        partitions=settings.topic_partitions)  # fmt: skip
 
@@ -72,13 +115,34 @@ def add_monitoring(
                 monitor.degraded = "monitor error (see log)"
             yield None
 
-    async def snapshot() -> None:
-        try:
-            await monitor.tick(force=True)
-        except Exception:
-            log.exception("monitoring snapshot failed")
 
-    app.timer(interval=settings.snapshot_interval_s)(snapshot)
+def create_monitor_app(
+    settings: Settings, bootstrap: str, model: str, cards: list[ModelCard], redis_url: str
+) -> tuple[faust.App, MonitorRuntime]:
+    """A process of its own for the label side of monitoring (``driftline monitor``).
+
+    Workers then run with ``monitor_labels_in_worker=false``: they still feed the drift monitors
+    with what they score and store predictions for the join; this process joins the labels.
+    """
+    app = faust.App(
+        f"driftline-monitor-{model}",
+        broker=f"kafka://{bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        store="memory://",
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        producer_linger_ms=settings.producer_linger_ms,
+    )
+    deliver = delivery(app)
+    own = settings.model_copy(update={"worker_id": f"{settings.worker_id}:labels"})
+    monitor = MonitorRuntime(own, model, cards[0], redis_url,
+                             alert_sender(deliver, settings.topic_alerts, model))  # fmt: skip
+    for card in cards[1:]:
+        monitor.add_card(card)
+    add_monitoring(app, own, monitor, BatchScorer(model), deliver)
+    return app, monitor
 
 
-__all__ = ["add_monitoring", "observe_safely"]
+__all__ = ["add_monitoring", "alert_sender", "create_monitor_app", "delivery", "observe_safely"]

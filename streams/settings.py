@@ -87,6 +87,10 @@ class Settings(BaseSettings):
 
     # Monitoring.
     monitoring: bool = Field(default=True, description="Run the monitors inside the worker.")
+    monitor_labels_in_worker: bool = Field(
+        default=True,
+        description="Join labels in the worker; false when `driftline monitor` runs apart.",
+    )
     monitor: dict[str, Any] = Field(
         default_factory=dict,
         description='Detector settings (JSON), e.g. {"psi_threshold": 0.25, "window": 2000}.',

@@ -58,6 +58,31 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    import faust
+
+    from models.registry import Registry
+    from streams.monitor_agents import create_monitor_app
+
+    settings = load_settings(model=args.model, monitoring=True)
+    if not settings.model:
+        raise ConfigError(f"which model? pass --model NAME or set {env_name('model')}")
+    registry = Registry(settings.registry)
+    aliases = registry.aliases(settings.model)
+    if "champion" not in aliases:
+        raise ConfigError(f"model {settings.model!r} has no champion in {registry.root}")
+    cards = [
+        registry.card(f"{settings.model}@{a}") for a in ("champion", "challenger") if a in aliases
+    ]
+    services = LocalServices(settings)
+    bootstrap = services.kafka_bootstrap()
+    ensure_topics(settings, bootstrap)
+    app, _ = create_monitor_app(settings, bootstrap, settings.model, cards, services.redis_url())
+    print(f"monitor for {settings.model} on {bootstrap}", file=sys.stderr)
+    faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+    return 0
+
+
 def _monitor_redis(settings: Settings) -> str | None:
     if not settings.monitoring:
         return None
@@ -161,6 +186,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w = sub.add_parser("worker", help="score events from Kafka with a model's champion")
     w.add_argument("--model", default=None, help=f"model name (env {env_name('model')})")
     w.set_defaults(func=_worker)
+
+    m = sub.add_parser(
+        "monitor", help="join labels and watch a model in a process of its own (optional)"
+    )
+    m.add_argument("--model", default=None, help=f"model name (env {env_name('model')})")
+    m.set_defaults(func=_monitor)
 
     p = sub.add_parser("produce", help="send synthetic or replayed events (and labels) to Kafka")
     p.add_argument(

@@ -135,3 +135,28 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
     assert next(iter(second["metrics"].values()))["labels"] == 2400, "metrics continue, not reset"
     assert second["events"] >= 2400
     client.close()
+
+
+def test_labels_can_be_joined_by_a_monitor_process_of_its_own(deployment: Deployment) -> None:
+    dep = deployment
+    dep.env["DRIFTLINE_MONITOR_LABELS_IN_WORKER"] = "false"
+    client = redis.Redis.from_url(dep.services.redis)
+    events = agrawal_events(600, prefix="s", seed=31)
+    labels = [{"event_id": e["event_id"], "label": i % 2} for i, e in enumerate(events)]
+    field = f"w-{dep.unique}:labels"
+
+    def labels_seen() -> int:
+        raw = client.hget(f"driftline:model:{dep.model}:health", field)
+        return int(orjson.loads(raw)["labels"]) if raw else 0
+
+    with dep.worker() as worker, dep.worker("monitor", command="monitor") as monitor:
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
+        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 600, timeout_s=90,
+                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
+        seen = _wait(lambda: labels_seen() >= 600, 40)
+        assert monitor.poll() is None, dep.log("monitor")
+    assert seen, dep.log("monitor")
+    assert labels_seen() == 600
+    assert _health(client, dep).get("labels", 0) == 0, "the worker left the labels alone"
+    client.close()

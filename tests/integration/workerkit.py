@@ -66,11 +66,13 @@ class Deployment:
         return self.registry.register(result.payload, result.card).version
 
     @contextmanager
-    def worker(self, name: str = "worker") -> Iterator[subprocess.Popen[bytes]]:
-        """Run ``driftline worker`` in a subprocess for the duration of the block."""
+    def worker(
+        self, name: str = "worker", command: str = "worker"
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """Run ``driftline worker`` (or another command) in a subprocess during the block."""
         log = (self.root / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "streams.cli", command],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

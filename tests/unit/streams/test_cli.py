@@ -6,7 +6,17 @@ import pytest
 
 from streams.cli import build_parser, main
 
-COMMANDS = {"services", "config", "train", "models", "worker", "produce", "tail", "schema"}
+COMMANDS = {
+    "services",
+    "config",
+    "train",
+    "models",
+    "worker",
+    "monitor",
+    "produce",
+    "tail",
+    "schema",
+}
 
 
 def test_every_command_is_listed_with_a_description(capsys: pytest.CaptureFixture[str]) -> None:
