@@ -22,6 +22,8 @@ from models.errors import (
     ConfigError,
     DataError,
     ExportError,
+    GateInputError,
+    HistoryError,
     IntegrityError,
     InvalidInputError,
     ModelError,
@@ -30,6 +32,8 @@ from models.errors import (
     RegistryError,
     UnknownFeatureError,
 )
+from models.gates import GateConfig, GateReport, GateResult, run_gates
+from models.history import History
 from models.registry import LoadedModel, Registry
 from models.scorer import FixedScorer, OnnxScorer, Scorer
 from models.workflow import TrainOptions, TrainResult, train
@@ -40,6 +44,12 @@ __all__ = [
     "Dataset",
     "ExportError",
     "FixedScorer",
+    "GateConfig",
+    "GateInputError",
+    "GateReport",
+    "GateResult",
+    "History",
+    "HistoryError",
     "IntegrityError",
     "InvalidInputError",
     "LoadedModel",
@@ -55,6 +65,7 @@ __all__ = [
     "TrainResult",
     "UnknownFeatureError",
     "load_csv",
+    "run_gates",
     "synthetic",
     "train",
 ]

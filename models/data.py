@@ -8,6 +8,7 @@ same numbers. Missing values are NaN (numeric) and ``""`` (categorical).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river.datasets import synth
 
-from models.card import FeatureSpec, SensitiveSpec
+from models.card import FeatureSpec, ModelCard, SensitiveSpec
 from models.errors import ConfigError, DataError
 
 DatasetKind = Literal["agrawal", "sea", "hyperplane"]
@@ -225,7 +226,9 @@ def as_float32_exact(values: NDArray[np.float64]) -> NDArray[np.float64]:
     return values.astype(np.float32).astype(np.float64)
 
 
-def synthetic(kind: str, *, rows: int = 2000, seed: int = 42, features: int = 10) -> Dataset:
+def synthetic(
+    kind: str, *, rows: int = 2000, seed: int = 42, features: int = 10, concept: int | None = None
+) -> Dataset:
     """Draw ``rows`` rows from one of River's synthetic generators.
 
     Parameters
@@ -240,6 +243,9 @@ def synthetic(kind: str, *, rows: int = 2000, seed: int = 42, features: int = 10
         Generator seed; the same seed gives the same rows.
     features : int
         Number of features of ``hyperplane`` (2 to 100); the other datasets ignore it.
+    concept : int or None
+        Agrawal's classification function (0 to 9; default 5). Switching it mid-stream is
+        a concept drift: same features, another rule for the label.
 
     Returns
     -------
@@ -260,7 +266,14 @@ def synthetic(kind: str, *, rows: int = 2000, seed: int = 42, features: int = 10
         raise ConfigError(f"--rows must be at least 50, got {rows}", option="rows", value=rows)
     gen: object
     if kind == "agrawal":
-        gen = synth.Agrawal(classification_function=AGRAWAL_FUNCTION, seed=seed)
+        function = AGRAWAL_FUNCTION if concept is None else concept
+        if not 0 <= function <= 9:
+            raise ConfigError(
+                f"--concept must be between 0 and 9, got {function}",
+                option="concept",
+                value=function,
+            )
+        gen = synth.Agrawal(classification_function=function, seed=seed)
     elif kind == "sea":
         gen = synth.SEA(variant=0, seed=seed)
     else:
@@ -299,6 +312,57 @@ def synthetic(kind: str, *, rows: int = 2000, seed: int = 42, features: int = 10
     return check_dataset(ds)
 
 
+def dataset_from_rows(
+    card: ModelCard, rows: Sequence[Mapping[str, object]], labels: Sequence[int], source: str
+) -> Dataset:
+    """A dataset in ``card``'s feature schema from raw event rows and 0/1 labels.
+
+    ``None`` is a missing value; the sensitive groups follow the card's spec.
+
+    Raises
+    ------
+    DataError
+        Fewer rows than labels, a feature absent from a row, or a label other than 0/1.
+    """
+    if len(rows) != len(labels):
+        raise DataError(f"{len(rows)} rows but {len(labels)} labels", source=source)
+    num_names = tuple(f.name for f in card.features if f.kind == "numeric")
+    cat_names = tuple(f.name for f in card.features if f.kind == "categorical")
+    try:
+        numeric = np.array([[r[n] for n in num_names] for r in rows], dtype=np.float64)
+        categorical = np.array(
+            [["" if r[n] is None else str(r[n]) for n in cat_names] for r in rows], dtype=object
+        )
+    except KeyError as exc:
+        raise DataError(f"a row lacks feature {exc}", source=source) from None
+    y = np.asarray(labels, dtype=np.int64)
+    if not np.isin(y, (0, 1)).all():
+        raise DataError("labels must be 0 or 1", source=source)
+    n = len(rows)
+    numeric = numeric.reshape(n, len(num_names))
+    categorical = categorical.reshape(n, len(cat_names))
+    groups = None
+    if card.sensitive is not None:
+        spec = card.sensitive
+        if spec.kind == "bands" and spec.column in num_names:
+            groups = assign_groups(spec, numeric[:, num_names.index(spec.column)])
+        else:
+            raw = np.array([r.get(spec.column) for r in rows], dtype=object)
+            groups = assign_groups(spec, raw)
+    return Dataset(
+        source=source,
+        numeric_names=num_names,
+        categorical_names=cat_names,
+        numeric=as_float32_exact(numeric),
+        categorical=categorical,
+        y=y,
+        classes=(card.classes[0], card.classes[1]),
+        target=card.target,
+        sensitive=card.sensitive,
+        groups=groups,
+    )
+
+
 __all__ = [
     "AGE_BANDS",
     "DATASETS",
@@ -308,5 +372,6 @@ __all__ = [
     "as_float32_exact",
     "assign_groups",
     "check_dataset",
+    "dataset_from_rows",
     "synthetic",
 ]

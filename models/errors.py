@@ -151,10 +151,49 @@ class InvalidInputError(ModelError):
         super().__init__(f"row {first}: {self.row_errors[first]}{suffix}")
 
 
+class GateInputError(ModelError):
+    """The inputs of the promotion gates are unusable (not a failing gate: a wrong call).
+
+    Parameters
+    ----------
+    message : str
+        One-line description of the problem.
+    gate : str or None
+        The gate that could not run, when one is concerned.
+    version : str or None
+        The model version concerned (candidate or champion).
+    """
+
+    def __init__(
+        self, message: str, *, gate: str | None = None, version: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.gate = gate
+        self.version = version
+
+
+class HistoryError(ModelError):
+    """The history file of a model cannot be written or read, or a record is invalid.
+
+    Parameters
+    ----------
+    message : str
+        One-line description of the problem.
+    model : str or None
+        The model name concerned.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+
+
 __all__ = [
     "ConfigError",
     "DataError",
     "ExportError",
+    "GateInputError",
+    "HistoryError",
     "IntegrityError",
     "InvalidInputError",
     "ModelError",

@@ -13,12 +13,15 @@ Nothing here imports Faust, Kafka or Redis clients; functions take and return pl
 from __future__ import annotations
 
 from monitoring.alerts import AlertPolicy
+from monitoring.challenger import OnlineChallenger
 from monitoring.config import MonitorConfig
 from monitoring.detectors import ChangeDetector
 from monitoring.errors import BatchError, MonitorConfigError, MonitoringError, SnapshotError
 from monitoring.findings import FINDING_KINDS, Finding
 from monitoring.join import LabelJoin
 from monitoring.model_monitor import SNAPSHOT_SCHEMA_VERSION, ModelMonitor
+from monitoring.retrain_policy import RetrainPolicy, RetrainRequestDecision
+from monitoring.sequential import PairedMSPRT
 from monitoring.state import (
     AlertSink,
     DriftMonitor,
@@ -45,6 +48,10 @@ __all__ = [
     "MonitorConfig",
     "MonitorConfigError",
     "MonitoringError",
+    "OnlineChallenger",
+    "PairedMSPRT",
+    "RetrainPolicy",
+    "RetrainRequestDecision",
     "SnapshotError",
     "StateStore",
     "load_state",

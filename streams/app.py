@@ -25,7 +25,7 @@ from monitoring.errors import MonitoringError
 from streams.errors import ConfigError
 from streams.kafka_admin import client_options
 from streams.messages import card_event_model
-from streams.monitor_agents import add_monitoring, alert_sender, delivery, observe_safely
+from streams.monitor_agents import add_monitoring, delivery, observe_safely, sender
 from streams.monitor_runtime import MonitorRuntime
 from streams.routing import load_routing
 from streams.scoring import BatchScorer, ModelSet, RawRecord
@@ -150,9 +150,8 @@ def create_app(
 
     deliver = delivery(app)
     if redis_url is not None:
-        send_alerts = alert_sender(deliver, settings.topic_alerts, runtime.model)
         runtime.monitor = MonitorRuntime(
-            settings, runtime.model, runtime.cards()[0], redis_url, send_alerts
+            settings, runtime.model, runtime.cards()[0], redis_url, sender(deliver, runtime.model)
         )
         for card in runtime.cards()[1:]:
             runtime.monitor.add_card(card)

@@ -21,6 +21,8 @@ from models.card import FairnessSnapshot, ModelCard
 from models.csvio import load_csv
 from models.data import DATASETS, Dataset, synthetic
 from models.errors import ConfigError, ModelError
+from models.gates import GateConfig, run_gates
+from models.history import History
 from models.registry import ALIASES, Registry
 from models.training import ESTIMATORS
 from models.workflow import MITIGATIONS, TrainOptions, train
@@ -247,6 +249,72 @@ def rollback_command(args: argparse.Namespace) -> int:
 
 
 @_guard
+def history_command(args: argparse.Namespace) -> int:
+    """Every request, gate result, stage change, test, promotion, rejection and rollback."""
+    registry = _registry(args)
+    registry.resolve(args.name)
+    entries = History(registry.root).read(args.name, limit=args.limit)
+    if args.json:
+        _print_json(entries)
+        return 0
+    table = Table(title=f"history of {args.name}")
+    for column in ("at", "kind", "version", "what"):
+        table.add_column(column)
+    for e in entries:
+        what = e.get("reason") or e.get("stage") or e.get("decision") or ""
+        if e["kind"] == "gates":
+            what = "passed" if e.get("passed") else "failed"
+        table.add_row(str(e.get("at", "")), e["kind"], str(e.get("version") or ""), str(what))
+    _stdout().print(table)
+    return 0
+
+
+@_guard
+def validate_command(args: argparse.Namespace) -> int:
+    """Run the promotion gates offline; exit 1 naming the failed gate."""
+    registry = _registry(args)
+    candidate = registry.load(f"{args.name}@{args.version}")
+    champion = None
+    if args.against:
+        ref = registry.load(f"{args.name}@{args.against}")
+        if ref.card.version != candidate.card.version:
+            champion = (ref.card, ref.payload)
+    card = candidate.card
+    if args.data is not None:
+        holdout = load_csv(
+            args.data,
+            target=card.target,
+            sensitive=card.sensitive.column
+            if card.sensitive and card.sensitive.kind == "column"
+            else None,
+            features=[f.name for f in card.features],
+        )
+    elif card.data.source in DATASETS:
+        holdout = synthetic(
+            card.data.source,
+            rows=2000,
+            seed=card.data.seed + 1,
+            features=sum(f.kind == "numeric" for f in card.features),
+        )
+    else:
+        raise ConfigError(
+            f"{args.name}@{args.version} was trained on {card.data.source}: pass --data CSV",
+            option="data",
+            value=None,
+        )
+    config = GateConfig(**load_settings().gates)
+    report = run_gates(card, candidate.payload, champion, holdout, config)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        for gate in report.results:
+            mark = "pass" if gate.passed else "FAIL"
+            print(f"{mark}  {gate.name:<18} {gate.detail}")
+        print(report.summary())
+    return 0 if report.passed else 1
+
+
+@_guard
 def route_command(args: argparse.Namespace) -> int:
     """Set how traffic is split between the champion and the challenger."""
     registry = _registry(args)
@@ -404,6 +472,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _registry_option(rollback)
     rollback.set_defaults(func=rollback_command)
+    history = msub.add_parser("history", help="what happened to a model, and why")
+    history.add_argument("name", metavar="NAME")
+    history.add_argument("--limit", type=int, default=None, help="only the last N entries")
+    history.add_argument("--json", action="store_true", help="print as JSON")
+    _registry_option(history)
+    history.set_defaults(func=history_command)
+    validate = msub.add_parser(
+        "validate", help="run the promotion gates offline (exit 1 naming the failed gate)"
+    )
+    validate.add_argument("name", metavar="NAME")
+    validate.add_argument("version", metavar="VERSION")
+    validate.add_argument(
+        "--against",
+        default="champion",
+        metavar="ALIAS|VERSION",
+        help="compare with this version (default champion; '' for none)",
+    )
+    validate.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="labelled data to gate on (default: fresh rows of the synthetic dataset it was "
+        "trained on)",
+    )
+    validate.add_argument("--json", action="store_true", help="print the gate report as JSON")
+    _registry_option(validate)
+    validate.set_defaults(func=validate_command)
     route = msub.add_parser(
         "route", help="split traffic: shadow, canary P %% (sticky per entity) or off"
     )
@@ -421,6 +517,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 __all__ = [
     "DEFAULT_REGISTRY",
     "REGISTRY_ENV",
+    "history_command",
     "list_command",
     "promote_command",
     "register",
@@ -428,4 +525,5 @@ __all__ = [
     "route_command",
     "show_command",
     "train_command",
+    "validate_command",
 ]

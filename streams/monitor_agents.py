@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from models.card import ModelCard
 from streams.messages import Label
-from streams.monitor_runtime import MonitorRuntime, SendAlerts
+from streams.monitor_runtime import MonitorRuntime, Send
 from streams.scoring import BatchResult, BatchScorer, Encoded, RawRecord
 from streams.settings import Settings
 
@@ -32,12 +32,12 @@ def delivery(app: faust.App) -> Deliver:
     return deliver
 
 
-def alert_sender(deliver: Deliver, topic: str, model: str) -> SendAlerts:
-    """Return a coroutine function that produces alerts to ``topic`` and awaits the acks."""
+def sender(deliver: Deliver, model: str) -> Send:
+    """Return ``send(topic, payloads)``: produce keyed by the model and await the acks."""
     key = model.encode()
 
-    async def send(alerts: list[bytes]) -> None:
-        await asyncio.gather(*await deliver(topic, [(key, a) for a in alerts]))
+    async def send(topic: str, payloads: list[bytes]) -> None:
+        await asyncio.gather(*await deliver(topic, [(key, p) for p in payloads]))
 
     return send
 
@@ -81,8 +81,12 @@ def _add_labels_agent(
     scorer: BatchScorer,
     deliver: Deliver,
 ) -> None:
-    labels = app.topic(settings.topic_labels, key_type=bytes, value_type=bytes,
-                       partitions=settings.topic_partitions)  # fmt: skip
+    labels = app.topic(
+        settings.topic_labels,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
 
     @app.agent(labels, name=f"labels-{monitor.model}")
     async def on_labels(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -137,12 +141,11 @@ def create_monitor_app(
     )
     deliver = delivery(app)
     own = settings.model_copy(update={"worker_id": f"{settings.worker_id}:labels"})
-    monitor = MonitorRuntime(own, model, cards[0], redis_url,
-                             alert_sender(deliver, settings.topic_alerts, model))  # fmt: skip
+    monitor = MonitorRuntime(own, model, cards[0], redis_url, sender(deliver, model))
     for card in cards[1:]:
         monitor.add_card(card)
     add_monitoring(app, own, monitor, BatchScorer(model), deliver)
     return app, monitor
 
 
-__all__ = ["add_monitoring", "alert_sender", "create_monitor_app", "delivery", "observe_safely"]
+__all__ = ["add_monitoring", "create_monitor_app", "delivery", "observe_safely", "sender"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -30,10 +30,12 @@ from redis.exceptions import RedisError
 
 from models.card import ModelCard
 from monitoring.alerts import AlertPolicy
+from monitoring.challenger import OnlineChallenger
 from monitoring.config import MonitorConfig
 from monitoring.findings import Finding
 from monitoring.model_monitor import ModelMonitor
-from streams.messages import SCHEMA_VERSION
+from monitoring.retrain_policy import RetrainPolicy
+from streams.messages import SCHEMA_VERSION, RetrainRequest
 from streams.redis_join import RedisLabelJoin
 from streams.scoring import Scored
 from streams.settings import Settings
@@ -56,7 +58,17 @@ end
 return out
 """
 
-SendAlerts = Callable[[list[bytes]], Awaitable[None]]
+Send = Callable[[str, list[bytes]], Awaitable[None]]
+
+
+def window_key(model: str) -> str:
+    """The Redis stream of the most recent labelled events of ``model`` (training window)."""
+    return f"driftline:model:{model}:window"
+
+
+def pairs_prefix(model: str) -> str:
+    """Prefix of the lists of paired (champion, shadow) correctness, one per shadow version."""
+    return f"driftline:model:{model}:paired"
 
 
 def encode_alert(model: str, finding: Finding, now: float) -> dict[str, Any]:
@@ -86,22 +98,34 @@ class MonitorRuntime:
         model: str,
         card: ModelCard,
         redis_url: str,
-        send_alerts: SendAlerts,
+        send: Send,
     ) -> None:
         self.settings = settings
         self.model = model
         self.config = MonitorConfig.from_mapping(settings.monitor)
         self.monitor = ModelMonitor(card, self.config)
         self.policy = AlertPolicy(settings.alert_cooldown_s)
+        self.retrain = RetrainPolicy(**settings.retrain_policy)
+        self.challenger = (
+            OnlineChallenger(card, kind=settings.challenger_kind)
+            if settings.challenger_kind != "off"
+            else None
+        )
+        # (online challenger correct, champion correct) on the same labelled events
+        self._online_pairs: deque[tuple[bool, bool]] = deque(maxlen=20_000)
+        self.champion_version = card.version
+        self.retrain_requests = 0
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
         self.redis = aioredis.Redis.from_url(
             redis_url, password=password, socket_timeout=2.0, socket_connect_timeout=2.0
         )
         self.join = RedisLabelJoin(self.redis, model, settings.join_ttl_s, settings.join_max_items)
         self._emit = self.redis.register_script(_EMIT)
-        self.send_alerts = send_alerts
+        self.send = send
         self.state_key = f"driftline:model:{model}:state:{settings.worker_id}"
         self.health_key = f"driftline:model:{model}:health"
+        self.window_key = window_key(model)
+        self.pairs_prefix = pairs_prefix(model)
         self.degraded: str | None = None
         self.alerts_sent = 0
         self.restored = False
@@ -135,6 +159,9 @@ class MonitorRuntime:
             state = orjson.loads(raw)
             self.monitor.restore(state["monitor"])
             self.policy.restore(state["policy"])
+            self.retrain.restore(state.get("retrain", {}))
+            if self.challenger is not None and state.get("challenger"):
+                self.challenger.restore(state["challenger"])
             self.restored = True
             log.info("monitoring resumed from %s", self.state_key)
 
@@ -152,23 +179,31 @@ class MonitorRuntime:
         """Feed the monitors with what a batch was scored on; keep it for the label join."""
         await self.start()
         findings: list[Finding] = []
-        pending: dict[str, list[Any]] = defaultdict(list)
+        pending: dict[str, dict[str, Any]] = {}
         for part in scored:
+            if part.variant == "champion":
+                self.champion_version = part.version
             numeric, categorical = self._vectors(part.features)
             findings += self.monitor.observe_batch(
                 numeric, categorical, part.scores, part.version, part.variant
             )
             groups = self.monitor.groups_of(numeric, categorical)
             glist = groups.tolist() if groups is not None else [None] * len(part.event_ids)
-            for eid, label, score, group in zip(
-                part.event_ids, part.labels.tolist(), part.scores.tolist(), glist, strict=True
+            for eid, feats, label, score, group in zip(
+                part.event_ids,
+                part.features,
+                part.labels.tolist(),
+                part.scores.tolist(),
+                glist,
+                strict=True,
             ):
-                pending[eid].append([part.version, part.variant, label, score, group])
+                entry = pending.setdefault(eid, {"f": feats, "p": []})
+                entry["p"].append([part.version, part.variant, label, score, group])
         joined = await self._guarded(
             "join", self.join.add_predictions(list(pending.items()), time.time())
         )
         if joined:
-            findings += self._observe_joined(joined)
+            findings += await self._observe_joined(joined)
         await self._alert(findings)
 
     async def on_labels(self, labels: Sequence[tuple[str, Any]]) -> None:
@@ -176,17 +211,33 @@ class MonitorRuntime:
         await self.start()
         joined = await self._guarded("join", self.join.add_labels(list(labels), time.time()))
         if joined:
-            await self._alert(self._observe_joined(joined))
+            await self._alert(await self._observe_joined(joined))
 
-    def _observe_joined(self, joined: Sequence[tuple[str, Any, Any]]) -> list[Finding]:
+    async def _observe_joined(self, joined: Sequence[tuple[str, Any, Any]]) -> list[Finding]:
+        """Label monitors, training window and paired shadow outcomes of joined events."""
         classes = list(self.monitor.card.classes)
         by_scope: dict[tuple[str, str], list[tuple[int, int, float, Any]]] = defaultdict(list)
-        for _, predictions, label in joined:
+        window: list[bytes] = []
+        paired: dict[str, list[str]] = defaultdict(list)
+        learn_rows: list[dict[str, Any]] = []
+        learn_y: list[int] = []
+        champion_ok: list[bool] = []
+        for eid, payload, label in joined:
             y = classes.index(label) if isinstance(label, str) and label in classes else label
             if not isinstance(y, int) or y not in (0, 1):
                 continue  # a label the model cannot have predicted: not comparable
-            for version, variant, predicted, score, group in predictions:
+            window.append(orjson.dumps({"id": eid, "f": payload["f"], "y": y}))
+            correct: dict[str, tuple[str, bool]] = {}
+            for version, variant, predicted, score, group in payload["p"]:
                 by_scope[(version, variant)].append((y, predicted, score, group))
+                correct[variant] = (version, predicted == y)
+            if "champion" in correct:
+                learn_rows.append(payload["f"])
+                learn_y.append(y)
+                champion_ok.append(correct["champion"][1])
+            if "champion" in correct and "shadow" in correct:
+                version, shadow_ok = correct["shadow"]
+                paired[version].append(f"{int(correct['champion'][1])}{int(shadow_ok)}")
         findings: list[Finding] = []
         for (version, variant), rows in by_scope.items():
             y_true, y_pred, scores, groups = zip(*rows, strict=True)
@@ -199,7 +250,57 @@ class MonitorRuntime:
                 version,
                 variant,
             )
+        if self.challenger is not None and learn_rows:
+            # progressive validation: each row is predicted before the challenger learns it
+            challenger_ok = self.challenger.learn(learn_rows, learn_y)
+            self._online_pairs.extend(zip(challenger_ok.tolist(), champion_ok, strict=True))
+        await self._guarded("window", self._keep(window, paired))
         return findings
+
+    async def _consider_retraining(self, alerts: list[dict[str, Any]], now: float) -> None:
+        """Ask the retrainer for a new version when the policy says so."""
+        version = self.champion_version
+        paired = None
+        if self._online_pairs:
+            both = np.array(self._online_pairs, dtype=bool)
+            paired = (both[:, 0], both[:, 1])  # (challenger, champion), as the policy expects
+        decision = self.retrain.consider(
+            self.model,
+            version,
+            [a for a in alerts if a.get("version") in (version, "")],
+            now,
+            champion_metrics=self.monitor.metrics().get(f"{version}/champion"),
+            challenger_metrics=self.challenger.metrics() if self.challenger else None,
+            paired=paired,
+        )
+        if decision is None:
+            return
+        request = RetrainRequest(
+            request_id=uuid.uuid4().hex,
+            model=self.model,
+            version=version,
+            reason=decision.reason,
+            alert_ids=decision.alert_ids,
+            at=now,
+        )
+        log.warning("retrain request for %s@%s: %s", self.model, version, decision.reason)
+        self.retrain_requests += 1
+        await self.send(
+            self.settings.topic_retrain_requests, [orjson.dumps(request.model_dump(mode="json"))]
+        )
+
+    async def _keep(self, window: list[bytes], paired: dict[str, list[str]]) -> None:
+        """Append labelled events to the training window and shadow pairs, one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for row in window:
+            pipe.xadd(
+                self.window_key, {"row": row}, maxlen=self.settings.window_size, approximate=True
+            )
+        for version, pairs in paired.items():
+            key = f"{self.pairs_prefix}:{version}"
+            pipe.rpush(key, *pairs)
+            pipe.ltrim(key, -self.settings.max_paired, -1)
+        await pipe.execute()
 
     def _vectors(
         self, features: list[dict[str, Any]]
@@ -250,7 +351,9 @@ class MonitorRuntime:
         self.alerts_sent += len(emitted)
         for raw in emitted:
             log.warning("alert %s", raw.decode() if isinstance(raw, bytes) else raw)
-        await self.send_alerts([bytes(r) if isinstance(r, bytes) else r.encode() for r in emitted])
+        payloads = [bytes(r) if isinstance(r, bytes) else r.encode() for r in emitted]
+        await self.send(self.settings.topic_alerts, payloads)
+        await self._consider_retraining([orjson.loads(p) for p in payloads], now)
 
     # -- periodic -----------------------------------------------------------------------
     async def tick(self, force: bool = False) -> None:
@@ -263,9 +366,16 @@ class MonitorRuntime:
             return  # never overwrite a snapshot we could not read
         self._last_snapshot = now
         state = orjson.dumps(
-            {"monitor": self.monitor.snapshot(), "policy": self.policy.snapshot(), "at": now}
+            {
+                "monitor": self.monitor.snapshot(),
+                "policy": self.policy.snapshot(),
+                "retrain": self.retrain.snapshot(),
+                "challenger": self.challenger.snapshot() if self.challenger else None,
+                "at": now,
+            }
         )
         await self._guarded("snapshot", self.redis.set(self.state_key, state))
+        await self._consider_retraining([], now)
         await self._guarded("sweep", self.join.sweep(now))
         join_stats = await self._guarded("stats", self.join.stats())
         health = self.health()
@@ -282,10 +392,12 @@ class MonitorRuntime:
             worker=self.settings.worker_id,
             degraded=self.degraded,
             alerts_sent=self.alerts_sent,
+            retrain_requests=self.retrain_requests,
+            challenger=self.challenger.metrics() if self.challenger else None,
             resumed=self.restored,
             at=time.time(),
         )
         return out
 
 
-__all__ = ["ALERTS_KEY", "MonitorRuntime", "encode_alert"]
+__all__ = ["ALERTS_KEY", "MonitorRuntime", "encode_alert", "pairs_prefix", "window_key"]

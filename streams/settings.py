@@ -99,6 +99,36 @@ class Settings(BaseSettings):
     join_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a label may lag.")
     join_max_items: int = Field(default=1_000_000, ge=1)
     alert_cooldown_s: float = Field(default=300.0, ge=0)
+    window_size: int = Field(
+        default=20_000, ge=100, description="Labelled events kept in Redis for retraining."
+    )
+    # Closed loop.
+    retrain_policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description='When to ask for retraining (JSON), e.g. {"min_interval_s": 600}.',
+    )
+    gates: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Gates of a candidate (JSON), e.g. {"max_dp_gap": 0.2, "metric": "f1"}.',
+    )
+    sequential: dict[str, Any] = Field(
+        default_factory=dict, description='Shadow test settings (JSON), e.g. {"alpha": 0.05}.'
+    )
+    challenger_kind: Literal["logreg", "hoeffding", "off"] = Field(
+        default="logreg", description="The online challenger learning from every label."
+    )
+    retrain_min_rows: int = Field(default=500, ge=50)
+    retrain_holdout: float = Field(default=0.25, gt=0, lt=0.9)
+    watch_s: float = Field(
+        default=600.0, gt=0, description="Auto-rollback watch after a promotion."
+    )
+    rollback_margin: float = Field(default=0.05, ge=0)
+    rollback_min_labels: int = Field(default=300, ge=1)
+    stage_interval_s: float = Field(default=1.0, gt=0)
+    retrainer_in_worker: bool = Field(default=False, description="Run the retrainer in the worker.")
+    max_paired: int = Field(
+        default=100_000, ge=100, description="Shadow outcomes kept per version."
+    )
     alerts_stream_maxlen: int = Field(default=10_000, ge=10)
 
     def masked(self) -> dict[str, Any]:

@@ -83,6 +83,29 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrainer(args: argparse.Namespace) -> int:
+    import signal
+
+    from streams.retrainer import Retrainer
+
+    settings = load_settings()
+    services = LocalServices(settings)
+    bootstrap = services.kafka_bootstrap()
+    ensure_topics(settings, bootstrap)
+    retrainer = Retrainer(settings, bootstrap, services.redis_url())
+    print(f"retrainer on {bootstrap}, registry {settings.registry}", file=sys.stderr)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await retrainer.run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
 def _monitor_redis(settings: Settings) -> str | None:
     if not settings.monitoring:
         return None
@@ -192,6 +215,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     m.add_argument("--model", default=None, help=f"model name (env {env_name('model')})")
     m.set_defaults(func=_monitor)
+
+    r = sub.add_parser(
+        "retrainer", help="train, gate, shadow-test, promote and roll back on retrain requests"
+    )
+    r.set_defaults(func=_retrainer)
 
     p = sub.add_parser("produce", help="send synthetic or replayed events (and labels) to Kafka")
     p.add_argument(

@@ -1,0 +1,257 @@
+"""The closed loop on a real broker and Redis: drift → retrain → gates → shadow → promote,
+a refused candidate, an automatic rollback, and a retrainer killed mid-training."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from models.data import synthetic
+from models.history import History
+from models.workflow import TrainOptions, train
+from streams.kafka_admin import create_topics
+from streams.messages import RetrainRequest
+from streams.producer import dataset_events
+from tests.conftest import Endpoints
+from tests.integration.workerkit import Deployment, collect, send
+
+
+@pytest.fixture
+def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
+    dep = Deployment(services, unique, tmp_path)
+    dep.env.update(
+        DRIFTLINE_MONITOR=orjson.dumps({"window": 500, "min_labels": 100}).decode(),
+        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
+        DRIFTLINE_WORKER_ID=f"w-{unique}",
+        DRIFTLINE_WINDOW_SIZE="1500",
+        DRIFTLINE_RETRAIN_MIN_ROWS="600",
+        DRIFTLINE_RETRAIN_POLICY=orjson.dumps({"min_interval_s": 20}).decode(),
+        DRIFTLINE_SEQUENTIAL=orjson.dumps({"min_pairs": 200}).decode(),
+        DRIFTLINE_STAGE_INTERVAL_S="0.5",
+        DRIFTLINE_WATCH_S="60",
+        DRIFTLINE_ROLLBACK_MIN_LABELS="200",
+        # Agrawal's label rules depend on age: its gaps between age bands are in the data.
+        DRIFTLINE_GATES=orjson.dumps({"max_dp_gap": None, "max_eo_gap": None}).decode(),
+    )
+    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
+    return dep
+
+
+def _register(dep: Deployment, concept: int, seed: int, promote: bool = True) -> str:
+    ds = synthetic("agrawal", rows=3000, seed=seed, concept=concept)
+    result = train(ds, TrainOptions(name=dep.model, estimator="rf", folds=3, seed=seed))
+    version = dep.registry.register(result.payload, result.card).version
+    if promote:
+        dep.registry.promote(dep.model, version)
+    return version
+
+
+def _stream(n: int, *, concept: int, seed: int, prefix: str) -> tuple[list[dict], list[dict]]:
+    ds = synthetic("agrawal", rows=n, seed=seed, concept=concept)
+    pairs = list(dataset_events(ds, prefix=prefix, entities=500))
+    events = [e for e, _ in pairs]
+    labels = [{"event_id": e["event_id"], "label": y} for e, y in pairs]
+    return events, labels
+
+
+def _history(dep: Deployment) -> list[dict[str, Any]]:
+    return History(dep.registry.root).read(dep.model)
+
+
+def _kinds(dep: Deployment) -> list[str]:
+    return [h["kind"] for h in _history(dep)]
+
+
+def _wait(predicate: Any, timeout_s: float, step: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def _accuracy(preds: list[dict], truth: dict[str, int], ids: set[str]) -> float:
+    champion = {p["event_id"]: p["label"] for p in preds if p["variant"] == "champion"}
+    scored = [champion[i] == truth[i] for i in ids if i in champion]
+    return sum(scored) / len(scored)
+
+
+def _feed(dep: Deployment, events: list[dict], labels: list[dict]) -> None:
+    asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
+    asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
+
+
+def test_concept_drift_is_retrained_shadow_tested_and_promoted(deployment: Deployment) -> None:
+    dep = deployment
+    v1 = _register(dep, concept=5, seed=1)
+    truth: dict[str, int] = {}
+    sent: list[str] = []
+    started = time.monotonic()
+    with dep.worker() as worker, dep.worker("retrainer", command="retrainer"):
+        pre_e, pre_l = _stream(2000, concept=5, seed=2, prefix="pre")
+        _feed(dep, pre_e, pre_l)
+        drift_at = time.monotonic()
+        promoted_at = None
+        post_ids: set[str] = set()
+        for chunk in range(16):
+            ev, lab = _stream(500, concept=2, seed=100 + chunk, prefix=f"post{chunk}")
+            _feed(dep, ev, lab)
+            truth.update({x["event_id"]: x["label"] for x in pre_l + lab})
+            post_ids |= {e["event_id"] for e in ev}
+            sent += [e["event_id"] for e in ev]
+            time.sleep(1.0)
+            if dep.registry.aliases(dep.model)["champion"].version != v1:
+                promoted_at = time.monotonic()
+                break
+        assert promoted_at is not None, f"{_kinds(dep)}\n{dep.log('retrainer')}"
+        after_e, after_l = _stream(2000, concept=2, seed=999, prefix="after")
+        _feed(dep, after_e, after_l)
+        truth.update({x["event_id"]: x["label"] for x in after_l})
+        total = len(pre_e) + len(sent) + len(after_e)
+        preds = asyncio.run(
+            collect(
+                dep.services.kafka, dep.topics["predictions"], total, timeout_s=120, worker=worker
+            )
+        )
+    champion_ids = {p["event_id"] for p in preds if p["variant"] == "champion"}
+    expected = {e["event_id"] for e in pre_e + after_e} | set(sent)
+    assert expected <= champion_ids, "no event unscored during the switch"
+    kinds = _kinds(dep)
+    for step in ("request", "gates", "stage", "test", "promote"):
+        assert step in kinds, kinds
+    assert kinds.index("request") < kinds.index("gates") < kinds.index("promote")
+    before = _accuracy(preds, truth, {e["event_id"] for e in pre_e})
+    during = _accuracy(preds, truth, post_ids)
+    after = _accuracy(preds, truth, {e["event_id"] for e in after_e})
+    print(
+        f"\naccuracy before drift {before:.3f}, after drift {during:.3f}, after promotion "
+        f"{after:.3f}; drift to promotion {promoted_at - drift_at:.1f}s "
+        f"(whole test {time.monotonic() - started:.0f}s)"
+    )
+    assert during < before - 0.05, "the stream really drifted"
+    assert after >= before - 0.03
+
+
+def test_a_candidate_failing_a_gate_is_refused_and_named(deployment: Deployment) -> None:
+    dep = deployment
+    dep.env["DRIFTLINE_GATES"] = orjson.dumps({"max_dp_gap": 0.0001}).decode()
+    v1 = _register(dep, concept=5, seed=1)
+    with dep.worker() as worker, dep.worker("retrainer", command="retrainer") as retrainer:
+        ev, lab = _stream(1200, concept=5, seed=3, prefix="g")
+        _feed(dep, ev, lab)
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                1200,
+                timeout_s=60,
+                settle_s=0,
+                worker=worker,
+            )
+        )
+        assert _wait(lambda: _window_len(dep) >= 1200, 30)
+        request = RetrainRequest(
+            request_id="forced-1", model=dep.model, version=v1, reason="test: forced"
+        )
+        asyncio.run(
+            send(dep.services.kafka, dep.topics["retrain"], [request.model_dump(mode="json")])
+        )
+        rejected = _wait(lambda: [h for h in _history(dep) if h["kind"] == "reject"], 90)
+        assert retrainer.poll() is None
+    assert rejected, f"{_kinds(dep)}\n{dep.log('retrainer')}"
+    assert "fairness" in rejected[0]["reason"]
+    assert dep.registry.aliases(dep.model)["champion"].version == v1
+    assert "challenger" not in dep.registry.aliases(dep.model)
+    updates = asyncio.run(collect(dep.services.kafka, dep.topics["updates"], 1, timeout_s=10))
+    assert any(u["action"] == "reject" and "fairness" in u["reason"] for u in updates)
+
+
+def _window_len(dep: Deployment) -> int:
+    import redis
+
+    client = redis.Redis.from_url(dep.services.redis)
+    try:
+        return int(client.xlen(f"driftline:model:{dep.model}:window"))
+    finally:
+        client.close()
+
+
+def test_a_promoted_version_that_performs_worse_is_rolled_back(deployment: Deployment) -> None:
+    dep = deployment
+    good = _register(dep, concept=5, seed=1)
+    bad = _register(dep, concept=2, seed=4, promote=False)  # another concept: poor on live data
+    with dep.worker() as worker, dep.worker("retrainer", command="retrainer"):
+        ev, lab = _stream(1500, concept=5, seed=5, prefix="a")
+        _feed(dep, ev, lab)
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                1500,
+                timeout_s=60,
+                settle_s=0,
+                worker=worker,
+            )
+        )
+        time.sleep(3)  # the good champion's live accuracy reaches Redis
+        dep.registry.promote(dep.model, bad)
+        assert _wait(lambda: "stage" in _kinds(dep), 20), dep.log("retrainer")
+        for chunk in range(8):
+            ev, lab = _stream(400, concept=5, seed=50 + chunk, prefix=f"b{chunk}")
+            _feed(dep, ev, lab)
+            if _wait(lambda: "rollback" in _kinds(dep), 3):
+                break
+    rollback = [h for h in _history(dep) if h["kind"] == "rollback"]
+    assert rollback, f"{_kinds(dep)}\n{dep.log('retrainer')}"
+    assert rollback[0]["restored"] == good
+    assert dep.registry.aliases(dep.model)["champion"].version == good
+
+
+def test_a_retrainer_killed_mid_training_retries_the_request(deployment: Deployment) -> None:
+    dep = deployment
+    v1 = _register(dep, concept=5, seed=1)
+    dep.env["DRIFTLINE_WINDOW_SIZE"] = "5000"
+    with dep.worker() as worker:
+        ev, lab = _stream(4000, concept=5, seed=6, prefix="k")
+        _feed(dep, ev, lab)
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                4000,
+                timeout_s=90,
+                settle_s=0,
+                worker=worker,
+            )
+        )
+        assert _wait(lambda: _window_len(dep) >= 4000, 30)
+        request = RetrainRequest(
+            request_id="crash-1", model=dep.model, version=v1, reason="test: crash"
+        )
+        with dep.worker("retrainer-1", command="retrainer") as first:
+            asyncio.run(
+                send(dep.services.kafka, dep.topics["retrain"], [request.model_dump(mode="json")])
+            )
+            assert _wait(lambda: "request" in _kinds(dep), 60, step=0.05), dep.log("retrainer-1")
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        assert "gates" not in _kinds(dep), "killed before the gates"
+        with dep.worker("retrainer-2", command="retrainer"):
+            done = _wait(
+                lambda: [
+                    h
+                    for h in _history(dep)
+                    if h["kind"] == "gates" and h.get("request_id") == "crash-1"
+                ],
+                120,
+            )
+    assert done, f"{_kinds(dep)}\n{dep.log('retrainer-2')}"
+    requests = [h for h in _history(dep) if h["kind"] == "request"]
+    assert [r["request_id"] for r in requests] == ["crash-1", "crash-1"], "retried, not lost"
