@@ -97,6 +97,8 @@ class Retrainer:
         entries: list[Any] = await self.redis.xrange(window_key(model)) or []
         rows = [orjson.loads(fields[b"row"]) for _, fields in entries]
         if len(rows) < self.settings.retrain_min_rows:
+            # Kept, and handled by `step` as soon as the window is large enough.
+            await self.redis.set(self._deferred_key(model), request.model_dump_json())
             await self.record(
                 model,
                 "deferred",
@@ -181,6 +183,25 @@ class Retrainer:
     def _stage_key(self, model: str) -> str:
         return f"driftline:model:{model}:stage"
 
+    def _deferred_key(self, model: str) -> str:
+        return f"driftline:model:{model}:deferred"
+
+    async def _retry_deferred(self, model: str) -> None:
+        raw = await self.redis.get(self._deferred_key(model))
+        if not raw:
+            return
+        if await self.redis.xlen(window_key(model)) < self.settings.retrain_min_rows:
+            return
+        await self.redis.delete(self._deferred_key(model))
+        request = RetrainRequest.model_validate_json(raw)
+        await self.record(
+            model,
+            "retry",
+            request_id=request.request_id,
+            reason="the training window is large enough now",
+        )
+        await self.handle(request)
+
     async def stage(self, model: str) -> dict[str, Any]:
         """The stage a model is in (empty when none)."""
         raw = await self.redis.get(self._stage_key(model))
@@ -198,6 +219,7 @@ class Retrainer:
         aliases = self.registry.aliases(model)
         champion = aliases["champion"].version if "champion" in aliases else None
         if not stage:
+            await self._retry_deferred(model)
             seen_key = f"driftline:model:{model}:champion_seen"
             raw = await self.redis.get(seen_key)
             seen = raw.decode() if isinstance(raw, bytes) else raw

@@ -26,7 +26,7 @@ from tests.integration.workerkit import Deployment, collect, send
 def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
     dep = Deployment(services, unique, tmp_path)
     dep.env.update(
-        DRIFTLINE_MONITOR=orjson.dumps({"window": 500, "min_labels": 100}).decode(),
+        DRIFTLINE_MONITOR=orjson.dumps({"window": 500, "min_labels": 300}).decode(),
         DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
         DRIFTLINE_WORKER_ID=f"w-{unique}",
         DRIFTLINE_WINDOW_SIZE="1500",
@@ -100,10 +100,11 @@ def test_concept_drift_is_retrained_shadow_tested_and_promoted(deployment: Deplo
         drift_at = time.monotonic()
         promoted_at = None
         post_ids: set[str] = set()
-        for chunk in range(16):
+        truth.update({x["event_id"]: x["label"] for x in pre_l})
+        for chunk in range(60):  # about 500 labelled events a second, for up to two minutes
             ev, lab = _stream(500, concept=2, seed=100 + chunk, prefix=f"post{chunk}")
             _feed(dep, ev, lab)
-            truth.update({x["event_id"]: x["label"] for x in pre_l + lab})
+            truth.update({x["event_id"]: x["label"] for x in lab})
             post_ids |= {e["event_id"] for e in ev}
             sent += [e["event_id"] for e in ev]
             time.sleep(1.0)
