@@ -86,6 +86,16 @@ class Retrainer:
             version=request.version,
         )
         stage = await self.stage(model)
+        if stage.get("phase") == "watch":
+            # A fresh champion that does worse is rolled back first; retrain after that.
+            await self.redis.set(self._deferred_key(model), request.model_dump_json())
+            await self.record(
+                model,
+                "deferred",
+                request_id=request.request_id,
+                reason=f"watching {stage['version']} after its promotion",
+            )
+            return "deferred"
         if stage.get("phase") == "shadow":
             await self.record(
                 model,
