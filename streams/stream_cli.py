@@ -50,6 +50,15 @@ def _worker(args: argparse.Namespace) -> int:
     ensure_topics(settings, bootstrap)
     runtime = WorkerRuntime(settings, settings.model, Registry(settings.registry))
     app = create_app(settings, bootstrap, runtime, redis_url=_monitor_redis(settings))
+    if settings.retrainer_in_worker:
+        from streams.retrainer import Retrainer
+
+        retrainer = Retrainer(settings, bootstrap, LocalServices(settings).redis_url())
+
+        async def run_retrainer() -> None:
+            await retrainer.run(asyncio.Event())  # runs until the worker stops
+
+        app.task(run_retrainer)
     print(
         f"worker for {settings.model}: {runtime.current.describe()} on {bootstrap}", file=sys.stderr
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +141,17 @@ def test_concept_drift_is_retrained_shadow_tested_and_promoted(deployment: Deplo
     assert after >= before - 0.03
 
 
-def test_a_candidate_failing_a_gate_is_refused_and_named(deployment: Deployment) -> None:
+@pytest.mark.parametrize("where", ["retrainer", "in-worker"])
+def test_a_candidate_failing_a_gate_is_refused_and_named(
+    deployment: Deployment, where: str
+) -> None:
     dep = deployment
     dep.env["DRIFTLINE_GATES"] = orjson.dumps({"max_dp_gap": 0.0001}).decode()
     v1 = _register(dep, concept=5, seed=1)
-    with dep.worker() as worker, dep.worker("retrainer", command="retrainer") as retrainer:
+    if where == "in-worker":
+        dep.env["DRIFTLINE_RETRAINER_IN_WORKER"] = "true"
+    apart = dep.worker("retrainer", command="retrainer") if where == "retrainer" else nullcontext()
+    with dep.worker() as worker, apart:
         ev, lab = _stream(1200, concept=5, seed=3, prefix="g")
         _feed(dep, ev, lab)
         asyncio.run(
@@ -165,7 +172,7 @@ def test_a_candidate_failing_a_gate_is_refused_and_named(deployment: Deployment)
             send(dep.services.kafka, dep.topics["retrain"], [request.model_dump(mode="json")])
         )
         rejected = _wait(lambda: [h for h in _history(dep) if h["kind"] == "reject"], 90)
-        assert retrainer.poll() is None
+        assert worker.poll() is None
     assert rejected, f"{_kinds(dep)}\n{dep.log('retrainer')}"
     assert "fairness" in rejected[0]["reason"]
     assert dep.registry.aliases(dep.model)["champion"].version == v1

@@ -207,3 +207,56 @@ def test_every_registry_option_names_its_env_var(capsys: pytest.CaptureFixture[s
         help_text = " ".join(capsys.readouterr().out.split())
         assert "--registry DIR" in help_text
         assert "env DRIFTLINE_REGISTRY" in help_text
+
+
+def test_validate_runs_the_gates_and_names_a_failed_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = ["--registry", str(tmp_path)]
+    for seed in ("1", "2"):
+        assert (
+            _run(
+                [
+                    "train",
+                    "--dataset",
+                    "agrawal",
+                    "--name",
+                    "a",
+                    "--seed",
+                    seed,
+                    "--model",
+                    "gbdt",
+                    *SMALL,
+                    *reg,
+                    "--json",
+                ]
+            )
+            == 0
+        )
+    assert _run(["models", "promote", "a", "1", *reg]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("DRIFTLINE_GATES", '{"max_dp_gap": null, "max_eo_gap": null}')
+    assert _run(["models", "validate", "a", "2", *reg, "--json"]) in (0, 1)
+    report = _json(capsys)
+    assert isinstance(report, dict)
+    assert {r["name"] for r in report["results"]} >= {"cross_validation", "champion", "onnx_parity"}
+    monkeypatch.setenv("DRIFTLINE_GATES", '{"max_dp_gap": 0.0001}')
+    assert _run(["models", "validate", "a", "2", *reg]) == 1
+    out = capsys.readouterr().out
+    assert "refused" in out and "fairness" in out
+
+
+def test_history_lists_what_happened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from models.history import History
+
+    reg = ["--registry", str(tmp_path)]
+    assert _run(["train", "--dataset", "sea", "--name", "h", *SMALL, *reg, "--json"]) == 0
+    History(tmp_path).record("h", "promote", version="1", reason="by hand")
+    History(tmp_path).record("h", "rollback", version="1", reason="worse live")
+    capsys.readouterr()
+    assert _run(["models", "history", "h", *reg, "--json"]) == 0
+    entries = _json(capsys)
+    assert isinstance(entries, list)
+    assert [e["kind"] for e in entries] == ["promote", "rollback"]
+    assert _run(["models", "history", "h", *reg]) == 0
+    assert "worse live" in capsys.readouterr().out
