@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test check lint typecheck unit services-up services-down clean
+.PHONY: install demo test check lint typecheck unit services-up services-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 install: $(STAMP)
+
+## The whole loop, live: services, a model, a worker and a retrainer, a drift, a promotion.
+demo: install
+	$(BIN)/driftline demo
 
 ## The whole suite: unit, integration (real Kafka + Redis, started by the fixtures) and e2e.
 test: install

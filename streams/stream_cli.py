@@ -115,6 +115,15 @@ def _retrainer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import shutil
+
+    from streams.demo import run_demo
+
+    broker = args.broker or ("kafka" if shutil.which("java") else "tansu")
+    return run_demo(quick=args.quick, broker=broker)
+
+
 def _monitor_redis(settings: Settings) -> str | None:
     if not settings.monitoring:
         return None
@@ -229,6 +238,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "retrainer", help="train, gate, shadow-test, promote and roll back on retrain requests"
     )
     r.set_defaults(func=_retrainer)
+
+    d = sub.add_parser("demo", help="the whole loop live: drift, alerts, retraining, promotion")
+    d.add_argument("--quick", action="store_true", help="shorter phases (about a minute)")
+    d.add_argument(
+        "--broker",
+        choices=["kafka", "tansu"],
+        default=None,
+        help="broker to start (default kafka when Java is installed, else tansu)",
+    )
+    d.set_defaults(func=_demo)
 
     p = sub.add_parser("produce", help="send synthetic or replayed events (and labels) to Kafka")
     p.add_argument(
