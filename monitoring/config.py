@@ -73,7 +73,8 @@ class MonitorConfig:
         Detectors on the 0/1 error stream of labelled events (``adwin``, ``ddm``, ``eddm``,
         ``hddm_a``, ``hddm_w``).
     ddm_drift_threshold : float
-        DDM drift threshold in standard deviations.
+        DDM drift threshold in standard deviations (4: on a stationary error rate of 0.23,
+        about 1 % false alarms over 20,000 labels; River's 3 gives 13 %).
     ddm_warm_start : int
         Errors DDM sees before it tests (fewer make it alarm on the first errors of a good
         model, whose early error-rate estimate is near zero).
@@ -125,10 +126,10 @@ class MonitorConfig:
     pagehinkley_threshold: float = 15.0
     pagehinkley_delta: float = 0.5
     concept_detectors: tuple[str, ...] = ("adwin", "ddm")
-    ddm_drift_threshold: float = 3.0
-    ddm_warm_start: int = 200
+    ddm_drift_threshold: float = 4.0
+    ddm_warm_start: int = 500
     performance_metric: Literal["f1", "accuracy"] = "f1"
-    performance_margin: float = 0.05
+    performance_margin: float = 0.1
     rolling_window: int = 1000
     min_labels: int = 200
     fairness_gap_threshold: float = 0.2

@@ -19,13 +19,19 @@ from aiokafka import AIOKafkaConsumer
 from faust.streams import Stream
 
 from models.card import ModelCard
+from models.errors import ModelError
 from models.registry import Registry
 from models.scorer import OnnxScorer
-from monitoring.errors import MonitoringError
 from streams.errors import ConfigError
 from streams.kafka_admin import client_options
 from streams.messages import card_event_model
-from streams.monitor_agents import add_monitoring, delivery, observe_safely, sender
+from streams.monitor_agents import (
+    add_label_forwarder,
+    add_monitor_agent,
+    delivery,
+    scored_record,
+    sender,
+)
 from streams.monitor_runtime import MonitorRuntime
 from streams.routing import load_routing
 from streams.scoring import BatchScorer, ModelSet, RawRecord
@@ -110,13 +116,15 @@ class WorkerRuntime:
         log.info("model %s: swap %s -> %s", self.model, self.current.describe(), fresh.describe())
         self.current = fresh
         self.swaps += 1
-        if self.monitor is not None:
-            for card in self.cards():
-                try:
-                    self.monitor.add_card(card)
-                except MonitoringError as exc:
-                    log.error("monitoring cannot follow %s@%s: %s", card.name, card.version, exc)
         return True
+
+    def card_of(self, version: str) -> ModelCard | None:
+        """The card of a version of this model (None when it cannot be read)."""
+        try:
+            return self.registry.card(f"{self.model}@{version}")
+        except ModelError as exc:
+            log.error("no card for %s@%s: %s", self.model, version, exc)
+            return None
 
 
 def create_app(
@@ -149,12 +157,16 @@ def create_app(
     wait_s = settings.batch_wait_ms / 1000.0
 
     deliver = delivery(app)
-    if redis_url is not None:
+    model_key = runtime.model.encode()
+    if redis_url is not None and settings.monitor_in_worker:
         runtime.monitor = MonitorRuntime(
-            settings, runtime.model, runtime.cards()[0], redis_url, sender(deliver, runtime.model)
+            settings,
+            runtime.model,
+            runtime.cards()[0],
+            redis_url,
+            sender(deliver, runtime.model),
+            card_loader=runtime.card_of,
         )
-        for card in runtime.cards()[1:]:
-            runtime.monitor.add_card(card)
 
     @app.agent(events, name=f"score-{runtime.model}")
     async def score(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -185,10 +197,11 @@ def create_app(
             else:
                 acks = await deliver(predictions, result.predictions)
                 acks += await deliver(dlq, result.dead_letters)
+                if settings.monitoring and result.scored:
+                    record = [(model_key, scored_record(result))]
+                    acks += await deliver(settings.topic_monitor, record)
             # Acknowledged by the broker before these events may be committed.
             await asyncio.gather(*acks)
-            if runtime.monitor is not None and result.scored:
-                await observe_safely(runtime.monitor, result)
             yield None
 
     async def follow_updates() -> None:
@@ -212,15 +225,10 @@ def create_app(
             await consumer.stop()
 
     app.task(follow_updates)
+    if settings.monitoring:
+        add_label_forwarder(app, settings, runtime.model, runtime.scorer, deliver)
     if runtime.monitor is not None:
-        add_monitoring(
-            app,
-            settings,
-            runtime.monitor,
-            runtime.scorer,
-            deliver,
-            labels=settings.monitor_labels_in_worker,
-        )
+        add_monitor_agent(app, settings, runtime.monitor)
     return app
 
 

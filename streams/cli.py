@@ -132,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    from streams import models_cli, stream_cli
+    from streams import models_cli, ops_cli, stream_cli
 
-    return [models_cli.register, stream_cli.register]
+    return [models_cli.register, stream_cli.register, ops_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,31 +1,41 @@
-"""The monitoring agents of a worker: labels in, snapshots and health out on a timer."""
+"""Monitoring agents: one owner per model sees the whole stream, however many workers score it.
+
+Every worker sends what it scored (one record per batch: ids, features, labels, scores, per
+variant) and the labels it consumed to the ``monitor-input`` topic, **keyed by model**: all of
+a model's monitoring input lands on one partition, so exactly one process at a time — the one
+Kafka assigns that partition to — runs the model's monitors. When ownership moves (a rebalance,
+a restart), the new owner resumes from the model's snapshot in Redis. The owner is a worker
+(``monitor_in_worker``, the default) or ``driftline monitor``, a process of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
+import numpy as np
+import orjson
 from faust.streams import Stream
 from pydantic import ValidationError
 
 from models.card import ModelCard
 from streams.messages import Label
 from streams.monitor_runtime import MonitorRuntime, Send
-from streams.scoring import BatchResult, BatchScorer, Encoded, RawRecord
+from streams.scoring import BatchResult, BatchScorer, Encoded, RawRecord, Scored
 from streams.settings import Settings
 
 log = logging.getLogger("driftline.monitor")
 
-Deliver = Callable[[str, list[Encoded]], Awaitable[list[Awaitable[Any]]]]
+Deliver = Callable[[str, Sequence[Encoded]], Awaitable[list[Awaitable[Any]]]]
 
 
 def delivery(app: faust.App) -> Deliver:
     """Return ``deliver(topic, messages)``: send through the app's producer, return the acks."""
 
-    async def deliver(topic: str, messages: list[Encoded]) -> list[Awaitable[Any]]:
+    async def deliver(topic: str, messages: Sequence[Encoded]) -> list[Awaitable[Any]]:
         producer = app.producer
         return [await producer.send(topic, k, v, None, None, None) for k, v in messages]
 
@@ -42,26 +52,100 @@ def sender(deliver: Deliver, model: str) -> Send:
     return send
 
 
-async def observe_safely(monitor: MonitorRuntime, result: BatchResult) -> None:
-    """Feed a scored batch to the monitors; a monitoring bug never stops scoring."""
-    try:
-        await monitor.on_scored(result.scored)
-        await monitor.tick()
-    except Exception:
-        log.exception("monitoring failed on a batch; scoring goes on")
-        monitor.degraded = "monitor error (see log)"
+def scored_record(result: BatchResult) -> bytes:
+    """The monitoring input of one scored batch."""
+    parts = [
+        {
+            "variant": s.variant,
+            "version": s.version,
+            "ids": s.event_ids,
+            "features": s.features,
+            "labels": s.labels.tolist(),
+            "scores": s.scores.tolist(),
+        }
+        for s in result.scored
+    ]
+    return orjson.dumps({"kind": "scored", "parts": parts})
 
 
-def add_monitoring(
-    app: faust.App,
-    settings: Settings,
-    monitor: MonitorRuntime,
-    scorer: BatchScorer,
-    deliver: Deliver,
-    *,
-    labels: bool = True,
+def _scored_parts(record: dict[str, Any]) -> list[Scored]:
+    return [
+        Scored(
+            p["variant"],
+            p["version"],
+            p["ids"],
+            p["features"],
+            np.asarray(p["labels"], dtype=np.int64),
+            np.asarray(p["scores"], dtype=np.float32),
+        )
+        for p in record["parts"]
+    ]
+
+
+def add_label_forwarder(
+    app: faust.App, settings: Settings, model: str, scorer: BatchScorer, deliver: Deliver
 ) -> None:
-    """Register the snapshot timer, and the labels agent unless ``labels`` is False."""
+    """Every worker: validate labels (bad ones to the DLQ), forward them to the model's owner."""
+    labels = app.topic(
+        settings.topic_labels,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
+    key = model.encode()
+
+    @app.agent(labels, name=f"labels-{model}")
+    async def forward(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        stream = cast(Stream[bytes], agent_stream)
+        wait = settings.batch_wait_ms / 1000
+        async for batch in stream.take_events(settings.batch_size, within=wait):
+            good: list[tuple[str, Any]] = []
+            dead: list[Encoded] = []
+            for e in batch:
+                try:
+                    label = Label.model_validate_json(e.value or b"")
+                except ValidationError as exc:
+                    msg = e.message
+                    rec = RawRecord(e.value, e.key, msg.topic, msg.partition, msg.offset)
+                    first = exc.errors(include_url=False)[0]
+                    where = ".".join(str(p) for p in first["loc"]) or "label"
+                    dead.append(scorer.dead_letter(rec, f"{where}: {first['msg']}", "LabelError"))
+                    continue
+                good.append((label.event_id, label.label))
+            out = [(key, orjson.dumps({"kind": "labels", "items": good}))] if good else []
+            acks = await deliver(settings.topic_monitor, out)
+            acks += await deliver(settings.topic_dlq, dead)
+            await asyncio.gather(*acks)  # forwarded before these labels may be committed
+            yield None
+
+
+def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntime) -> None:
+    """The owner side: feed the monitors from ``monitor-input``; snapshot on a timer."""
+    topic = app.topic(
+        settings.topic_monitor,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
+
+    @app.agent(topic, name=f"monitor-{monitor.model}")
+    async def observe(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in agent_stream.events():
+            if event.key != monitor.model.encode():
+                yield None
+                continue
+            try:
+                record = orjson.loads(event.value)
+                if record["kind"] == "scored":
+                    await monitor.on_scored(_scored_parts(record))
+                else:
+                    await monitor.on_labels([tuple(item) for item in record["items"]])
+                await monitor.tick()
+            except Exception:
+                # A monitoring bug never stops the agent (nor scoring): log, flag, go on.
+                log.exception("monitoring failed on a record")
+                monitor.degraded = "monitor error (see log)"
+            yield None
 
     async def snapshot() -> None:
         try:
@@ -70,63 +154,20 @@ def add_monitoring(
             log.exception("monitoring snapshot failed")
 
     app.timer(interval=settings.snapshot_interval_s)(snapshot)
-    if labels:
-        _add_labels_agent(app, settings, monitor, scorer, deliver)
-
-
-def _add_labels_agent(
-    app: faust.App,
-    settings: Settings,
-    monitor: MonitorRuntime,
-    scorer: BatchScorer,
-    deliver: Deliver,
-) -> None:
-    labels = app.topic(
-        settings.topic_labels,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-    )
-
-    @app.agent(labels, name=f"labels-{monitor.model}")
-    async def on_labels(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        stream = cast(Stream[bytes], agent_stream)
-        async for batch in stream.take_events(
-            settings.batch_size, within=settings.batch_wait_ms / 1000
-        ):
-            good: list[tuple[str, Any]] = []
-            dead: list[Encoded] = []
-            for e in batch:
-                try:
-                    label = Label.model_validate_json(e.value or b"")
-                except ValidationError as exc:
-                    rec = RawRecord(
-                        e.value, e.key, e.message.topic, e.message.partition, e.message.offset
-                    )
-                    first = exc.errors(include_url=False)[0]
-                    where = ".".join(str(p) for p in first["loc"]) or "label"
-                    dead.append(scorer.dead_letter(rec, f"{where}: {first['msg']}", "LabelError"))
-                    continue
-                good.append((label.event_id, label.label))
-            if dead:
-                for ack in await deliver(settings.topic_dlq, dead):
-                    await ack
-            try:
-                await monitor.on_labels(good)
-                await monitor.tick()
-            except Exception:
-                log.exception("monitoring failed on %d labels", len(good))
-                monitor.degraded = "monitor error (see log)"
-            yield None
 
 
 def create_monitor_app(
-    settings: Settings, bootstrap: str, model: str, cards: list[ModelCard], redis_url: str
+    settings: Settings,
+    bootstrap: str,
+    model: str,
+    card: ModelCard,
+    redis_url: str,
+    card_loader: Callable[[str], ModelCard | None],
 ) -> tuple[faust.App, MonitorRuntime]:
-    """A process of its own for the label side of monitoring (``driftline monitor``).
+    """``driftline monitor``: a process of its own that owns the model's monitors.
 
-    Workers then run with ``monitor_labels_in_worker=false``: they still feed the drift monitors
-    with what they score and store predictions for the join; this process joins the labels.
+    Workers then run with ``monitor_in_worker=false``: they score, forward labels and send
+    their monitoring input; this process consumes it.
     """
     app = faust.App(
         f"driftline-monitor-{model}",
@@ -139,13 +180,18 @@ def create_monitor_app(
         topic_partitions=settings.topic_partitions,
         producer_linger_ms=settings.producer_linger_ms,
     )
-    deliver = delivery(app)
-    own = settings.model_copy(update={"worker_id": f"{settings.worker_id}:labels"})
-    monitor = MonitorRuntime(own, model, cards[0], redis_url, sender(deliver, model))
-    for card in cards[1:]:
-        monitor.add_card(card)
-    add_monitoring(app, own, monitor, BatchScorer(model), deliver)
+    monitor = MonitorRuntime(
+        settings, model, card, redis_url, sender(delivery(app), model), card_loader=card_loader
+    )
+    add_monitor_agent(app, settings, monitor)
     return app, monitor
 
 
-__all__ = ["add_monitoring", "create_monitor_app", "delivery", "observe_safely", "sender"]
+__all__ = [
+    "add_label_forwarder",
+    "add_monitor_agent",
+    "create_monitor_app",
+    "delivery",
+    "scored_record",
+    "sender",
+]

@@ -32,6 +32,7 @@ from models.card import ModelCard
 from monitoring.alerts import AlertPolicy
 from monitoring.challenger import OnlineChallenger
 from monitoring.config import MonitorConfig
+from monitoring.errors import MonitoringError
 from monitoring.findings import Finding
 from monitoring.model_monitor import ModelMonitor
 from monitoring.retrain_policy import RetrainPolicy
@@ -43,6 +44,7 @@ from streams.settings import Settings
 log = logging.getLogger("driftline.monitor")
 
 ALERTS_KEY = "driftline:alerts"
+HEALTH_FIELD = "monitor"  # one owner per model: one field of driftline:model:<name>:health
 
 # KEYS: dedupe prefix, alerts stream. ARGV: cooldown_s, maxlen, then (dedupe suffix, json) pairs.
 # An alert is appended only when no worker raised the same one within the cooldown.
@@ -99,6 +101,7 @@ class MonitorRuntime:
         card: ModelCard,
         redis_url: str,
         send: Send,
+        card_loader: Callable[[str], ModelCard | None] | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -122,7 +125,9 @@ class MonitorRuntime:
         self.join = RedisLabelJoin(self.redis, model, settings.join_ttl_s, settings.join_max_items)
         self._emit = self.redis.register_script(_EMIT)
         self.send = send
-        self.state_key = f"driftline:model:{model}:state:{settings.worker_id}"
+        self.card_loader = card_loader
+        self._known_versions = {card.version}
+        self.state_key = f"driftline:model:{model}:state"
         self.health_key = f"driftline:model:{model}:health"
         self.window_key = window_key(model)
         self.pairs_prefix = pairs_prefix(model)
@@ -168,6 +173,19 @@ class MonitorRuntime:
     def add_card(self, card: ModelCard) -> None:
         """Make a newly served version known to the monitors."""
         self.monitor.add_card(card)
+        self._known_versions.add(card.version)
+
+    def _learn_version(self, version: str) -> None:
+        self._known_versions.add(version)  # asked once, whatever the answer
+        card = self.card_loader(version) if self.card_loader else None
+        if card is None:
+            return
+        try:
+            self.monitor.add_card(card)
+        except MonitoringError as exc:
+            log.error(
+                "monitoring compares %s@%s with the champion's card: %s", self.model, version, exc
+            )
 
     async def close(self) -> None:
         """Write a last snapshot and disconnect."""
@@ -181,6 +199,8 @@ class MonitorRuntime:
         findings: list[Finding] = []
         pending: dict[str, dict[str, Any]] = {}
         for part in scored:
+            if part.version not in self._known_versions:
+                self._learn_version(part.version)
             if part.variant == "champion":
                 self.champion_version = part.version
             numeric, categorical = self._vectors(part.features)
@@ -382,7 +402,7 @@ class MonitorRuntime:
         health["join"] = join_stats
         await self._guarded(
             "health",
-            self.redis.hset(self.health_key, self.settings.worker_id, orjson.dumps(health)),
+            self.redis.hset(self.health_key, HEALTH_FIELD, orjson.dumps(health)),
         )
 
     def health(self) -> dict[str, Any]:
@@ -400,4 +420,11 @@ class MonitorRuntime:
         return out
 
 
-__all__ = ["ALERTS_KEY", "MonitorRuntime", "encode_alert", "pairs_prefix", "window_key"]
+__all__ = [
+    "ALERTS_KEY",
+    "HEALTH_FIELD",
+    "MonitorRuntime",
+    "encode_alert",
+    "pairs_prefix",
+    "window_key",
+]

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     topic_retrain_requests: str = "retrain-requests"
     topic_model_updates: str = "model-updates"
     topic_dlq: str = "events-dlq"
+    topic_monitor: str = "monitor-input"
     topic_partitions: int = Field(default=4, ge=1, le=1024)
 
     # Worker.
@@ -87,9 +88,9 @@ class Settings(BaseSettings):
 
     # Monitoring.
     monitoring: bool = Field(default=True, description="Run the monitors inside the worker.")
-    monitor_labels_in_worker: bool = Field(
+    monitor_in_worker: bool = Field(
         default=True,
-        description="Join labels in the worker; false when `driftline monitor` runs apart.",
+        description="Workers own the monitors; false when `driftline monitor` runs apart.",
     )
     monitor: dict[str, Any] = Field(
         default_factory=dict,

@@ -27,6 +27,7 @@ def all_topics(settings: Settings) -> list[str]:
         settings.topic_retrain_requests,
         settings.topic_model_updates,
         settings.topic_dlq,
+        settings.topic_monitor,
     ]
 
 
@@ -70,6 +71,8 @@ def _worker(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     import faust
 
+    from models.card import ModelCard
+    from models.errors import ModelError
     from models.registry import Registry
     from streams.monitor_agents import create_monitor_app
 
@@ -77,16 +80,21 @@ def _monitor(args: argparse.Namespace) -> int:
     if not settings.model:
         raise ConfigError(f"which model? pass --model NAME or set {env_name('model')}")
     registry = Registry(settings.registry)
-    aliases = registry.aliases(settings.model)
-    if "champion" not in aliases:
+    if "champion" not in registry.aliases(settings.model):
         raise ConfigError(f"model {settings.model!r} has no champion in {registry.root}")
-    cards = [
-        registry.card(f"{settings.model}@{a}") for a in ("champion", "challenger") if a in aliases
-    ]
+    model = settings.model
+    card = registry.card(f"{model}@champion")
     services = LocalServices(settings)
     bootstrap = services.kafka_bootstrap()
     ensure_topics(settings, bootstrap)
-    app, _ = create_monitor_app(settings, bootstrap, settings.model, cards, services.redis_url())
+
+    def card_of(version: str) -> ModelCard | None:
+        try:
+            return registry.card(f"{model}@{version}")
+        except ModelError:
+            return None
+
+    app, _ = create_monitor_app(settings, bootstrap, model, card, services.redis_url(), card_of)
     print(f"monitor for {settings.model} on {bootstrap}", file=sys.stderr)
     faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
     return 0

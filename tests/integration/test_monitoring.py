@@ -31,7 +31,7 @@ def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
 
 
 def _health(client: redis.Redis, dep: Deployment) -> dict[str, Any]:
-    raw = client.hget(f"driftline:model:{dep.model}:health", f"w-{dep.unique}")
+    raw = client.hget(f"driftline:model:{dep.model}:health", "monitor")
     return orjson.loads(raw) if raw else {}
 
 
@@ -65,13 +65,18 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
         e["features"]["salary"] = e["features"]["salary"] * 3 + 100_000.0
     with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], normal + drifted))
-        preds = asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 8000,
-                                    timeout_s=120, worker=worker))  # fmt: skip
+        preds = asyncio.run(
+            collect(
+                dep.services.kafka, dep.topics["predictions"], 8000, timeout_s=120, worker=worker
+            )
+        )
         assert len(preds) == 8000, dep.log()
-        alerts = _wait(lambda: [a for a in _alerts(client, dep.model)
-                                if a["kind"] == "data_drift"], 20)  # fmt: skip
-        health = _wait(lambda: _health(client, dep).get("status") == "alerting"
-                       and _health(client, dep), 10)  # fmt: skip
+        alerts = _wait(
+            lambda: [a for a in _alerts(client, dep.model) if a["kind"] == "data_drift"], 20
+        )
+        health = _wait(
+            lambda: _health(client, dep).get("status") == "alerting" and _health(client, dep), 10
+        )
     assert alerts, dep.log()
     for a in alerts:
         Alert.model_validate(a)
@@ -91,6 +96,7 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
     )
     assert {a["alert_id"] for a in on_topic} == {a["alert_id"] for a in final}
     print("\nalerts:", sorted((a["kind"], a["feature"], a["detector"]) for a in final))
+    assert health, _health(client, dep)
     assert health["status"] == "alerting"
     assert health["events"] >= 8000
     channel.close()
@@ -109,8 +115,16 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
         # a third of the labels come before their events
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:400]))
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1200]))
-        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 1200, timeout_s=90,
-                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                1200,
+                timeout_s=90,
+                settle_s=0,
+                worker=worker,
+            )
+        )
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[400:1200]))
         first = _wait(
             lambda: _health(client, dep).get("labels", 0) >= 1200 and _health(client, dep), 30
@@ -120,12 +134,20 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
     assert scope["labels"] == 1200
     assert scope["cumulative"]["accuracy"] > 0.8
     assert first["join"]["joined"] == 1200
-    assert client.exists(f"driftline:model:{dep.model}:state:w-{dep.unique}")
+    assert client.exists(f"driftline:model:{dep.model}:state")
 
     with dep.worker("second") as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1200:]))
-        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 2400, timeout_s=90,
-                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                2400,
+                timeout_s=90,
+                settle_s=0,
+                worker=worker,
+            )
+        )
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[1200:]))
         second = _wait(
             lambda: _health(client, dep).get("labels", 0) >= 2400 and _health(client, dep), 30
@@ -137,26 +159,31 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
     client.close()
 
 
-def test_labels_can_be_joined_by_a_monitor_process_of_its_own(deployment: Deployment) -> None:
+def test_a_monitor_process_of_its_own_owns_the_monitors(deployment: Deployment) -> None:
     dep = deployment
-    dep.env["DRIFTLINE_MONITOR_LABELS_IN_WORKER"] = "false"
+    dep.env["DRIFTLINE_MONITOR_IN_WORKER"] = "false"
     client = redis.Redis.from_url(dep.services.redis)
     events = agrawal_events(600, prefix="s", seed=31)
     labels = [{"event_id": e["event_id"], "label": i % 2} for i, e in enumerate(events)]
-    field = f"w-{dep.unique}:labels"
-
-    def labels_seen() -> int:
-        raw = client.hget(f"driftline:model:{dep.model}:health", field)
-        return int(orjson.loads(raw)["labels"]) if raw else 0
-
-    with dep.worker() as worker, dep.worker("monitor", command="monitor") as monitor:
+    with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
-        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 600, timeout_s=90,
-                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                600,
+                timeout_s=90,
+                settle_s=0,
+                worker=worker,
+            )
+        )
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
-        seen = _wait(lambda: labels_seen() >= 600, 40)
-        assert monitor.poll() is None, dep.log("monitor")
+        time.sleep(3)
+        assert _health(client, dep) == {}, "no worker runs the monitors"
+        with dep.worker("monitor", command="monitor") as monitor:
+            seen = _wait(lambda: _health(client, dep).get("labels", 0) >= 600, 60)
+            assert monitor.poll() is None, dep.log("monitor")
     assert seen, dep.log("monitor")
-    assert labels_seen() == 600
-    assert _health(client, dep).get("labels", 0) == 0, "the worker left the labels alone"
+    health = _health(client, dep)
+    assert health["labels"] == 600 and health["events"] == 600
     client.close()

@@ -121,7 +121,7 @@ def test_a_new_labelling_function_is_concept_drift_and_a_performance_drop(
     assert by_kind[("concept_drift", "ddm")] - CHANGE < 2_000
     perf = next(f for _, f in found if f.kind == "performance")
     assert (
-        perf.statistic < perf.threshold == pytest.approx(hyperplane.card.metrics.holdout.f1 - 0.05)
+        perf.statistic < perf.threshold == pytest.approx(hyperplane.card.metrics.holdout.f1 - 0.1)
     )
     m = mon.metrics()[f"{hyperplane.card.version}/champion"]
     assert m["rolling"]["f1"] < m["cumulative"]["f1"]

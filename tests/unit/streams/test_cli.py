@@ -16,6 +16,9 @@ COMMANDS = {
     "produce",
     "tail",
     "schema",
+    "alerts",
+    "status",
+    "demo",
 }
 
 
