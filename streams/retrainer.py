@@ -42,6 +42,10 @@ from streams.settings import Settings
 
 log = logging.getLogger("driftline.retrainer")
 
+# Retrain-request reasons (their first word, from monitoring.retrain_policy) that mean the data
+# changed: the candidate then learns from what was labelled after the request only.
+DRIFT_REASONS = frozenset({"concept_drift", "performance", "data_drift", "sustained"})
+
 
 class Retrainer:
     """Handles retrain requests and runs the shadow and watch stages of every model."""
@@ -104,17 +108,16 @@ class Retrainer:
                 reason=f"candidate {stage['version']} is already in shadow",
             )
             return "skipped"
-        entries: list[Any] = await self.redis.xrange(window_key(model)) or []
-        rows = [orjson.loads(fields[b"row"]) for _, fields in entries]
+        rows, fresh_only = await self._training_rows(request)
         if len(rows) < self.settings.retrain_min_rows:
-            # Kept, and handled by `step` as soon as the window is large enough.
+            # Kept, and handled by `step` as soon as there are enough labelled events.
             await self.redis.set(self._deferred_key(model), request.model_dump_json())
+            what = "labelled events since the drift" if fresh_only else "labelled events"
             await self.record(
                 model,
                 "deferred",
                 request_id=request.request_id,
-                reason=f"{len(rows)} labelled events in the window, "
-                f"{self.settings.retrain_min_rows} needed",
+                reason=f"{len(rows)} {what} in the window, {self.settings.retrain_min_rows} needed",
             )
             return "deferred"
         champion = self.registry.load(f"{model}@champion")
@@ -196,19 +199,32 @@ class Retrainer:
     def _deferred_key(self, model: str) -> str:
         return f"driftline:model:{model}:deferred"
 
+    async def _training_rows(self, request: RetrainRequest) -> tuple[list[dict[str, Any]], bool]:
+        """The labelled events to train on, and whether only those after the request count.
+
+        After a drift (concept, performance, data) the old concept would only teach the
+        candidate the past: it learns from the events labelled since the request. Otherwise
+        (the online challenger did better) it learns from the whole window.
+        """
+        fresh_only = request.reason.split(" ", 1)[0] in DRIFT_REASONS
+        start = f"{int(request.at * 1000)}-0" if fresh_only else "-"
+        entries: list[Any] = await self.redis.xrange(window_key(request.model), min=start) or []
+        return [orjson.loads(fields[b"row"]) for _, fields in entries], fresh_only
+
     async def _retry_deferred(self, model: str) -> None:
         raw = await self.redis.get(self._deferred_key(model))
         if not raw:
             return
-        if await self.redis.xlen(window_key(model)) < self.settings.retrain_min_rows:
+        request = RetrainRequest.model_validate_json(raw)
+        rows, _ = await self._training_rows(request)
+        if len(rows) < self.settings.retrain_min_rows:
             return
         await self.redis.delete(self._deferred_key(model))
-        request = RetrainRequest.model_validate_json(raw)
         await self.record(
             model,
             "retry",
             request_id=request.request_id,
-            reason="the training window is large enough now",
+            reason="enough labelled events to train on now",
         )
         await self.handle(request)
 
