@@ -135,9 +135,11 @@ def create_app(
     With ``redis_url``, the app also runs the monitoring agents (labels, snapshots) and sends
     alerts to the drift-alerts topic.
     """
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"driftline-worker-{runtime.model}",
         broker=f"kafka://{bootstrap}",
+        datadir=str(settings.data_dir / "faust") + "/{conf.name}",
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,

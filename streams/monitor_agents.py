@@ -169,9 +169,11 @@ def create_monitor_app(
     Workers then run with ``monitor_in_worker=false``: they score, forward labels and send
     their monitoring input; this process consumes it.
     """
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"driftline-monitor-{model}",
         broker=f"kafka://{bootstrap}",
+        datadir=str(settings.data_dir / "faust") + "/{conf.name}",
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,
