@@ -29,6 +29,7 @@ from streams.monitor_agents import (
     add_label_forwarder,
     add_monitor_agent,
     delivery,
+    faust_app,
     scored_record,
     sender,
 )
@@ -135,20 +136,7 @@ def create_app(
     With ``redis_url``, the app also runs the monitoring agents (labels, snapshots) and sends
     alerts to the drift-alerts topic.
     """
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        f"driftline-worker-{runtime.model}",
-        broker=f"kafka://{bootstrap}",
-        datadir=str(settings.data_dir / "faust") + "/{conf.name}",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_enabled=False,
-        store="memory://",
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.topic_partitions,
-        producer_linger_ms=settings.producer_linger_ms,
-        broker_commit_interval=1.0,
-    )
+    app = faust_app(settings, bootstrap, f"driftline-worker-{runtime.model}")
     events = app.topic(
         settings.topic_events,
         key_type=bytes,

@@ -52,6 +52,25 @@ def sender(deliver: Deliver, model: str) -> Send:
     return send
 
 
+def faust_app(settings: Settings, bootstrap: str, app_id: str) -> faust.App:
+    """A Faust app as Driftline runs them: raw bytes in and out, offsets committed every
+    second, no web server, data under the data dir. ``app_id`` is the consumer group."""
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        datadir=str(settings.data_dir / "faust") + "/{conf.name}",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        store="memory://",
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        producer_linger_ms=settings.producer_linger_ms,
+        broker_commit_interval=1.0,
+    )
+
+
 def scored_record(result: BatchResult) -> bytes:
     """The monitoring input of one scored batch."""
     parts = [
@@ -169,19 +188,7 @@ def create_monitor_app(
     Workers then run with ``monitor_in_worker=false``: they score, forward labels and send
     their monitoring input; this process consumes it.
     """
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        f"driftline-monitor-{model}",
-        broker=f"kafka://{bootstrap}",
-        datadir=str(settings.data_dir / "faust") + "/{conf.name}",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_enabled=False,
-        store="memory://",
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.topic_partitions,
-        producer_linger_ms=settings.producer_linger_ms,
-    )
+    app = faust_app(settings, bootstrap, f"driftline-monitor-{model}")
     monitor = MonitorRuntime(
         settings, model, card, redis_url, sender(delivery(app), model), card_loader=card_loader
     )
@@ -194,6 +201,7 @@ __all__ = [
     "add_monitor_agent",
     "create_monitor_app",
     "delivery",
+    "faust_app",
     "scored_record",
     "sender",
 ]
