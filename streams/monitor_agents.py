@@ -174,6 +174,14 @@ def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntim
 
     app.timer(interval=settings.snapshot_interval_s)(snapshot)
 
+    # The owner changes on a rebalance or a stop: leave a snapshot that has every record the
+    # committed offsets say was processed, so the next owner neither loses nor repeats them.
+    async def on_owner_change(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await snapshot()
+
+    app.on_partitions_revoked.connect(on_owner_change)
+    app.on_before_shutdown.connect(on_owner_change)
+
 
 def create_monitor_app(
     settings: Settings,
