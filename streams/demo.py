@@ -37,6 +37,7 @@ from streams.services import LocalServices
 from streams.settings import Settings, load_settings
 
 TOPICS = (
+    "monitor-input",
     "events",
     "predictions",
     "labels",
@@ -46,6 +47,7 @@ TOPICS = (
     "events-dlq",
 )
 _SETTING = {
+    "monitor-input": "TOPIC_MONITOR",
     "events": "TOPIC_EVENTS",
     "predictions": "TOPIC_PREDICTIONS",
     "labels": "TOPIC_LABELS",

@@ -21,6 +21,7 @@ from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
 from streams.producer import dataset_events
+from streams.settings import Settings, env_name
 from tests.conftest import Endpoints
 
 
@@ -39,7 +40,16 @@ class Deployment:
         self.registry = Registry(self.root / "registry")
         self.topics = {
             name: f"{name}-{self.unique}"
-            for name in ("events", "predictions", "labels", "dlq", "updates", "alerts", "retrain")
+            for name in (
+                "events",
+                "predictions",
+                "labels",
+                "dlq",
+                "updates",
+                "alerts",
+                "retrain",
+                "monitor",
+            )
         }
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")},
@@ -55,9 +65,14 @@ class Deployment:
             "DRIFTLINE_TOPIC_MODEL_UPDATES": self.topics["updates"],
             "DRIFTLINE_TOPIC_ALERTS": self.topics["alerts"],
             "DRIFTLINE_TOPIC_RETRAIN_REQUESTS": self.topics["retrain"],
+            "DRIFTLINE_TOPIC_MONITOR": self.topics["monitor"],
             "DRIFTLINE_RELOAD_INTERVAL_S": "1.0",
             "DRIFTLINE_LOG_LEVEL": "INFO",
         }
+        # every topic of this deployment is its own: a shared one would leak between tests
+        topics = {env_name(f) for f in Settings.model_fields if f.startswith("topic_")}
+        missing = topics - {env_name("topic_partitions")} - self.env.keys()
+        assert not missing, f"workerkit gives no name to {sorted(missing)}"
 
     def add_version(self, estimator: str = "logreg", seed: int = 1) -> str:
         """Train a small Agrawal model and register it; return its version."""
