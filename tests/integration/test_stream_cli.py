@@ -39,8 +39,9 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
     events = agrawal_events(30, prefix="file")
     jsonl = dep.root / "events.jsonl"
     jsonl.write_bytes(b"\n".join(orjson.dumps({**e, "label": i % 2}) for i, e in enumerate(events)))
-    done = _cli(dep, "produce", "--file", str(jsonl), "--labels", "--label-delay", "0.5",
-                "--count", "30")  # fmt: skip
+    done = _cli(
+        dep, "produce", "--file", str(jsonl), "--labels", "--label-delay", "0.5", "--count", "30"
+    )
     assert done.returncode == 0, done.stderr
     assert "sent 30 events" in done.stdout and "30 labels" in done.stdout
 
@@ -50,8 +51,9 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
         writer.writeheader()
         for e in events[:10]:
             writer.writerow({**e["features"], "y": 1})
-    done = _cli(dep, "produce", "--file", str(table), "--label-column", "y", "--labels",
-                "--prefix", "csv")  # fmt: skip
+    done = _cli(
+        dep, "produce", "--file", str(table), "--label-column", "y", "--labels", "--prefix", "csv"
+    )
     assert done.returncode == 0, done.stderr
 
     sent = asyncio.run(collect(dep.services.kafka, dep.topics["events"], 40, timeout_s=30))
@@ -68,8 +70,13 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
 
 def test_tail_prints_the_messages_of_a_topic(deployment: Deployment) -> None:
     dep = deployment
-    asyncio.run(send(dep.services.kafka, dep.topics["labels"],
-                     [{"event_id": f"t{i}", "label": 1} for i in range(5)]))  # fmt: skip
+    asyncio.run(
+        send(
+            dep.services.kafka,
+            dep.topics["labels"],
+            [{"event_id": f"t{i}", "label": 1} for i in range(5)],
+        )
+    )
     done = _cli(dep, "tail", dep.topics["labels"], "--count", "5", "--json", "--from-beginning")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -88,8 +95,16 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
     events = agrawal_events(600, prefix="rt", entities=100)
     with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:200]))
-        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 200, timeout_s=60,
-                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                200,
+                timeout_s=60,
+                settle_s=0,
+                worker=worker,
+            )
+        )
         assert (
             _cli(dep, "models", "promote", dep.model, v2, "--alias", "challenger").returncode == 0
         )
@@ -98,17 +113,28 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
         assert "announced" in routed.stderr and "not announced" not in routed.stderr
         asyncio.run(asyncio.sleep(3))
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[200:400]))
-        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 600, timeout_s=60,
-                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                600,
+                timeout_s=60,
+                settle_s=0,
+                worker=worker,
+            )
+        )
         promoted = _cli(dep, "models", "promote", dep.model, v2)
         assert promoted.returncode == 0, promoted.stderr
         assert _cli(dep, "models", "route", dep.model, "--off").returncode == 0
         asyncio.run(asyncio.sleep(3))
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[400:]))
-        preds = asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 800,
-                                    timeout_s=60, worker=worker))  # fmt: skip
-    seen = {(p["event_id"][:2], int(p["event_id"][3:]) // 200, p["variant"], p["version"])
-            for p in preds}  # fmt: skip
+        preds = asyncio.run(
+            collect(dep.services.kafka, dep.topics["predictions"], 800, timeout_s=60, worker=worker)
+        )
+    seen = {
+        (p["event_id"][:2], int(p["event_id"][3:]) // 200, p["variant"], p["version"])
+        for p in preds
+    }
     assert {(v, ver) for _, part, v, ver in seen if part == 0} == {("champion", v1)}
     assert {(v, ver) for _, part, v, ver in seen if part == 1} == {
         ("champion", v1),

@@ -89,17 +89,24 @@ def test_malformed_events_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
     with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], mixed))
         preds = asyncio.run(
-            collect(dep.services.kafka, dep.topics["predictions"], 2 * len(bad) + 1,
-                    timeout_s=90, worker=worker)
-        )  # fmt: skip
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                2 * len(bad) + 1,
+                timeout_s=90,
+                worker=worker,
+            )
+        )
         dead = asyncio.run(
             collect(dep.services.kafka, dep.topics["dlq"], len(bad), timeout_s=30, worker=worker)
         )
         assert worker.poll() is None, "the worker survives hostile input"
     predicted = {p["event_id"] for p in preds}
     assert predicted == {e["event_id"] for e in good[: 2 * len(bad)]} | {"null-ok"}, dep.log()
-    letters = [DeadLetter.model_validate({k: v for k, v in d.items() if not k.startswith("_")})
-               for d in dead]  # fmt: skip
+    letters = [
+        DeadLetter.model_validate({k: v for k, v in d.items() if not k.startswith("_")})
+        for d in dead
+    ]
     assert len(letters) == len(bad)
     assert all(d.topic == dep.topics["events"] and d.error for d in letters)
     kinds = Counter(d.error_type for d in letters)
@@ -121,8 +128,16 @@ def test_promotion_mid_stream_loses_nothing_and_switches_between_batches(
     events = agrawal_events(12_000, prefix="swap", entities=800)
     with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:2000]))
-        asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 2000, timeout_s=90,
-                            settle_s=0, worker=worker))  # fmt: skip
+        asyncio.run(
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                2000,
+                timeout_s=90,
+                settle_s=0,
+                worker=worker,
+            )
+        )
 
         async def stream_and_promote() -> None:
             sending = asyncio.create_task(
@@ -163,9 +178,14 @@ def test_canary_of_ten_percent_is_sticky_per_entity(deployment: Deployment) -> N
     with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], first + repeat))
         preds = asyncio.run(
-            collect(dep.services.kafka, dep.topics["predictions"], len(first) + len(repeat),
-                    timeout_s=150, worker=worker)
-        )  # fmt: skip
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                len(first) + len(repeat),
+                timeout_s=150,
+                worker=worker,
+            )
+        )
     variant = {p["event_id"]: p["variant"] for p in preds}
     assert len(variant) == len(first) + len(repeat), dep.log()
     share = sum(variant[e["event_id"]] == "canary" for e in first) / len(first)
@@ -184,14 +204,16 @@ def test_worker_killed_mid_stream_rescoring_loses_nothing(deployment: Deployment
         deadline = time.monotonic() + 60
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1000]))
         while time.monotonic() < deadline:  # wait until it is scoring
-            got = asyncio.run(collect(dep.services.kafka, dep.topics["predictions"], 1,
-                                      timeout_s=2, settle_s=0))  # fmt: skip
+            got = asyncio.run(
+                collect(dep.services.kafka, dep.topics["predictions"], 1, timeout_s=2, settle_s=0)
+            )
             if got:
                 break
         sender = asyncio.new_event_loop()
         try:
-            task = sender.create_task(send(dep.services.kafka, dep.topics["events"], events[1000:],
-                                           rate=5000))  # fmt: skip
+            task = sender.create_task(
+                send(dep.services.kafka, dep.topics["events"], events[1000:], rate=5000)
+            )
             sender.run_until_complete(asyncio.sleep(1.5))
             worker.send_signal(signal.SIGKILL)
             worker.wait()

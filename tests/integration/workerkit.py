@@ -154,8 +154,9 @@ async def collect(
     worker: subprocess.Popen[bytes] | None = None,
 ) -> list[dict[str, Any]]:
     """Read ``topic`` from the start until ``until`` messages came and ``settle_s`` passed."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest")  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     out: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
