@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console, Group
@@ -120,6 +122,22 @@ class Demo:
         )
         return env
 
+    def _fresh_start(self, redis_url: str) -> None:
+        """Forget an earlier demo: its registry and its model's state in Redis."""
+        shutil.rmtree(self.home / "registry", ignore_errors=True)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            for pattern in (
+                f"driftline:model:{self.model}:*",
+                f"driftline:join:{self.model}:*",
+                f"driftline:alert:dedupe:{self.model}:*",
+            ):
+                keys = list(client.scan_iter(match=pattern, count=1000))
+                if keys:
+                    client.delete(*keys)
+        finally:
+            client.close()
+
     def _train(self) -> str:
         registry = Registry(self.home / "registry")
         ds = synthetic("agrawal", rows=3000, seed=1, concept=5)
@@ -167,6 +185,7 @@ class Demo:
         self.console.print(f"services up in {time.monotonic() - t0:.1f}s")
         try:
             env = self._env(services)
+            self._fresh_start(env["DRIFTLINE_REDIS_URL"])
             asyncio.run(create_topics(env["DRIFTLINE_KAFKA_BOOTSTRAP"], self.topics.values(), 4))
             self.state.champion = self._train()
             self._spawn("worker", env)
@@ -409,8 +428,14 @@ def _describe(decision: dict[str, Any]) -> str:
     return f"{kind} {'v' + version if version else ''} {what}".strip()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # a closed terminal or a kill: clean up like Ctrl-C does
+
+
 def run_demo(quick: bool, broker: str) -> int:
     """Entry point of ``driftline demo``."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     console = Console()
     settings = load_settings()
     with contextlib.suppress(KeyboardInterrupt):
