@@ -1,7 +1,9 @@
 """The ``driftline`` command line.
 
 Each command group lives in a module of its own that exposes ``register(subparsers)``; every
-subcommand sets ``func(args) -> int``. User errors print one clear line and exit 2.
+subcommand sets ``func(args) -> int`` and declares its options with
+:func:`streams.cli_options.add_option`, so that an environment variable can set each of them.
+User errors print one clear line and exit 2.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from streams.errors import StreamsError
+from streams.cli_options import EnvArgumentParser, add_option
+from streams.errors import ConfigError, StreamsError
 from streams.services import LocalServices, ensure_kafka_jars, kafka_version
 from streams.settings import Settings, env_name, load_settings
 
@@ -57,13 +60,19 @@ def _services_status(args: argparse.Namespace) -> int:
 
 def _services_down(args: argparse.Namespace) -> int:
     stopped = LocalServices(_settings(args)).down()
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    if args.json:
+        _print_json({"stopped": stopped})
+    else:
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
 def _services_fetch(args: argparse.Namespace) -> int:
     jars = ensure_kafka_jars(_settings(args).kafka_jars_dir)
-    print(f"Apache Kafka {kafka_version()} jars in {jars}")
+    if args.json:
+        _print_json({"kafka_version": kafka_version(), "jars": str(jars)})
+    else:
+        print(f"Apache Kafka {kafka_version()} jars in {jars}")
     return 0
 
 
@@ -85,46 +94,59 @@ def _register_services(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Local Kafka (KRaft, or the in-memory Tansu broker) and Redis on loopback.",
     )
     ssub = services.add_subparsers(dest="action", metavar="ACTION", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"where the services keep data, logs and state (env {env_name('data_dir')}; "
-        "default .driftline)",
-    )
-    common.add_argument("--json", action="store_true", help="print the status as JSON")
-    up = ssub.add_parser("up", parents=[common], help="start what is not running (idempotent)")
-    up.add_argument(
-        "--broker",
-        choices=["kafka", "tansu"],
-        default=None,
-        help=f"Apache Kafka {kafka_version()} (KRaft, needs Java) or Tansu (in memory only, no "
-        f"Java) (env {env_name('broker')}; default kafka)",
-    )
-    up.set_defaults(func=_services_up)
-    ssub.add_parser(
-        "status", parents=[common], help="report each service and its health"
-    ).set_defaults(func=_services_status)
-    ssub.add_parser(
-        "down", parents=[common], help="stop the services that `up` started"
-    ).set_defaults(func=_services_down)
-    ssub.add_parser(
-        "fetch", parents=[common], help="download the pinned Kafka jars from Maven Central once"
-    ).set_defaults(func=_services_fetch)
+    actions = {
+        "up": ("start what is not running (idempotent)", _services_up, "the status"),
+        "status": ("report each service and its health", _services_status, "the status"),
+        "down": ("stop the services that `up` started", _services_down, "what was stopped"),
+        "fetch": (
+            "download the pinned Kafka jars from Maven Central once",
+            _services_fetch,
+            "where the jars are",
+        ),
+    }
+    for name, (summary, handler, shown) in actions.items():
+        p = ssub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        add_option(
+            p,
+            "--data-dir",
+            setting="data_dir",
+            type=Path,
+            metavar="DIR",
+            help="where the services keep data, logs and state",
+        )
+        if name == "up":
+            add_option(
+                p,
+                "--broker",
+                setting="broker",
+                choices=["kafka", "tansu"],
+                help=f"Apache Kafka {kafka_version()} (KRaft, needs Java) or Tansu (in memory "
+                "only, no Java)",
+            )
+        add_option(p, "--json", action="store_true", help=f"print {shown} as JSON")
+        p.set_defaults(func=handler)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the parser of every ``driftline`` command."""
-    parser = argparse.ArgumentParser(
+    """Return the parser of every ``driftline`` command.
+
+    Every option can also be set by an environment variable (see :mod:`streams.cli_options`).
+    """
+    # Typed as the base class: command modules register on plain ArgumentParser subparsers.
+    parser: argparse.ArgumentParser = EnvArgumentParser(
         prog="driftline",
         description="Serve ONNX models on Kafka streams and watch them for drift.",
+        epilog="Every option can also be set by the environment variable named in its help; "
+        "the command line wins. `driftline COMMAND --help` shows a command's options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _register_services(sub)
-    cfg = sub.add_parser("config", help="print the effective settings, secrets masked")
-    cfg.add_argument("--json", action="store_true", help="print as JSON")
+    cfg = sub.add_parser(
+        "config",
+        help="print the effective settings, secrets masked",
+        description="Print every setting, its effective value and its environment variable.",
+    )
+    add_option(cfg, "--json", action="store_true", help="print as JSON")
     cfg.set_defaults(func=_config)
     for register in _extensions():
         register(sub)
@@ -132,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    from streams import models_cli, ops_cli, stream_cli
+    from streams import models_cli, ops_cli, report_cli, stream_cli
 
-    return [models_cli.register, stream_cli.register, ops_cli.register]
+    return [models_cli.register, stream_cli.register, ops_cli.register, report_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         print(f"driftline: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:  # arguments or settings that cannot work together
+        print(f"driftline: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StreamsError as exc:
         print(f"driftline: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,13 @@ from models.history import History
 from models.registry import ALIASES, Registry
 from models.training import ESTIMATORS
 from models.workflow import MITIGATIONS, TrainOptions, train
+from streams.cli_options import (
+    add_option,
+    exclusive_group,
+    non_negative_int,
+    percent,
+    positive_int,
+)
 from streams.messages import ModelUpdate
 from streams.routing import Routing, save_routing
 from streams.settings import Settings, env_name, load_settings
@@ -66,13 +74,27 @@ def _guard(handler: Handler) -> Handler:
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[str], None]]:
+def _progress(command: str, *, lines: bool) -> Iterator[Callable[[str], None]]:
+    """Say what a long command is doing: a spinner on a terminal, else a line per step.
+
+    Without a terminal (CI logs, pipes) steps are printed on stderr unless ``lines`` is false
+    (``--json`` callers parse output and want quiet).
+    """
     console = Console(stderr=True)
-    if not console.is_terminal:
+    if console.is_terminal:
+        with console.status("starting") as status:
+            yield lambda msg: status.update(msg)
+        return
+    if not lines:
         yield lambda _msg: None
         return
-    with console.status("starting") as status:
-        yield lambda msg: status.update(msg)
+    started = time.perf_counter()
+
+    def note(msg: str) -> None:
+        elapsed = time.perf_counter() - started
+        print(f"{command}: {msg} [{elapsed:.1f}s]", file=sys.stderr, flush=True)
+
+    yield note
 
 
 def _load_data(args: argparse.Namespace) -> Dataset:
@@ -164,8 +186,8 @@ def train_command(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     registry = _registry(args)
-    with _progress() as note:
-        note(f"class balance {dataset.class_balance()}")
+    with _progress("train", lines=not args.json) as note:
+        # No note before train(): it checks the options first, and a mistake stays one line.
         result = train(dataset, opts, progress=note)
         note("registering")
         card = registry.register(result.payload, result.card)
@@ -275,7 +297,7 @@ def validate_command(args: argparse.Namespace) -> int:
     registry = _registry(args)
     candidate = registry.load(f"{args.name}@{args.version}")
     champion = None
-    if args.against:
+    if args.against and args.against.lower() != "none":
         ref = registry.load(f"{args.name}@{args.against}")
         if ref.card.version != candidate.card.version:
             champion = (ref.card, ref.payload)
@@ -343,102 +365,123 @@ def route_command(args: argparse.Namespace) -> int:
 
 
 def _registry_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--registry",
-        metavar="DIR",
-        default=None,
-        help=f"model registry directory (env {REGISTRY_ENV}; default {DEFAULT_REGISTRY})",
+    add_option(
+        parser, "--registry", setting="registry", metavar="DIR", help="model registry directory"
     )
+
+
+def _json_option(parser: argparse.ArgumentParser, what: str = "") -> None:
+    add_option(parser, "--json", action="store_true", help=f"print {what or 'as JSON'}")
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "train",
         help="train, cross-validate, check fairness, export to ONNX and register a model",
-        description="Train one scikit-learn pipeline, prove ONNX parity and register a version.",
+        description="Train one scikit-learn pipeline, prove ONNX parity and register a version. "
+        "Progress goes to stderr, the result to stdout.",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
+    src = exclusive_group(p)
+    add_option(
+        p,
         "--dataset",
+        group=src,
         default="agrawal",
+        choices=DATASETS,
         metavar="KIND",
-        help=f"built-in synthetic data: {', '.join(DATASETS)} (default agrawal; "
-        "agrawal carries the sensitive attribute age_band)",
+        help=f"built-in synthetic data: {', '.join(DATASETS)} (agrawal carries the sensitive "
+        "attribute age_band)",
     )
-    src.add_argument(
-        "--csv", metavar="PATH", default=None, help="train on a CSV file with a header row"
+    add_option(p, "--csv", group=src, metavar="PATH", help="train on a CSV file with a header row")
+    add_option(p, "--target", metavar="COL", help="binary label column (with --csv)")
+    add_option(
+        p, "--sensitive", metavar="COL", help="sensitive-group column for fairness (with --csv)"
     )
-    p.add_argument("--target", metavar="COL", default=None, help="binary label column (with --csv)")
-    p.add_argument(
-        "--sensitive",
-        metavar="COL",
-        default=None,
-        help="sensitive-group column for fairness (with --csv)",
-    )
-    p.add_argument(
+    add_option(
+        p,
         "--features",
         metavar="A,B,C",
-        default=None,
-        help="comma-separated feature columns (with --csv; default all but target and sensitive)",
+        default_text="all but target and sensitive",
+        help="comma-separated feature columns (with --csv)",
     )
-    p.add_argument(
-        "--rows", type=int, default=5000, metavar="N", help="synthetic rows (default 5000)"
-    )
-    p.add_argument(
+    add_option(p, "--rows", type=positive_int, default=5000, metavar="N", help="synthetic rows")
+    add_option(
+        p,
         "--n-features",
-        type=int,
+        type=positive_int,
         default=10,
         metavar="N",
-        help="features of the hyperplane dataset (default 10)",
+        help="features of the hyperplane dataset",
     )
-    p.add_argument(
-        "--seed", type=int, default=42, help="seed of data, split, folds, model (default 42)"
+    add_option(
+        p,
+        "--seed",
+        type=non_negative_int,
+        default=42,
+        metavar="N",
+        help="seed of data, split, folds and model",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--model",
         default="logreg",
+        choices=ESTIMATORS,
         metavar="KIND",
-        help=f"estimator: {', '.join(ESTIMATORS)} (default logreg)",
+        help=f"estimator: {', '.join(ESTIMATORS)}",
     )
-    p.add_argument("--name", default=None, help="model name (default the dataset or CSV file name)")
-    p.add_argument(
+    add_option(
+        p, "--name", default_text="the dataset or CSV file name", metavar="NAME", help="model name"
+    )
+    add_option(
+        p,
         "--class-weight",
         default="none",
+        choices=("none", "balanced"),
         metavar="MODE",
-        help="none or balanced (weight rows by inverse class frequency; default none)",
+        help="none or balanced (weight rows by inverse class frequency)",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--mitigate",
         default="none",
+        choices=MITIGATIONS,
         metavar="HOW",
-        help=f"fairness mitigation: {', '.join(MITIGATIONS)} (default none)",
+        help=f"fairness mitigation: {', '.join(MITIGATIONS)}",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--threshold-objective",
         default="tpr",
+        choices=("tpr", "selection_rate"),
         metavar="RATE",
-        help="what --mitigate threshold equalises across groups: tpr or "
-        "selection_rate (default tpr)",
+        help="what --mitigate threshold equalises across groups: tpr or selection_rate",
     )
-    p.add_argument(
-        "--folds", type=int, default=5, help="stratified cross-validation folds (default 5)"
+    add_option(
+        p,
+        "--folds",
+        type=positive_int,
+        default=5,
+        metavar="K",
+        help="stratified cross-validation folds (2 to 20)",
     )
     _registry_option(p)
-    p.add_argument("--promote", action="store_true", help="make the new version the champion")
-    p.add_argument("--json", action="store_true", help="print the card summary as JSON on stdout")
+    add_option(p, "--promote", action="store_true", help="make the new version the champion")
+    _json_option(p, "the card summary as JSON on stdout (and no progress lines)")
     p.set_defaults(func=train_command)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``train`` and ``models`` (list, show, promote, rollback) to a ``driftline`` parser."""
+    """Add ``train`` and ``models`` (list, show, promote, rollback, …) to a ``driftline`` parser."""
     _add_train(subparsers)
     models = subparsers.add_parser(
-        "models", help="list, inspect, promote and roll back model versions"
+        "models",
+        help="list, inspect, promote and roll back model versions",
+        description="The model registry: versions, aliases, gates, routing and history.",
     )
     msub = models.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = msub.add_parser("list", help="models with their versions and aliases")
     _registry_option(ls)
-    ls.add_argument("--json", action="store_true", help="print as JSON")
+    _json_option(ls)
     ls.set_defaults(func=list_command)
     show = msub.add_parser(
         "show", help="a version's card (the sha256 of its model file is verified)"
@@ -449,67 +492,95 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="model, version or alias (a bare name is the champion, else the latest)",
     )
     _registry_option(show)
-    show.add_argument("--json", action="store_true", help="print the full card as JSON")
+    _json_option(show, "the full card as JSON")
     show.set_defaults(func=show_command)
     promote = msub.add_parser("promote", help="point an alias (default champion) at a version")
-    promote.add_argument("name", metavar="NAME")
-    promote.add_argument("version", metavar="VERSION")
-    promote.add_argument(
+    promote.add_argument("name", metavar="NAME", help="model name")
+    promote.add_argument("version", metavar="VERSION", help="version to point the alias at")
+    add_option(
+        promote,
         "--alias",
         default="champion",
+        choices=ALIASES,
         metavar="ALIAS",
-        help=f"alias to move: {', '.join(ALIASES)} (default champion)",
+        help=f"alias to move: {', '.join(ALIASES)}",
     )
     _registry_option(promote)
     promote.set_defaults(func=promote_command)
     rollback = msub.add_parser("rollback", help="point an alias back to its previous version")
-    rollback.add_argument("name", metavar="NAME")
-    rollback.add_argument(
+    rollback.add_argument("name", metavar="NAME", help="model name")
+    add_option(
+        rollback,
         "--alias",
         default="champion",
+        choices=ALIASES,
         metavar="ALIAS",
-        help=f"alias to roll back: {', '.join(ALIASES)} (default champion)",
+        help=f"alias to roll back: {', '.join(ALIASES)}",
     )
     _registry_option(rollback)
     rollback.set_defaults(func=rollback_command)
     history = msub.add_parser("history", help="what happened to a model, and why")
-    history.add_argument("name", metavar="NAME")
-    history.add_argument("--limit", type=int, default=None, help="only the last N entries")
-    history.add_argument("--json", action="store_true", help="print as JSON")
+    history.add_argument("name", metavar="NAME", help="model name")
+    add_option(
+        history,
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        default_text="all",
+        help="only the last N entries",
+    )
+    _json_option(history)
     _registry_option(history)
     history.set_defaults(func=history_command)
     validate = msub.add_parser(
         "validate", help="run the promotion gates offline (exit 1 naming the failed gate)"
     )
-    validate.add_argument("name", metavar="NAME")
-    validate.add_argument("version", metavar="VERSION")
-    validate.add_argument(
+    validate.add_argument("name", metavar="NAME", help="model name")
+    validate.add_argument("version", metavar="VERSION", help="candidate version")
+    add_option(
+        validate,
         "--against",
         default="champion",
         metavar="ALIAS|VERSION",
-        help="compare with this version (default champion; '' for none)",
+        help="compare with this version (none: with nothing)",
     )
-    validate.add_argument(
+    add_option(
+        validate,
         "--data",
         type=Path,
-        default=None,
         metavar="CSV",
-        help="labelled data to gate on (default: fresh rows of the synthetic dataset it was "
-        "trained on)",
+        default_text="fresh rows of the synthetic dataset it was trained on",
+        help="labelled data to gate on",
     )
-    validate.add_argument("--json", action="store_true", help="print the gate report as JSON")
+    _json_option(validate, "the gate report as JSON")
     _registry_option(validate)
     validate.set_defaults(func=validate_command)
     route = msub.add_parser(
-        "route", help="split traffic: shadow, canary P %% (sticky per entity) or off"
+        "route",
+        help="split traffic: shadow, canary P %% (sticky per entity) or off",
+        description="Set how traffic is split between champion and challenger: give one of "
+        "--shadow, --canary P or --off (or set its variable). Running workers apply it at once.",
     )
-    route.add_argument("name", metavar="NAME")
-    how = route.add_mutually_exclusive_group(required=True)
-    how.add_argument("--shadow", action="store_true", help="the challenger also scores every event")
-    how.add_argument(
-        "--canary", type=float, metavar="P", help="P %% of entities get the challenger's answer"
+    route.add_argument("name", metavar="NAME", help="model name")
+    how = exclusive_group(route, required=True)
+    add_option(
+        route,
+        "--shadow",
+        group=how,
+        action="store_true",
+        help="the challenger also scores every event",
     )
-    how.add_argument("--off", action="store_true", help="the champion answers everything")
+    add_option(
+        route,
+        "--canary",
+        group=how,
+        type=percent,
+        metavar="P",
+        help="P %% of entities get the challenger's answer",
+    )
+    add_option(
+        route, "--off", group=how, action="store_true", help="the champion answers everything"
+    )
     _registry_option(route)
     route.set_defaults(func=route_command)
 

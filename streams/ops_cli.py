@@ -12,15 +12,16 @@ from rich.console import Console
 from rich.table import Table
 
 from models.registry import Registry
+from streams.cli_options import add_option, positive_int
 from streams.monitor_runtime import ALERTS_KEY, HEALTH_FIELD
+from streams.redis_client import sync_redis
 from streams.routing import load_routing
 from streams.services import LocalServices
 from streams.settings import Settings, env_name, load_settings
 
 
 def _client(settings: Settings) -> redis.Redis:
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    return redis.Redis.from_url(LocalServices(settings).redis_url(), password=password)
+    return sync_redis(LocalServices(settings).redis_url(), settings)
 
 
 def _matches(alert: dict[str, Any], args: argparse.Namespace) -> bool:
@@ -141,36 +142,51 @@ def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+ALERT_KINDS = (
+    "data_drift",
+    "prediction_drift",
+    "concept_drift",
+    "performance",
+    "fairness",
+    "data_quality",
+)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``alerts`` and ``status``."""
-    a = sub.add_parser("alerts", help="recent drift, performance and fairness alerts (Redis)")
-    a.add_argument("--follow", action="store_true", help="keep printing alerts as they fire")
-    a.add_argument("--model", default=None, help="only this model's alerts")
-    a.add_argument(
-        "--kind",
-        default=None,
-        choices=[
-            "data_drift",
-            "prediction_drift",
-            "concept_drift",
-            "performance",
-            "fairness",
-            "data_quality",
-        ],
-        help="only this kind",
+    a = sub.add_parser(
+        "alerts",
+        help="recent drift, performance and fairness alerts (Redis)",
+        description="Print recent alerts from the Redis stream, oldest first; with --follow, "
+        "keep printing new ones until stopped.",
     )
-    a.add_argument("--count", type=int, default=20, help="how many recent alerts (default 20)")
-    a.add_argument("--json", action="store_true", help="one JSON alert a line")
+    add_option(a, "--follow", action="store_true", help="keep printing alerts as they fire")
+    add_option(a, "--model", metavar="NAME", help="only this model's alerts")
+    add_option(
+        a,
+        "--kind",
+        choices=ALERT_KINDS,
+        metavar="KIND",
+        help=f"only this kind: {', '.join(ALERT_KINDS)}",
+    )
+    add_option(
+        a, "--count", type=positive_int, default=20, metavar="N", help="how many recent alerts"
+    )
+    add_option(a, "--json", action="store_true", help="one JSON alert a line")
     a.set_defaults(func=alerts_command)
-    s = sub.add_parser("status", help="health, versions, metrics, detectors and last alerts")
+    s = sub.add_parser(
+        "status",
+        help="health, versions, metrics, detectors and last alerts",
+        description="Show the live state of one model, or of every model in the registry.",
+    )
     s.add_argument(
         "model",
         nargs="?",
         default=None,
         help=f"one model (default: every model in {env_name('registry')})",
     )
-    s.add_argument("--json", action="store_true", help="print as JSON")
+    add_option(s, "--json", action="store_true", help="print as JSON")
     s.set_defaults(func=status_command)
 
 
-__all__ = ["alerts_command", "model_status", "register", "status_command"]
+__all__ = ["ALERT_KINDS", "alerts_command", "model_status", "register", "status_command"]

@@ -10,9 +10,17 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from models.data import DATASETS
+from streams.cli_options import (
+    add_option,
+    exclusive_group,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from streams.errors import ConfigError, ServiceError
 from streams.kafka_admin import client_options, create_topics
-from streams.messages import json_schemas
+from streams.messages import CONTRACTS, json_schemas
 from streams.services import LocalServices
 from streams.settings import Settings, env_name, load_settings
 
@@ -148,8 +156,8 @@ def _produce(args: argparse.Namespace) -> int:
     from streams.producer import dataset_events, file_events, produce
 
     settings = load_settings()
-    if (args.dataset is None) == (args.file is None):
-        raise ConfigError("give exactly one source: --dataset NAME or --file PATH")
+    if (args.dataset is None) == (args.file is None):  # the parser ensures it; callers may not
+        raise ConfigError("give exactly one source: --dataset KIND or --file PATH")
     if args.file is not None:
         pairs = file_events(args.file, prefix=args.prefix, label_column=args.label_column)
     else:
@@ -231,83 +239,138 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``worker``, ``produce``, ``tail`` and ``schema`` to the CLI."""
-    w = sub.add_parser("worker", help="score events from Kafka with a model's champion")
-    w.add_argument("--model", default=None, help=f"model name (env {env_name('model')})")
+    """Add ``worker``, ``monitor``, ``retrainer``, ``demo``, ``produce``, ``tail``, ``schema``."""
+    w = sub.add_parser(
+        "worker",
+        help="score events from Kafka with a model's champion",
+        description="Score the events topic with a model's champion (and challenger), hot-swap "
+        "versions without a restart; runs until stopped. Tuned by the DRIFTLINE_* settings "
+        "(`driftline config`).",
+    )
+    add_option(w, "--model", setting="model", metavar="NAME", help="model to serve")
     w.set_defaults(func=_worker)
 
     m = sub.add_parser(
-        "monitor", help="join labels and watch a model in a process of its own (optional)"
+        "monitor",
+        help="join labels and watch a model in a process of its own (optional)",
+        description="Join labels with predictions and run the drift, performance and fairness "
+        "monitors apart from the workers; runs until stopped.",
     )
-    m.add_argument("--model", default=None, help=f"model name (env {env_name('model')})")
+    add_option(m, "--model", setting="model", metavar="NAME", help="model to watch")
     m.set_defaults(func=_monitor)
 
     r = sub.add_parser(
-        "retrainer", help="train, gate, shadow-test, promote and roll back on retrain requests"
+        "retrainer",
+        help="train, gate, shadow-test, promote and roll back on retrain requests",
+        description="Serve retrain requests until stopped; tuned by the DRIFTLINE_* settings.",
     )
     r.set_defaults(func=_retrainer)
 
-    d = sub.add_parser("demo", help="the whole loop live: drift, alerts, retraining, promotion")
-    d.add_argument("--quick", action="store_true", help="shorter phases (about a minute)")
-    d.add_argument(
+    d = sub.add_parser(
+        "demo",
+        help="the whole loop live: drift, alerts, retraining, promotion",
+        description="Start services, train, serve, drift, alert, retrain and promote, then stop.",
+    )
+    add_option(d, "--quick", action="store_true", help="shorter phases (about a minute)")
+    add_option(
+        d,
         "--broker",
+        setting="broker",
         choices=["kafka", "tansu"],
-        default=None,
-        help="broker to start (default kafka when Java is installed, else tansu)",
+        default_text="kafka when Java is installed, else tansu",
+        help="broker to start",
     )
     d.set_defaults(func=_demo)
 
-    p = sub.add_parser("produce", help="send synthetic or replayed events (and labels) to Kafka")
-    p.add_argument(
+    p = sub.add_parser(
+        "produce",
+        help="send synthetic or replayed events (and labels) to Kafka",
+        description="Send events from a synthetic dataset or a CSV/JSONL file to the events topic.",
+    )
+    source = exclusive_group(p, required=True)
+    add_option(
+        p,
         "--dataset",
-        choices=["agrawal", "sea", "hyperplane"],
-        default=None,
-        help="synthetic dataset to draw events from",
+        group=source,
+        choices=DATASETS,
+        metavar="KIND",
+        help=f"synthetic dataset to draw events from: {', '.join(DATASETS)}",
     )
-    p.add_argument("--file", type=Path, default=None, help="replay a CSV or JSONL file")
-    p.add_argument("--count", type=int, default=1000, help="events to send (default 1000)")
-    p.add_argument(
-        "--rate", type=float, default=0.0, help="events per second (0: as fast as possible)"
+    add_option(
+        p, "--file", group=source, type=Path, metavar="PATH", help="replay a CSV or JSONL file"
     )
-    p.add_argument("--seed", type=int, default=7, help="dataset seed (default 7)")
-    p.add_argument(
+    add_option(p, "--count", type=positive_int, default=1000, metavar="N", help="events to send")
+    add_option(
+        p,
+        "--rate",
+        type=non_negative_float,
+        default=0.0,
+        metavar="PER_S",
+        help="events per second (0: as fast as possible)",
+    )
+    add_option(p, "--seed", type=non_negative_int, default=7, metavar="N", help="dataset seed")
+    add_option(
+        p,
         "--n-features",
-        type=int,
+        type=positive_int,
         default=10,
         metavar="N",
-        help="features of the hyperplane dataset (default 10)",
+        help="features of the hyperplane dataset",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--entities",
-        type=int,
+        type=non_negative_int,
         default=1000,
-        help="distinct entities for sticky routing (default 1000; 0: none)",
+        metavar="N",
+        help="distinct entities for sticky routing (0: none)",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--labels",
         action="store_true",
-        help=f"also send ground truth to the labels topic ({env_name('topic_labels')})",
+        help=f"also send ground truth to the labels topic (named by {env_name('topic_labels')})",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--label-delay",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help="send each label this long after its event",
     )
-    p.add_argument("--label-column", default=None, help="label column/field in --file")
-    p.add_argument("--prefix", default="ev", help="event_id prefix (default ev)")
+    add_option(p, "--label-column", metavar="COL", help="label column/field in --file")
+    add_option(p, "--prefix", default="ev", metavar="TEXT", help="event_id prefix")
     p.set_defaults(func=_produce)
 
-    t = sub.add_parser("tail", help="print the messages of a topic as they arrive")
+    t = sub.add_parser(
+        "tail",
+        help="print the messages of a topic as they arrive",
+        description="Print a topic's messages as [partition:offset] JSON; runs until stopped "
+        "unless --count.",
+    )
     t.add_argument("topic", help="topic name, e.g. predictions, events-dlq, drift-alerts")
-    t.add_argument("--count", type=int, default=None, help="stop after N messages")
-    t.add_argument("--json", action="store_true", help="print only the JSON values, one a line")
-    t.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
+    add_option(
+        t, "--count", type=positive_int, metavar="N", default_text="never", help="stop after N"
+    )
+    add_option(t, "--json", action="store_true", help="print only the JSON values, one a line")
+    add_option(t, "--from-beginning", action="store_true", help="start at the oldest message")
     t.set_defaults(func=_tail_cmd)
 
-    s = sub.add_parser("schema", help="print the JSON Schema of every message contract")
-    s.add_argument("name", nargs="?", default=None, help="one contract, e.g. event")
+    s = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of every message contract",
+        description="Print the JSON Schema of the message contracts, for producers and "
+        "consumers in any language.",
+    )
+    s.add_argument(
+        "name",
+        nargs="?",
+        default=None,
+        choices=list(CONTRACTS),
+        metavar="NAME",
+        help=f"one contract: {', '.join(CONTRACTS)} (default all)",
+    )
     s.set_defaults(func=_schema)
 
 

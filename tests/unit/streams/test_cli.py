@@ -63,7 +63,7 @@ def test_worker_without_a_model_says_how_to_name_one(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DRIFTLINE_MODEL", raising=False)
-    assert main(["worker"]) == 1
+    assert main(["worker"]) == 2  # a usage mistake
     assert "--model" in capsys.readouterr().err
 
 
