@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console, Group
@@ -35,6 +34,7 @@ from models.registry import Registry
 from models.workflow import TrainOptions, train
 from streams.kafka_admin import create_topics
 from streams.producer import dataset_events
+from streams.redis_client import async_redis, sync_redis
 from streams.services import LocalServices
 from streams.settings import Settings, load_settings
 
@@ -125,7 +125,7 @@ class Demo:
     def _fresh_start(self, redis_url: str) -> None:
         """Forget an earlier demo: its registry and its model's state in Redis."""
         shutil.rmtree(self.home / "registry", ignore_errors=True)
-        client = redis.Redis.from_url(redis_url)
+        client = sync_redis(redis_url, self.settings)
         try:
             for pattern in (
                 f"driftline:model:{self.model}:*",
@@ -198,7 +198,7 @@ class Demo:
 
     async def _live(self, env: dict[str, str]) -> int:
         bootstrap, redis_url = env["DRIFTLINE_KAFKA_BOOTSTRAP"], env["DRIFTLINE_REDIS_URL"]
-        client = aioredis.Redis.from_url(redis_url)
+        client = async_redis(redis_url, self.settings)
         tasks = [
             asyncio.create_task(self._predictions(bootstrap)),
             asyncio.create_task(self._redis_feed(client)),

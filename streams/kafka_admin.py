@@ -1,4 +1,8 @@
-"""Kafka client options from settings, topic creation and a health probe (aiokafka)."""
+"""Kafka client options from settings, topic creation and a health probe (aiokafka).
+
+Every Kafka client Driftline builds takes its security from here: :func:`client_options` for
+aiokafka producers, consumers and admin clients, :func:`faust_credentials` for Faust apps.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,40 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+)
 
-from streams.errors import ServiceError
-from streams.settings import Settings
+from streams.errors import ConfigError, ServiceError
+from streams.settings import Settings, env_name
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Return the TLS context for the broker: its CA, and our certificate for mutual TLS."""
+    cafile = settings.kafka_ssl_cafile
+    key_password = settings.kafka_ssl_key_password
+    try:
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+                key_password.get_secret_value() if key_password else None,
+            )
+    except (OSError, ssl.SSLError) as exc:
+        # The message names the file and the problem; never the key password.
+        raise ConfigError(f"cannot load the Kafka TLS files: {exc}") from exc
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    return context
 
 
 def client_options(settings: Settings | None) -> dict[str, Any]:
@@ -24,8 +55,7 @@ def client_options(settings: Settings | None) -> dict[str, Any]:
         return {}
     opts: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        opts["ssl_context"] = ssl.create_default_context(cafile=cafile)
+        opts["ssl_context"] = ssl_context(settings)
     if settings.kafka_security_protocol.startswith("SASL"):
         password = settings.kafka_sasl_password
         opts.update(
@@ -34,6 +64,58 @@ def client_options(settings: Settings | None) -> dict[str, Any]:
             sasl_plain_password=password.get_secret_value() if password else None,
         )
     return opts
+
+
+def faust_credentials(settings: Settings) -> CredentialsT | None:
+    """Return the ``broker_credentials`` of a Faust app: the same security as
+    :func:`client_options`, in Faust's terms (None for PLAINTEXT)."""
+    from faust.auth import SASLCredentials, SSLCredentials  # Faust is heavy: worker only
+
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return SSLCredentials(ssl_context(settings))
+    password = settings.kafka_sasl_password
+    return SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password else None,
+        ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+    )
+
+
+async def diagnose(bootstrap: str, settings: Settings | None, timeout_s: float = 10.0) -> str:
+    """Say why a client cannot connect to ``bootstrap``, in words an operator can act on.
+
+    aiokafka only logs why each bootstrap server refused it and raises a bare "unable to
+    bootstrap"; this opens one connection the way the clients do to get the reason back.
+    The reason never carries a secret (aiokafka's own texts do not).
+    """
+    from aiokafka.conn import create_conn
+
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(
+                host,
+                int(port),
+                request_timeout_ms=int(timeout_s * 1000),
+                **client_options(settings),
+            ),
+            timeout_s,
+        )
+    except SaslAuthenticationFailed as exc:
+        user = settings.kafka_sasl_username if settings else None
+        mechanism = (settings.kafka_sasl_mechanism if settings else None) or "PLAIN"
+        return (
+            f"authentication failed as user {user!r} ({mechanism}): check "
+            f"{env_name('kafka_sasl_username')} and {env_name('kafka_sasl_password')} ({exc})"
+        )
+    except (KafkaError, OSError, TimeoutError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    conn.close()
+    return "the broker answered a new connection; it may have been busy or restarting"
 
 
 async def create_topics(
@@ -59,8 +141,8 @@ async def create_topics(
         request_timeout_ms=int(timeout_s * 1000),
         **client_options(settings),
     )
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
@@ -77,7 +159,12 @@ async def create_topics(
                 raise ServiceError("kafka", f"cannot create topics {failed} (error codes)")
         return missing
     except KafkaError as exc:
-        raise ServiceError("kafka", f"cannot create topics {wanted} on {bootstrap}: {exc}") from exc
+        reason = (
+            await diagnose(bootstrap, settings) if isinstance(exc, KafkaConnectionError) else ""
+        )
+        raise ServiceError(
+            "kafka", f"cannot create topics {wanted} on {bootstrap}: {reason or exc}"
+        ) from exc
     finally:
         await admin.close()
 
@@ -110,4 +197,11 @@ def kafka_healthy(bootstrap: str, settings: Settings | None = None, timeout_s: f
         quiet.setLevel(level)
 
 
-__all__ = ["client_options", "create_topics", "kafka_healthy"]
+__all__ = [
+    "client_options",
+    "create_topics",
+    "diagnose",
+    "faust_credentials",
+    "kafka_healthy",
+    "ssl_context",
+]

@@ -55,6 +55,8 @@ def sender(deliver: Deliver, model: str) -> Send:
 def faust_app(settings: Settings, bootstrap: str, app_id: str) -> faust.App:
     """A Faust app as Driftline runs them: raw bytes in and out, offsets committed every
     second, no web server, data under the data dir. ``app_id`` is the consumer group."""
+    from streams.kafka_admin import faust_credentials
+
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
@@ -68,6 +70,8 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str) -> faust.App:
         topic_partitions=settings.topic_partitions,
         producer_linger_ms=settings.producer_linger_ms,
         broker_commit_interval=1.0,
+        # SASL and/or TLS exactly as the settings give them to every aiokafka client.
+        broker_credentials=faust_credentials(settings),
     )
 
 

