@@ -3,6 +3,8 @@
 Data, training, evaluation, fairness, ONNX export with a parity gate, registry, runtime scorer.
 
 Nothing here imports Faust, Kafka or Redis clients; functions take and return plain values.
+:mod:`models.report` renders a model's HTML report; it draws with matplotlib, so it is
+imported on demand rather than here.
 
 The usual path::
 

@@ -117,17 +117,45 @@ class HoldoutMetrics(_Frozen):
     calibration_error: float
 
 
+class RocCurve(_Frozen):
+    """Points of the holdout ROC curve, down-sampled (at most ~100), from (0, 0) to (1, 1)."""
+
+    fpr: list[float]
+    tpr: list[float]
+
+
+class CalibrationCurve(_Frozen):
+    """Reliability diagram of the holdout: equal-width bins of the positive-class score.
+
+    ``mean_predicted`` and ``fraction_positive`` are None for an empty bin.
+    """
+
+    bin_edges: list[float]
+    counts: list[int]
+    mean_predicted: list[float | None]
+    fraction_positive: list[float | None]
+
+
+class HoldoutCurves(_Frozen):
+    """What the report plots beyond the holdout metrics (``roc`` is None with one class)."""
+
+    roc: RocCurve | None
+    calibration: CalibrationCurve
+
+
 class Metrics(_Frozen):
     """Cross-validation summary (``cv[metric]``) and holdout metrics.
 
     ``cv`` and ``holdout`` decide labels at 0.5; ``holdout_served`` (only when the card has
-    per-group thresholds) decides them as the scorer will, with those thresholds.
+    per-group thresholds) decides them as the scorer will, with those thresholds. ``curves``
+    is None on cards written before curves were recorded.
     """
 
     folds: int
     cv: dict[str, MetricSummary]
     holdout: HoldoutMetrics
     holdout_served: HoldoutMetrics | None = None
+    curves: HoldoutCurves | None = None
 
 
 class GroupMetrics(_Frozen):
@@ -239,7 +267,7 @@ class ModelCard(_Frozen):
             "created_at": self.created_at,
             "parent_version": self.parent_version,
             "sha256": self.onnx.sha256,
-            "metrics": self.metrics.model_dump(mode="json"),
+            "metrics": self.metrics.model_dump(mode="json", exclude={"curves"}),
             "fairness": None if self.fairness is None else self.fairness.model_dump(mode="json"),
             "thresholds": self.thresholds.model_dump(mode="json"),
             "parity": self.parity.model_dump(mode="json"),
@@ -249,11 +277,13 @@ class ModelCard(_Frozen):
 
 __all__ = [
     "CARD_SCHEMA_VERSION",
+    "CalibrationCurve",
     "DataInfo",
     "FairnessReport",
     "FairnessSnapshot",
     "FeatureSpec",
     "GroupMetrics",
+    "HoldoutCurves",
     "HoldoutMetrics",
     "MetricSummary",
     "Metrics",
@@ -263,6 +293,7 @@ __all__ = [
     "ParityInfo",
     "Profile",
     "ReferenceProfile",
+    "RocCurve",
     "SensitiveSpec",
     "Thresholds",
     "TrainingInfo",

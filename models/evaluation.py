@@ -15,11 +15,18 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
+    roc_curve,
 )
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from models.card import HoldoutMetrics, MetricSummary
+from models.card import (
+    CalibrationCurve,
+    HoldoutCurves,
+    HoldoutMetrics,
+    MetricSummary,
+    RocCurve,
+)
 
 CV_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 Progress = Callable[[str], None]
@@ -96,6 +103,51 @@ def holdout_metrics(
     )
 
 
+def _r(value: float) -> float:
+    # four decimals: plenty for a plot, and the card stays small
+    return round(float(value), 4)
+
+
+def holdout_curves(
+    y: NDArray[np.int64], p_positive: NDArray[np.floating], *, max_points: int = 100, bins: int = 10
+) -> HoldoutCurves:
+    """ROC points (at most ``max_points``) and reliability bins of holdout scores, for plots.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 1000)
+    >>> p = np.clip(0.3 * y + 0.7 * rng.random(1000), 0, 1)
+    >>> curves = holdout_curves(y, p, max_points=20, bins=5)
+    >>> len(curves.roc.fpr) <= 20, curves.roc.fpr[0], curves.roc.tpr[-1]
+    (True, 0.0, 1.0)
+    >>> curves.calibration.bin_edges, sum(curves.calibration.counts)
+    ([0.0, 0.2, 0.4, 0.6, 0.8, 1.0], 1000)
+    """
+    p = np.asarray(p_positive, dtype=np.float64)
+    roc = None
+    if len(np.unique(y)) == 2:
+        fpr, tpr, _ = roc_curve(y, p, drop_intermediate=True)
+        if fpr.shape[0] > max_points:
+            # evenly spaced along the curve; both ends are kept
+            keep = np.unique(np.linspace(0, fpr.shape[0] - 1, max_points).round().astype(int))
+            fpr, tpr = fpr[keep], tpr[keep]
+        roc = RocCurve(fpr=[_r(v) for v in fpr], tpr=[_r(v) for v in tpr])
+    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    sums = np.bincount(idx, weights=p, minlength=bins)
+    positives = np.bincount(idx, weights=y.astype(np.float64), minlength=bins)
+    calibration = CalibrationCurve(
+        bin_edges=[_r(b / bins) for b in range(bins + 1)],
+        counts=[int(c) for c in counts],
+        mean_predicted=[_r(s / c) if c else None for s, c in zip(sums, counts, strict=True)],
+        fraction_positive=[
+            _r(k / c) if c else None for k, c in zip(positives, counts, strict=True)
+        ],
+    )
+    return HoldoutCurves(roc=roc, calibration=calibration)
+
+
 def cross_validate(
     pipeline: Pipeline,
     x: NDArray[np.generic],
@@ -153,6 +205,7 @@ __all__ = [
     "CV_METRICS",
     "calibration_error",
     "cross_validate",
+    "holdout_curves",
     "holdout_metrics",
     "score_metrics",
 ]

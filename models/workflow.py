@@ -27,7 +27,7 @@ from models.card import (
 )
 from models.data import Dataset
 from models.errors import ConfigError
-from models.evaluation import cross_validate, holdout_metrics
+from models.evaluation import cross_validate, holdout_curves, holdout_metrics
 from models.export import check_parity, export_onnx
 from models.fairness import apply_thresholds, choose_thresholds, fairness_snapshot, reweigh
 from models.profile import reference_profile
@@ -224,6 +224,7 @@ def train(
             cv=cv,
             holdout=holdout_metrics(hold_ds.y, p_hold),
             holdout_served=served,
+            curves=holdout_curves(hold_ds.y, p_hold),
         ),
         fairness=fairness,
         thresholds=thresholds,

@@ -7,7 +7,8 @@ Nothing here imports Faust, Kafka or Redis clients; functions take and return pl
 - :class:`MonitorConfig` — their settings; :class:`Finding` — what they report;
 - :class:`LabelJoin` — late-label join; :class:`AlertPolicy` — dedupe and cooldown;
 - :class:`StateStore`, :class:`AlertSink`, :class:`DriftMonitor` — extension points, with
-  in-memory implementations for tests.
+  in-memory implementations for tests;
+- :func:`history_point` — one compact point of a model's monitoring timeline.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from monitoring.state import (
     load_state,
     save_state,
 )
+from monitoring.timeline import history_point
 
 __all__ = [
     "FINDING_KINDS",
@@ -54,6 +56,7 @@ __all__ = [
     "RetrainRequestDecision",
     "SnapshotError",
     "StateStore",
+    "history_point",
     "load_state",
     "save_state",
 ]

@@ -90,6 +90,15 @@ def _window_checks(
     return checks
 
 
+def _window_stats(res: Mapping[str, Any]) -> dict[str, float | None]:
+    """The statistics of a closed window worth plotting over time."""
+    return {
+        "psi": res.get("psi"),
+        "ks_pvalue": res.get("ks_pvalue"),
+        "missing_rate": res.get("missing_rate"),
+    }
+
+
 def _restore_detector(det: ChangeDetector, state: Mapping[str, Any]) -> None:
     # A detector kind changed in the settings since the snapshot starts afresh.
     if state.get("kind") == det.kind:
@@ -129,6 +138,8 @@ class FeatureMonitor:
         self._std = np.array([r.std for r in self.num_refs])
         self.rows = 0  # rows in the current window
         self.windows = 0  # windows closed
+        # per feature, the last closed window's statistics; not snapshotted (for the timeline)
+        self.last: dict[str, dict[str, float | None]] = {}
 
     def observe(
         self, matrix: NDArray[np.float64], cats: list[NDArray[np.object_]], details: dict[str, Any]
@@ -183,10 +194,12 @@ class FeatureMonitor:
         checks: list[Check] = []
         base = {**details, "window": self.windows}
         for ref, res in zip(self.num_refs, self.window.results(), strict=True):
+            self.last[ref.name] = _window_stats(res)
             checks += _window_checks("data_drift", ref.name, res, self.config, base, self.ks_tests)
             checks += self._quality(ref.name, ref.missing_rate, res, base)
         for w in self.cat_windows:
             res = w.results()
+            self.last[w.ref.name] = _window_stats(res)
             checks += _window_checks("data_drift", w.ref.name, res, self.config, base)
             checks += self._quality(w.ref.name, w.ref.missing_rate, res, base)
         self.window.reset()
@@ -250,6 +263,7 @@ class ScoreMonitor:
         self.detector = stream_detector(config)
         self.rows = 0
         self.windows = 0
+        self.last: dict[str, float | None] = {}  # last closed window; not snapshotted
 
     def observe(self, scores: NDArray[np.float64], details: dict[str, Any]) -> list[Check]:
         """Feed one batch of positive-class scores."""
@@ -264,6 +278,7 @@ class ScoreMonitor:
             if self.rows >= self.config.window:
                 self.windows += 1
                 res = self.window.results()[0]
+                self.last = _window_stats(res)
                 base = {**details, "window": self.windows}
                 checks += _window_checks("prediction_drift", None, res, self.config, base)
                 self.window.reset()

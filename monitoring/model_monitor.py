@@ -331,6 +331,17 @@ class ModelMonitor:
         """Per ``"<version>/<variant>"``: cumulative, rolling and group metrics and labels."""
         return {scope: lm.metrics(self._groups) for scope, lm in sorted(self._labels.items())}
 
+    def drift_statistics(self) -> dict[str, Any]:
+        """PSI, KS p-value and missing rate of the last closed window of every monitor.
+
+        ``features`` is per variant and feature, ``scores`` per ``"<version>/<variant>"``.
+        Kept in memory only: empty again after a restore until the next window closes.
+        """
+        return {
+            "features": {v: dict(m.last) for v, m in sorted(self._features.items()) if m.last},
+            "scores": {s: dict(m.last) for s, m in sorted(self._scores.items()) if m.last},
+        }
+
     def health(self) -> dict[str, Any]:
         """Status (``ok``, ``degraded`` when only data quality is failing, ``alerting``),
         active findings, last finding per kind, counts and metrics."""

@@ -6,6 +6,8 @@ Redis holds everything that must outlive the process (ARCHITECTURE §4):
   the format documented in :mod:`monitoring.model_monitor`), written at least every
   ``snapshot_interval_s`` with one ``SET`` (atomic) and read back when a worker starts;
 - ``driftline:model:<name>:health`` — a hash, one field per worker: its health summary;
+- ``driftline:model:<name>:history`` — a stream capped at ``history_max_points``: one compact
+  point (:mod:`monitoring.timeline`) per ``history_interval_s``, for ``driftline report``;
 - ``driftline:alerts`` — a capped stream of alerts, also published on the channel of the same
   name and produced to the ``drift-alerts`` topic;
 - ``driftline:join:<name>:*`` — the label join (:mod:`streams.redis_join`).
@@ -25,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from models.card import ModelCard
@@ -36,7 +37,9 @@ from monitoring.errors import MonitoringError
 from monitoring.findings import Finding
 from monitoring.model_monitor import ModelMonitor
 from monitoring.retrain_policy import RetrainPolicy
+from monitoring.timeline import history_point
 from streams.messages import SCHEMA_VERSION, RetrainRequest
+from streams.redis_client import async_redis
 from streams.redis_join import RedisLabelJoin
 from streams.scoring import Scored
 from streams.settings import Settings
@@ -66,6 +69,11 @@ Send = Callable[[str, list[bytes]], Awaitable[None]]
 def window_key(model: str) -> str:
     """The Redis stream of the most recent labelled events of ``model`` (training window)."""
     return f"driftline:model:{model}:window"
+
+
+def history_key(model: str) -> str:
+    """The capped Redis stream of ``model``'s monitoring timeline (one point per interval)."""
+    return f"driftline:model:{model}:history"
 
 
 def pairs_prefix(model: str) -> str:
@@ -118,9 +126,8 @@ class MonitorRuntime:
         self._online_pairs: deque[tuple[bool, bool]] = deque(maxlen=20_000)
         self.champion_version = card.version
         self.retrain_requests = 0
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        self.redis = aioredis.Redis.from_url(
-            redis_url, password=password, socket_timeout=2.0, socket_connect_timeout=2.0
+        self.redis = async_redis(
+            redis_url, settings, socket_timeout=2.0, socket_connect_timeout=2.0
         )
         self.join = RedisLabelJoin(self.redis, model, settings.join_ttl_s, settings.join_max_items)
         self._emit = self.redis.register_script(_EMIT)
@@ -135,6 +142,7 @@ class MonitorRuntime:
         self.alerts_sent = 0
         self.restored = False
         self._last_snapshot = 0.0
+        self._last_history = 0.0
         self._started = False
 
     # -- redis guard --------------------------------------------------------------------
@@ -400,10 +408,18 @@ class MonitorRuntime:
         join_stats = await self._guarded("stats", self.join.stats())
         health = self.health()
         health["join"] = join_stats
-        await self._guarded(
-            "health",
-            self.redis.hset(self.health_key, HEALTH_FIELD, orjson.dumps(health)),
-        )
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.health_key, HEALTH_FIELD, orjson.dumps(health))
+        if now - self._last_history >= self.settings.history_interval_s:
+            self._last_history = now
+            point = history_point(health, self.monitor.drift_statistics(), self.champion_version)
+            pipe.xadd(  # exact cap: one entry trimmed per interval costs nothing
+                history_key(self.model),
+                {"point": orjson.dumps(point)},
+                maxlen=self.settings.history_max_points,
+                approximate=False,
+            )
+        await self._guarded("health", pipe.execute())
 
     def health(self) -> dict[str, Any]:
         """The monitors' health plus this runtime's own state."""
@@ -425,6 +441,7 @@ __all__ = [
     "HEALTH_FIELD",
     "MonitorRuntime",
     "encode_alert",
+    "history_key",
     "pairs_prefix",
     "window_key",
 ]
