@@ -1,22 +1,22 @@
-"""The scoring worker: a Faust app whose agent scores micro-batches of ``events``.
+"""The scoring worker: a Faust app that scores micro-batches of ``events``.
 
-Delivery is at least once: ``take_events`` acks a batch's events only when the agent asks for
-the next batch, and the agent asks only after the broker acknowledged every prediction and
-dead letter of the batch. Model changes arrive on ``model-updates`` (every worker reads all of
-it, outside the consumer group) and are applied between batches.
+The hot path is :class:`streams.scoring_loop.ScoringLoop`, a task of the app: at least once,
+offsets committed only after the broker acknowledged every prediction and dead letter of the
+batch. The app's agents forward labels and run the monitors. Model changes arrive on
+``model-updates`` (every worker reads all of it, outside the consumer group) and are applied
+between batches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import cast
+from collections.abc import Callable
+from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer
-from faust.streams import Stream
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from models.card import ModelCard
 from models.errors import ModelError
@@ -35,7 +35,8 @@ from streams.monitor_agents import (
 )
 from streams.monitor_runtime import MonitorRuntime
 from streams.routing import load_routing
-from streams.scoring import BatchScorer, ModelSet, RawRecord
+from streams.scoring import BatchScorer, ModelSet
+from streams.scoring_loop import MAX_BATCH_BYTES, BatchStats, ScoringLoop
 from streams.settings import Settings
 
 log = logging.getLogger("driftline.worker")
@@ -52,6 +53,7 @@ class WorkerRuntime:
         self.current = self.load()
         self.swaps = 0
         self.monitor: MonitorRuntime | None = None
+        self.loop: ScoringLoop | None = None
 
     def cards(self) -> list[ModelCard]:
         """Cards of the versions served now (champion first)."""
@@ -129,23 +131,18 @@ class WorkerRuntime:
 
 
 def create_app(
-    settings: Settings, bootstrap: str, runtime: WorkerRuntime, redis_url: str | None = None
+    settings: Settings,
+    bootstrap: str,
+    runtime: WorkerRuntime,
+    redis_url: str | None = None,
+    on_batch: Callable[[BatchStats], None] | None = None,
 ) -> faust.App:
     """Build the Faust app of one scoring worker for ``runtime.model``.
 
     With ``redis_url``, the app also runs the monitoring agents (labels, snapshots) and sends
-    alerts to the drift-alerts topic.
+    alerts to the drift-alerts topic. ``on_batch`` sees every committed batch.
     """
     app = faust_app(settings, bootstrap, f"driftline-worker-{runtime.model}")
-    events = app.topic(
-        settings.topic_events,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-    )
-    predictions, dlq = settings.topic_predictions, settings.topic_dlq
-    wait_s = settings.batch_wait_ms / 1000.0
-
     deliver = delivery(app)
     model_key = runtime.model.encode()
     if redis_url is not None and settings.monitor_in_worker:
@@ -158,41 +155,40 @@ def create_app(
             card_loader=runtime.card_of,
         )
 
-    @app.agent(events, name=f"score-{runtime.model}")
-    async def score(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        stream = cast(Stream[bytes], agent_stream)  # take_events is missing from StreamT
-        async for batch in stream.take_events(settings.batch_size, within=wait_s):
-            records = [
-                RawRecord(
-                    e.value,
-                    e.key,
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    int(e.message.timestamp * 1000) if e.message.timestamp else None,
-                )
-                for e in batch
-            ]
-            models = runtime.current  # one model set for the whole batch
-            try:
-                result = runtime.scorer.process(records, models)
-            except Exception as exc:
-                # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
-                log.exception("batch of %d failed; sent to %s", len(records), dlq)
-                kind = type(exc).__name__
-                result_dl = [
-                    runtime.scorer.dead_letter(r, f"internal error: {exc}", kind) for r in records
-                ]
-                acks = await deliver(dlq, result_dl)
-            else:
-                acks = await deliver(predictions, result.predictions)
-                acks += await deliver(dlq, result.dead_letters)
-                if settings.monitoring and result.scored:
-                    record = [(model_key, scored_record(result))]
-                    acks += await deliver(settings.topic_monitor, record)
-            # Acknowledged by the broker before these events may be committed.
-            await asyncio.gather(*acks)
-            yield None
+    options = client_options(settings)
+
+    def clients() -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"driftline-scorer-{runtime.model}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **options,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            linger_ms=settings.producer_linger_ms,
+            max_batch_size=MAX_BATCH_BYTES,
+            acks="all",
+            **options,
+        )
+        return consumer, producer
+
+    loop = ScoringLoop(
+        settings,
+        clients,
+        runtime.scorer,
+        lambda: runtime.current,  # one model set per batch; swaps land between batches
+        monitor_record=(lambda r: (model_key, scored_record(r))) if settings.monitoring else None,
+        on_batch=on_batch,
+    )
+    runtime.loop = loop
+    app.task(loop.run)
+
+    async def finish_batch(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        await loop.stop()
+
+    app.on_before_shutdown.connect(finish_batch)
 
     async def follow_updates() -> None:
         consumer = AIOKafkaConsumer(

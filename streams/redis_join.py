@@ -1,14 +1,18 @@
 """The label join in Redis: predictions wait for their labels (or labels for predictions).
 
-Keys, per model (``P = driftline:join:<model>``):
+Keys, per model (``P = driftline:join:<model>``), for each side ``p`` (predictions) and ``l``
+(labels):
 
-- ``P:p:<event_id>`` → what was predicted (JSON), ``P:pz`` a sorted set of pending predictions by
-  time; ``P:l:<event_id>`` → a label that came first, ``P:lz`` likewise;
+- ``P:p:<event_id>`` → what was predicted (JSON); ``P:l:<event_id>`` → a label that came first;
+- ``P:pb:<n>`` the ids stored by one call (a list), ``P:pbz`` those lists by time, so that
+  expiry and eviction walk whole batches instead of one sorted-set entry per event;
 - ``P:stats`` a hash of counters: ``joined``, ``expired_predictions``, ``expired_labels``,
-  ``evicted``.
+  ``evicted``, and ``pending_p`` / ``pending_l``, the entries still waiting on each side.
 
 Each batch is one script call, so a join is atomic whichever side arrives first and whichever
-worker sees it. ``sweep`` drops entries older than the TTL (counted as expired) and the oldest
+worker sees it. A call looks the other side up only when something waits there (labels come
+after their predictions in the common case, so storing a batch of predictions costs one SET
+per event). ``sweep`` drops entries older than the TTL (counted as expired) and the oldest
 beyond ``max_items`` (counted as evicted): memory stays bounded. Keys also carry a Redis TTL of
 twice the join TTL as a safety net.
 """
@@ -21,55 +25,98 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-# KEYS: prefix. ARGV: now, key_ttl_s, then pairs (event_id, value).
+# KEYS: prefix. ARGV: mine, theirs, now, key_ttl_s, the event ids (a JSON array) and their
+# values (JSON documents, one per line: JSON never holds a raw newline). Two arguments for the
+# whole batch rather than two per event: building and parsing thousands of arguments cost
+# more than the script itself.
 # "mine" is the side written by this call (p or l); "theirs" the side it joins with.
 _ADD = """
 local prefix, mine, theirs = KEYS[1], ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {}
-local joined = 0
-for i = 5, #ARGV, 2 do
-  local id, value = ARGV[i], ARGV[i + 1]
-  local other = prefix .. ':' .. theirs .. ':' .. id
-  local found = redis.call('GET', other)
-  if found then
-    redis.call('DEL', other)
-    redis.call('ZREM', prefix .. ':' .. theirs .. 'z', id)
-    out[#out + 1] = id
-    out[#out + 1] = found
-    joined = joined + 1
-  else
+local stats = prefix .. ':stats'
+local waiting = tonumber(redis.call('HGET', stats, 'pending_' .. theirs) or '0')
+local out, ids = {}, {}
+local blob, pos = ARGV[6], 1
+for _, id in ipairs(cjson.decode(ARGV[5])) do
+  local stop = string.find(blob, '\\n', pos, true)
+  local value = string.sub(blob, pos, (stop or 0) - 1)
+  pos = (stop or #blob) + 1
+  local found = false
+  if waiting > 0 then
+    local other = prefix .. ':' .. theirs .. ':' .. id
+    found = redis.call('GET', other)
+    if found then
+      redis.call('DEL', other)
+      out[#out + 1] = id
+      out[#out + 1] = found
+      waiting = waiting - 1
+    end
+  end
+  if not found then
     redis.call('SET', prefix .. ':' .. mine .. ':' .. id, value, 'EX', ttl)
-    redis.call('ZADD', prefix .. ':' .. mine .. 'z', now, id)
+    ids[#ids + 1] = id
   end
 end
-if joined > 0 then redis.call('HINCRBY', prefix .. ':stats', 'joined', joined) end
+local joined = #out / 2
+if joined > 0 then
+  redis.call('HINCRBY', stats, 'joined', joined)
+  redis.call('HINCRBY', stats, 'pending_' .. theirs, -joined)
+end
+if #ids > 0 then
+  local n = redis.call('HINCRBY', stats, 'batches', 1)
+  local batch = prefix .. ':' .. mine .. 'b:' .. n
+  for i = 1, #ids, 4000 do
+    redis.call('RPUSH', batch, unpack(ids, i, math.min(i + 3999, #ids)))
+  end
+  redis.call('EXPIRE', batch, ttl)
+  redis.call('ZADD', prefix .. ':' .. mine .. 'bz', now, batch)
+  redis.call('HINCRBY', stats, 'pending_' .. mine, #ids)
+end
 return out
 """
 
-# KEYS: prefix. ARGV: cutoff time, max items per side, batch limit.
+# KEYS: prefix. ARGV: cutoff time, max items per side, id limit per side.
 _SWEEP = """
 local prefix = KEYS[1]
 local cutoff, cap, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stats = prefix .. ':stats'
 local counts = {}
-for _, side in ipairs({'p', 'l'}) do
-  local z = prefix .. ':' .. side .. 'z'
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff, 'LIMIT', 0, limit)
-  for _, id in ipairs(old) do redis.call('DEL', prefix .. ':' .. side .. ':' .. id) end
-  if #old > 0 then redis.call('ZREM', z, unpack(old)) end
-  local over = redis.call('ZCARD', z) - cap
-  local evicted = 0
-  if over > 0 then
-    local gone = redis.call('ZPOPMIN', z, math.min(over, limit))
-    for i = 1, #gone, 2 do
-      redis.call('DEL', prefix .. ':' .. side .. ':' .. gone[i])
-      evicted = evicted + 1
-    end
+local function drop(side, ids)
+  local gone = 0
+  for _, id in ipairs(ids) do
+    gone = gone + redis.call('DEL', prefix .. ':' .. side .. ':' .. id)
   end
+  if gone > 0 then redis.call('HINCRBY', stats, 'pending_' .. side, -gone) end
+  return gone
+end
+for _, side in ipairs({'p', 'l'}) do
+  local z = prefix .. ':' .. side .. 'bz'
+  local expired, evicted, budget = 0, 0, limit
+  -- expiry: whole batches older than the cutoff
+  for _, batch in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)) do
+    if budget <= 0 then break end
+    local ids = redis.call('LPOP', batch, budget) or {}
+    budget = budget - #ids
+    expired = expired + drop(side, ids)
+    if redis.call('LLEN', batch) == 0 then redis.call('ZREM', z, batch) end
+  end
+  -- bound: the oldest entries beyond the cap, id by id
+  local over = tonumber(redis.call('HGET', stats, 'pending_' .. side) or '0') - cap
+  while over > 0 and budget > 0 do
+    local oldest = redis.call('ZRANGE', z, 0, 0)[1]
+    if not oldest then break end
+    local ids = redis.call('LPOP', oldest, math.min(over, budget)) or {}
+    budget = budget - #ids
+    local gone = drop(side, ids)
+    evicted = evicted + gone
+    over = over - gone
+    if redis.call('LLEN', oldest) == 0 then redis.call('ZREM', z, oldest) end
+  end
+  if redis.call('ZCARD', z) == 0 then redis.call('HSET', stats, 'pending_' .. side, 0) end
   local name = side == 'p' and 'expired_predictions' or 'expired_labels'
-  if #old > 0 then redis.call('HINCRBY', prefix .. ':stats', name, #old) end
-  if evicted > 0 then redis.call('HINCRBY', prefix .. ':stats', 'evicted', evicted) end
-  counts[#counts + 1] = #old
+  if expired > 0 then redis.call('HINCRBY', stats, name, expired) end
+  if evicted > 0 then redis.call('HINCRBY', stats, 'evicted', evicted) end
+  counts[#counts + 1] = expired
   counts[#counts + 1] = evicted
 end
 return counts
@@ -112,9 +159,9 @@ class RedisLabelJoin:
     ) -> list[Any]:
         if not items:
             return []
-        args: list[Any] = [mine, theirs, now, int(self.ttl_s * 2) + 1]
-        for event_id, value in items:
-            args += [event_id, orjson.dumps(value)]
+        ids = orjson.dumps([event_id for event_id, _ in items])
+        values = b"\n".join([orjson.dumps(value) for _, value in items])
+        args: list[str | bytes | float] = [mine, theirs, now, int(self.ttl_s * 2) + 1, ids, values]
         return list(await self._add(keys=[self.prefix], args=args))
 
     async def add_predictions(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
@@ -149,15 +196,16 @@ class RedisLabelJoin:
 
     async def stats(self) -> dict[str, int]:
         """Counters and the number of entries still waiting on each side."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(f"{self.prefix}:stats")
-        pipe.zcard(f"{self.prefix}:pz")
-        pipe.zcard(f"{self.prefix}:lz")
-        raw, pending_p, pending_l = await pipe.execute()
-        out = {_s(k): int(v) for k, v in raw.items()}
-        for name in ("joined", "expired_predictions", "expired_labels", "evicted"):
-            out.setdefault(name, 0)
-        out.update(pending_predictions=int(pending_p), pending_labels=int(pending_l))
+        raw = await self.client.hgetall(f"{self.prefix}:stats")
+        counters = {_s(k): int(v) for k, v in raw.items()}
+        out = {
+            name: counters.get(name, 0)
+            for name in ("joined", "expired_predictions", "expired_labels", "evicted")
+        }
+        out.update(
+            pending_predictions=counters.get("pending_p", 0),
+            pending_labels=counters.get("pending_l", 0),
+        )
         return out
 
 

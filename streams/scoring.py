@@ -75,6 +75,8 @@ class BatchResult:
     dead_letters: list[Encoded] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     scored: list[Scored] = field(default_factory=list)
+    prediction_partitions: list[int] = field(default_factory=list)  # source partition of each
+    latencies_ms: list[float] = field(default_factory=list)  # event produced -> scored
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,10 @@ class BatchScorer:
                 proba[:, 1],
             )
         )
+        now_ms = now * 1000.0
         for e, label, p in zip(events, labels.tolist(), proba.tolist(), strict=True):
             produced = e.record.timestamp_ms
+            latency = (now_ms - produced) if produced else 0.0
             doc = {
                 **head,
                 "event_id": e.event_id,
@@ -209,9 +213,11 @@ class BatchScorer:
                 "probabilities": p,
                 "ts": e.ts,
                 "scored_at": now,
-                "latency_ms": (now * 1000.0 - produced) if produced else 0.0,
+                "latency_ms": latency,
             }
             out.predictions.append((e.record.key, orjson.dumps(doc)))
+            out.prediction_partitions.append(e.record.partition)
+            out.latencies_ms.append(latency)
         return events
 
 

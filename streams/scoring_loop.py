@@ -1,0 +1,227 @@
+"""The worker's hot path: consume a batch of events, score it, produce, then commit.
+
+It runs as a task of the worker's Faust app (which also runs the label and monitor agents,
+the model-update follower and the timers) but reads ``events`` with a consumer of its own,
+batch by batch. Faust's stream delivers each record as an event object through queues and
+per-event callbacks; at micro-batch sizes that bookkeeping cost more than scoring itself
+(see bench/README.md), so the hot path takes whole fetches and produces whole record batches.
+
+Delivery is at least once: offsets are committed only after the broker acknowledged every
+prediction, dead letter and monitoring record of the batch. A rebalance waits for the batch
+in hand to be committed before giving its partitions away, so a handover repeats nothing in
+the normal case; a crash repeats at most the uncommitted batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from streams.scoring import BatchResult, BatchScorer, Encoded, ModelSet, RawRecord
+from streams.settings import Settings
+
+log = logging.getLogger("driftline.worker")
+
+# Record batches we build stay well under the broker's default 1 MiB message limit.
+MAX_BATCH_BYTES = 524_288
+
+
+@dataclass
+class BatchStats:
+    """What one scored batch did, for metrics and the liveness watchdog."""
+
+    events: int
+    predictions: int
+    dead_letters: int
+    seconds: float
+    latencies_ms: Sequence[float]
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hold a revocation until the batch in hand is produced and committed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("scoring partitions: %s", sorted(tp.partition for tp in assigned))
+
+
+class PartitionedSender:
+    """Produce many records with one future per record batch, not one per record.
+
+    A prediction goes to the partition number its event came from when both topics have
+    the same partition count (same key, same partition: per-key order is kept without
+    hashing every key in Python); otherwise the producer's partitioner places it by key.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self._partitions: dict[str, int] = {}
+
+    async def partitions(self, topic: str) -> int:
+        if topic not in self._partitions:
+            self._partitions[topic] = len(await self.producer.partitions_for(topic))
+        return self._partitions[topic]
+
+    async def send_aligned(
+        self, topic: str, messages: Sequence[Encoded], partitions: Sequence[int], source: int
+    ) -> list[Awaitable[Any]]:
+        """Send ``messages[i]`` to ``partitions[i]`` (when ``topic`` has ``source`` partitions)."""
+        if await self.partitions(topic) != source:
+            return await self.send_keyed(topic, messages)
+        by_partition: dict[int, list[Encoded]] = {}
+        for message, partition in zip(messages, partitions, strict=True):
+            by_partition.setdefault(partition, []).append(message)
+        acks: list[Awaitable[Any]] = []
+        now_ms = int(time.time() * 1000)
+        for partition, items in by_partition.items():
+            batch = self.producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=now_ms) is None:
+                    batch.close()
+                    acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+                    batch = self.producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=now_ms)
+            batch.close()
+            acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+        return acks
+
+    async def send_keyed(self, topic: str, messages: Sequence[Encoded]) -> list[Awaitable[Any]]:
+        """Send each message, placed by its key."""
+        return [await self.producer.send(topic, value, key=key) for key, value in messages]
+
+
+class ScoringLoop:
+    """Score ``settings.topic_events`` batch by batch with ``current()``'s models.
+
+    Parameters
+    ----------
+    settings
+        Topics, batch size and wait, client options.
+    make_clients
+        Builds the unstarted consumer and producer inside the running loop (aiokafka
+        clients bind to the loop they are created in).
+    scorer
+        Turns raw records into predictions and dead letters.
+    current
+        Returns the model set to use for the next batch (swapped between batches).
+    monitor_record
+        Encodes a scored batch for the monitoring owner (None: monitoring off).
+    on_batch
+        Called after each committed batch (metrics, watchdog).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        make_clients: Callable[[], tuple[AIOKafkaConsumer, AIOKafkaProducer]],
+        scorer: BatchScorer,
+        current: Callable[[], ModelSet],
+        *,
+        monitor_record: Callable[[BatchResult], Encoded | None] | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.make_clients = make_clients
+        self.scorer = scorer
+        self.current = current
+        self.monitor_record = monitor_record
+        self.on_batch = on_batch
+        self.lock = asyncio.Lock()
+        self.stopping = asyncio.Event()
+        self.batches = 0
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; the clients are started and stopped here."""
+        settings = self.settings
+        self.consumer, producer = self.make_clients()
+        self.sender = PartitionedSender(producer)
+        self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.lock))
+        await self.consumer.start()
+        await self.sender.producer.start()
+        source = 0
+        try:
+            while not self.stopping.is_set():
+                fetched = await self.consumer.getmany(
+                    timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
+                )
+                if not fetched:
+                    continue
+                source = source or await self.sender.partitions(settings.topic_events)
+                async with self.lock:
+                    await self._one_batch(fetched, source)
+        finally:
+            await self.consumer.stop()
+            await self.sender.producer.stop()
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit it and stop."""
+        self.stopping.set()
+        async with self.lock:
+            pass
+
+    async def _one_batch(self, fetched: dict[TopicPartition, list[Any]], source: int) -> None:
+        started = time.perf_counter()
+        records = [
+            RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp)
+            for messages in fetched.values()
+            for m in messages
+        ]
+        dlq = self.settings.topic_dlq
+        try:
+            result = self.scorer.process(records, self.current())
+        except Exception as exc:
+            # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
+            log.exception("batch of %d failed; sent to %s", len(records), dlq)
+            kind = type(exc).__name__
+            dead = [self.scorer.dead_letter(r, f"internal error: {exc}", kind) for r in records]
+            result = BatchResult(dead_letters=dead)
+        acks = await self.sender.send_aligned(
+            self.settings.topic_predictions,
+            result.predictions,
+            result.prediction_partitions,
+            source,
+        )
+        acks += await self.sender.send_keyed(dlq, result.dead_letters)
+        record = self.monitor_record(result) if self.monitor_record and result.scored else None
+        if record is not None:
+            acks += await self.sender.send_keyed(self.settings.topic_monitor, [record])
+        # Acknowledged by the broker before these events may be committed.
+        await asyncio.gather(*acks)
+        offsets = {
+            tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
+        }
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The partitions moved on: their new owner rescores this batch (at least once).
+            log.warning(
+                "commit of a batch of %d failed (%s); it will be rescored", len(records), exc
+            )
+        self.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(
+                BatchStats(
+                    len(records),
+                    len(result.predictions),
+                    len(result.dead_letters),
+                    time.perf_counter() - started,
+                    result.latencies_ms,
+                )
+            )
+
+
+__all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]
