@@ -1,0 +1,174 @@
+"""Kafka I/O of the benchmark: preload a backlog, offer a paced load, collect predictions.
+
+The harness measures from the outside, as a user would: it produces events to the events
+topic and reads the predictions topic. Throughput comes from the broker timestamps of the
+predictions (the scorer's send times), so the collector's own speed does not limit it;
+latency is the time from an event's send to its prediction's arrival at the collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+EventBytes = tuple[bytes, bytes]  # (key, value)
+
+
+def event_payloads(rows: Sequence[dict[str, float]], *, prefix: str, n: int) -> list[EventBytes]:
+    """``n`` JSON events cycling through ``rows``; ids are ``<prefix>-<i>``."""
+    out: list[EventBytes] = []
+    for i in range(n):
+        event_id = f"{prefix}-{i}"
+        doc = {"event_id": event_id, "features": rows[i % len(rows)], "ts": time.time()}
+        out.append((event_id.encode(), orjson.dumps(doc)))
+    return out
+
+
+async def preload(bootstrap: str, topic: str, events: Sequence[EventBytes]) -> float:
+    """Produce ``events`` as fast as the broker takes them; return the seconds it took."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=262_144)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+@dataclass
+class Collected:
+    """What the collector saw on the predictions topic."""
+
+    ids: dict[str, int] = field(default_factory=dict)  # event id -> predictions seen
+    broker_ms: list[int] = field(default_factory=list)  # broker timestamps, arrival order
+    arrived: dict[str, float] = field(default_factory=dict)  # first arrival, perf_counter
+    versions: list[tuple[float, str]] = field(default_factory=list)  # (arrival, version)
+
+    @property
+    def unique(self) -> int:
+        return len(self.ids)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.ids.values()) - len(self.ids)
+
+
+class Collector:
+    """Reads a predictions topic from its start, in the background, until stopped."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, partitions: int, *, keep_versions: bool = False
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.keep_versions = keep_versions
+        self.seen = Collected()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def __aenter__(self) -> Collector:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), timeout=60)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=5,
+            max_partition_fetch_bytes=4_194_304,
+        )
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(self.topic, p) for p in range(self.partitions)])
+            await consumer.seek_to_beginning()
+            self._ready.set()
+            seen = self.seen
+            while True:
+                batch = await consumer.getmany(timeout_ms=100, max_records=10_000)
+                now = time.perf_counter()
+                for messages in batch.values():
+                    for m in messages:
+                        doc = orjson.loads(m.value)
+                        event_id = doc["event_id"]
+                        count = seen.ids.get(event_id, 0)
+                        seen.ids[event_id] = count + 1
+                        if not count:
+                            seen.arrived[event_id] = now
+                        seen.broker_ms.append(m.timestamp)
+                        if self.keep_versions:
+                            seen.versions.append((now, doc["version"]))
+        finally:
+            await consumer.stop()
+
+    async def wait_for(self, n: int, timeout_s: float) -> bool:
+        """Wait until ``n`` distinct events were predicted (False on timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while self.seen.unique < n:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+
+async def paced(
+    bootstrap: str, topic: str, events: Sequence[EventBytes], rate: float
+) -> dict[str, float]:
+    """Offer ``events`` at ``rate`` per second; return each event id's send time."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+    await producer.start()
+    sent: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        for i, (key, value) in enumerate(events):
+            due = started + i / rate
+            ahead = due - time.perf_counter()
+            if ahead > 0.001:
+                await asyncio.sleep(ahead)
+            sent[key.decode()] = time.perf_counter()
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def rate_from_timestamps(broker_ms: Sequence[int], trim: float = 0.05) -> float:
+    """Events per second between the ``trim`` and ``1 - trim`` quantiles of send times.
+
+    Trimming drops the warm-up (group join, first fetches) and the tail of the run.
+    """
+    if len(broker_ms) < 20:
+        return 0.0
+    ts = sorted(broker_ms)
+    lo, hi = int(len(ts) * trim), int(len(ts) * (1 - trim)) - 1
+    span = (ts[hi] - ts[lo]) / 1000.0
+    return (hi - lo) / span if span > 0 else float("inf")
+
+
+__all__ = [
+    "Collected",
+    "Collector",
+    "EventBytes",
+    "event_payloads",
+    "paced",
+    "preload",
+    "rate_from_timestamps",
+]

@@ -1,0 +1,113 @@
+"""The measured scenarios: each runs one contender on fresh topics and returns its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.kafkaio import Collected, Collector, event_payloads, paced, preload, rate_from_timestamps
+from bench.world import PARTITIONS, World, peak_rss_mb, running, wait_alive
+
+
+class BenchError(RuntimeError):
+    """A scenario could not produce its figure (the contender died or stalled)."""
+
+
+@dataclass(frozen=True)
+class Throughput:
+    events_per_s: float
+    predicted: int
+    duplicates: int
+    peak_rss_mb: float
+
+
+def _extra(kind: str, monitoring: bool) -> dict[str, str]:
+    if kind != "driftline":
+        return {}
+    tuning = os.environ.get("BENCH_WORKER_ENV", "")  # KEY=VALUE,... to try settings
+    pairs = dict(item.split("=", 1) for item in tuning.split(",") if "=" in item)
+    return {"DRIFTLINE_MONITORING": "true" if monitoring else "false", **pairs}
+
+
+def throughput(
+    world: World,
+    kind: str,
+    n: int,
+    *,
+    monitoring: bool = True,
+    timeout_s: float = 300,
+    profile: Path | None = None,
+) -> Throughput:
+    """Preload ``n`` events, start the contender, time how fast it drains them."""
+    topics = world.topics()
+    events = event_payloads(world.rows, prefix="t", n=n)
+    asyncio.run(preload(world.bootstrap, topics["events"], events))
+    env = world.env(topics, **_extra(kind, monitoring))
+    log = world.root / "logs" / f"{kind}-{topics['events']}.log"
+
+    async def drain(pid: int) -> tuple[bool, float, Collected]:
+        async with Collector(world.bootstrap, topics["predictions"], PARTITIONS) as col:
+            done = await col.wait_for(n, timeout_s)
+            rss = peak_rss_mb(pid)
+            await asyncio.sleep(0.5)  # let duplicates in flight arrive
+            return done, rss, col.seen
+
+    with running(kind, env, log, profile) as proc:
+        wait_alive(proc, 0.5)
+        done, rss, seen = asyncio.run(drain(proc.pid))
+    if not done:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise BenchError(f"{kind}: {seen.unique} of {n} predicted in {timeout_s} s\n{tail}")
+    return Throughput(rate_from_timestamps(seen.broker_ms), seen.unique, seen.duplicates, rss)
+
+
+@dataclass(frozen=True)
+class Latency:
+    offered_per_s: float
+    achieved_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    lost: int
+
+
+def latency(world: World, rate: float, seconds: float, *, timeout_s: float = 120) -> Latency:
+    """Offer ``rate`` events/s for ``seconds`` to a running Driftline worker; percentiles."""
+    topics = world.topics()
+    n = max(50, int(rate * seconds))
+    events = event_payloads(world.rows, prefix="l", n=n)
+    log = world.root / "logs" / f"latency-{topics['events']}.log"
+
+    async def offer() -> tuple[dict[str, float], dict[str, float], float]:
+        async with Collector(world.bootstrap, topics["predictions"], PARTITIONS) as col:
+            warm = event_payloads(world.rows, prefix="warm", n=200)
+            await paced(world.bootstrap, topics["events"], warm, rate=min(rate, 2000))
+            if not await col.wait_for(len(warm), 120):
+                raise BenchError("the worker did not start scoring within 120 s")
+            started = time.perf_counter()
+            sent = await paced(world.bootstrap, topics["events"], events, rate)
+            elapsed = time.perf_counter() - started
+            await col.wait_for(n + len(warm), timeout_s)
+            return sent, dict(col.seen.arrived), elapsed
+
+    with running("driftline", world.env(topics), log) as proc:
+        wait_alive(proc, 0.5)
+        sent, arrived, elapsed = asyncio.run(offer())
+    lat = np.array([(arrived[k] - t) * 1000.0 for k, t in sent.items() if k in arrived])
+    lost = sum(1 for k in sent if k not in arrived)
+    if not len(lat):
+        raise BenchError("no prediction arrived")
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99]).tolist()
+    return Latency(rate, len(sent) / elapsed, p50, p95, p99, lost)
+
+
+def logs_dir(world: World) -> Path:
+    return world.root / "logs"
+
+
+__all__ = ["BenchError", "Latency", "Throughput", "latency", "throughput"]
