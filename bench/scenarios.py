@@ -76,8 +76,10 @@ class Latency:
     lost: int
 
 
-def latency(world: World, rate: float, seconds: float, *, timeout_s: float = 120) -> Latency:
-    """Offer ``rate`` events/s for ``seconds`` to a running Driftline worker; percentiles."""
+def latency(
+    world: World, rate: float, seconds: float, *, kind: str = "driftline", timeout_s: float = 120
+) -> Latency:
+    """Offer ``rate`` events/s for ``seconds`` to a running contender; percentiles."""
     topics = world.topics()
     n = max(50, int(rate * seconds))
     events = event_payloads(world.rows, prefix="l", n=n)
@@ -95,7 +97,7 @@ def latency(world: World, rate: float, seconds: float, *, timeout_s: float = 120
             await col.wait_for(n + len(warm), timeout_s)
             return sent, dict(col.seen.arrived), elapsed
 
-    with running("driftline", world.env(topics), log) as proc:
+    with running(kind, world.env(topics, **_extra(kind, True)), log) as proc:
         wait_alive(proc, 0.5)
         sent, arrived, elapsed = asyncio.run(offer())
     lat = np.array([(arrived[k] - t) * 1000.0 for k, t in sent.items() if k in arrived])
@@ -111,3 +113,66 @@ def logs_dir(world: World) -> Path:
 
 
 __all__ = ["BenchError", "Latency", "Throughput", "latency", "throughput"]
+
+
+@dataclass(frozen=True)
+class HotSwap:
+    offered_per_s: float
+    max_gap_ms: float
+    median_gap_ms: float
+    sent: int
+    lost: int
+    swapped_after_s: float  # promotion announced -> first prediction of the new version
+
+
+def hot_swap(world: World, rate: float, seconds: float, new_version: str) -> HotSwap:
+    """Promote ``new_version`` halfway through ``seconds`` of load at ``rate``; the largest
+    gap between predictions around the swap, and what was lost."""
+    from streams.messages import ModelUpdate
+    from streams.settings import load_settings
+    from streams.updates import publish_update
+
+    topics = world.topics()
+    n = max(100, int(rate * seconds))
+    events = event_payloads(world.rows, prefix="s", n=n)
+    log = world.root / "logs" / f"swap-{topics['events']}.log"
+    settings = load_settings(kafka_bootstrap=world.bootstrap, topic_model_updates=topics["updates"])
+    old = world.registry.aliases(world.model)["champion"].version
+
+    async def offer() -> tuple[dict[str, float], Collected, float]:
+        async with Collector(
+            world.bootstrap, topics["predictions"], PARTITIONS, keep_versions=True
+        ) as col:
+            warm = event_payloads(world.rows, prefix="warm", n=200)
+            await paced(world.bootstrap, topics["events"], warm, rate=min(rate, 2000))
+            if not await col.wait_for(len(warm), 120):
+                raise BenchError("the worker did not start scoring within 120 s")
+            sending = asyncio.create_task(paced(world.bootstrap, topics["events"], events, rate))
+            await asyncio.sleep(seconds / 2)
+            world.registry.promote(world.model, new_version)
+            promoted = time.perf_counter()
+            update = ModelUpdate(model=world.model, action="promote", version=new_version)
+            await publish_update(settings, world.bootstrap, update)
+            sent = await sending
+            await col.wait_for(n + len(warm), 60)
+            return sent, col.seen, promoted
+
+    try:
+        with running("driftline", world.env(topics), log) as proc:
+            wait_alive(proc, 0.5)
+            sent, seen, promoted = asyncio.run(offer())
+    finally:
+        world.registry.promote(world.model, old)
+    arrivals = np.array(sorted(t for t, _ in seen.versions))
+    window = arrivals[(arrivals > promoted - 2.0) & (arrivals < promoted + 5.0)]
+    gaps = np.diff(window) * 1000.0 if len(window) > 1 else np.array([float("nan")])
+    first_new = min((t for t, v in seen.versions if v == new_version), default=float("nan"))
+    lost = sum(1 for k in sent if k not in seen.ids)
+    return HotSwap(
+        rate,
+        float(gaps.max()),
+        float(np.median(gaps)),
+        len(sent),
+        lost,
+        first_new - promoted,
+    )

@@ -22,7 +22,7 @@ from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
 from streams.kafka_admin import create_topics
-from streams.settings import Settings, env_name, load_settings
+from streams.settings import env_name, load_settings
 
 FEATURES = 20
 PARTITIONS = 4
@@ -101,7 +101,7 @@ def sample_rows(n: int, seed: int = 99) -> list[dict[str, float]]:
     return [dict(zip(ds.numeric_names, row, strict=True)) for row in values]
 
 
-def make_world(settings: Settings, root: Path, bootstrap: str, redis_url: str) -> World:
+def make_world(root: Path, bootstrap: str, redis_url: str) -> World:
     """Train the benchmark model (champion) under ``root``."""
     model = "bench-hyperplane"
     registry = Registry(root / "registry")

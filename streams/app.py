@@ -30,7 +30,7 @@ from streams.monitor_agents import (
     add_monitor_agent,
     delivery,
     faust_app,
-    scored_record,
+    scored_records,
     sender,
 )
 from streams.monitor_runtime import MonitorRuntime
@@ -179,7 +179,9 @@ def create_app(
         clients,
         runtime.scorer,
         lambda: runtime.current,  # one model set per batch; swaps land between batches
-        monitor_record=(lambda r: (model_key, scored_record(r))) if settings.monitoring else None,
+        monitor_records=(
+            (lambda r: [(model_key, v) for v in scored_records(r)]) if settings.monitoring else None
+        ),
         on_batch=on_batch,
     )
     runtime.loop = loop

@@ -154,9 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    from streams import models_cli, ops_cli, report_cli, stream_cli
+    from streams import bench_cli, models_cli, ops_cli, report_cli, stream_cli
 
-    return [models_cli.register, stream_cli.register, ops_cli.register, report_cli.register]
+    return [
+        models_cli.register,
+        stream_cli.register,
+        ops_cli.register,
+        report_cli.register,
+        bench_cli.register,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

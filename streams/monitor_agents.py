@@ -75,20 +75,26 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str) -> faust.App:
     )
 
 
-def scored_record(result: BatchResult) -> bytes:
-    """The monitoring input of one scored batch."""
-    parts = [
-        {
-            "variant": s.variant,
-            "version": s.version,
-            "ids": s.event_ids,
-            "features": s.features,
-            "labels": s.labels.tolist(),
-            "scores": s.scores.tolist(),
-        }
-        for s in result.scored
-    ]
-    return orjson.dumps({"kind": "scored", "parts": parts})
+def scored_records(result: BatchResult, max_events: int = 256) -> list[bytes]:
+    """The monitoring input of one scored batch, in records of at most ``max_events`` events.
+
+    Small records keep every message far below the broker's size limit whatever the batch
+    size, and let the monitor's consumer interleave them with labels.
+    """
+    out = []
+    for part in result.scored:
+        for i in range(0, len(part.event_ids), max_events):
+            j = i + max_events
+            doc = {
+                "variant": part.variant,
+                "version": part.version,
+                "ids": part.event_ids[i:j],
+                "features": part.features[i:j],
+                "labels": part.labels[i:j].tolist(),
+                "scores": part.scores[i:j].tolist(),
+            }
+            out.append(orjson.dumps({"kind": "scored", "parts": [doc]}))
+    return out
 
 
 def _scored_parts(record: dict[str, Any]) -> list[Scored]:
@@ -214,6 +220,6 @@ __all__ = [
     "create_monitor_app",
     "delivery",
     "faust_app",
-    "scored_record",
+    "scored_records",
     "sender",
 ]

@@ -143,6 +143,8 @@ class MonitorRuntime:
         self.restored = False
         self._last_snapshot = 0.0
         self._last_history = 0.0
+        self._feature_tokens = float(max(settings.window_features_rate, settings.window_size))
+        self._feature_clock = time.monotonic()
         self._started = False
 
     # -- redis guard --------------------------------------------------------------------
@@ -217,15 +219,20 @@ class MonitorRuntime:
             )
             groups = self.monitor.groups_of(numeric, categorical)
             glist = groups.tolist() if groups is not None else [None] * len(part.event_ids)
-            for eid, feats, label, score, group in zip(
-                part.event_ids,
-                part.features,
-                part.labels.tolist(),
-                part.scores.tolist(),
-                glist,
-                strict=True,
+            keep = self._features_budget(len(part.event_ids)) if part.variant != "shadow" else 0
+            for i, (eid, feats, label, score, group) in enumerate(
+                zip(
+                    part.event_ids,
+                    part.features,
+                    part.labels.tolist(),
+                    part.scores.tolist(),
+                    glist,
+                    strict=True,
+                )
             ):
-                entry = pending.setdefault(eid, {"f": feats, "p": []})
+                entry = pending.get(eid)
+                if entry is None:
+                    entry = pending[eid] = {"f": feats if i < keep else None, "p": []}
                 entry["p"].append([part.version, part.variant, label, score, group])
         joined = await self._guarded(
             "join", self.join.add_predictions(list(pending.items()), time.time())
@@ -233,6 +240,22 @@ class MonitorRuntime:
         if joined:
             findings += await self._observe_joined(joined)
         await self._alert(findings)
+
+    def _features_budget(self, n: int) -> int:
+        """How many of the next ``n`` events keep their features (a token bucket).
+
+        Storing every event's features in the join is what monitoring costs most at high
+        rates; the retraining window and the online challenger learn as well from a recent
+        sample, so beyond ``window_features_rate`` events/s only predictions are kept.
+        """
+        now = time.monotonic()
+        rate = self.settings.window_features_rate
+        burst = max(rate, self.settings.window_size)  # a fresh start may fill the window
+        self._feature_tokens = min(burst, self._feature_tokens + (now - self._feature_clock) * rate)
+        self._feature_clock = now
+        keep = min(n, int(self._feature_tokens))
+        self._feature_tokens -= keep
+        return keep
 
     async def on_labels(self, labels: Sequence[tuple[str, Any]]) -> None:
         """Join labels with their predictions (either order) and feed the label monitors."""
@@ -254,13 +277,15 @@ class MonitorRuntime:
             y = classes.index(label) if isinstance(label, str) and label in classes else label
             if not isinstance(y, int) or y not in (0, 1):
                 continue  # a label the model cannot have predicted: not comparable
-            window.append(orjson.dumps({"id": eid, "f": payload["f"], "y": y}))
+            features = payload["f"]
+            if features is not None:
+                window.append(orjson.dumps({"id": eid, "f": features, "y": y}))
             correct: dict[str, tuple[str, bool]] = {}
             for version, variant, predicted, score, group in payload["p"]:
                 by_scope[(version, variant)].append((y, predicted, score, group))
                 correct[variant] = (version, predicted == y)
-            if "champion" in correct:
-                learn_rows.append(payload["f"])
+            if "champion" in correct and features is not None:
+                learn_rows.append(features)
                 learn_y.append(y)
                 champion_ok.append(correct["champion"][1])
             if "champion" in correct and "shadow" in correct:

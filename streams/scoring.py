@@ -120,7 +120,7 @@ class BatchScorer:
             ev = event_type.model_validate_json(raw)
         except ValidationError as exc:
             raise _BadEventError(*_explain(exc)) from None
-        return _Event(rec, ev.event_id, ev.features.__dict__, ev.entity, ev.ts)
+        return _Event(rec, ev.event_id, ev.features, ev.entity, ev.ts)
 
     def dead_letter(self, rec: RawRecord, error: str, error_type: str) -> Encoded:
         """Encode the dead letter of ``rec``: its raw value, the reason and its origin."""

@@ -9,7 +9,8 @@ per-event callbacks; at micro-batch sizes that bookkeeping cost more than scorin
 Delivery is at least once: offsets are committed only after the broker acknowledged every
 prediction, dead letter and monitoring record of the batch. A rebalance waits for the batch
 in hand to be committed before giving its partitions away, so a handover repeats nothing in
-the normal case; a crash repeats at most the uncommitted batch.
+the normal case; a crash repeats at most the last two batches (the one in hand and the one
+whose commit was in flight).
 """
 
 from __future__ import annotations
@@ -48,12 +49,11 @@ class BatchStats:
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
     """Hold a revocation until the batch in hand is produced and committed."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self.lock = lock
+    def __init__(self, settle: Callable[[], Awaitable[None]]) -> None:
+        self.settle = settle
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self.lock:
-            pass
+        await self.settle()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("scoring partitions: %s", sorted(tp.partition for tp in assigned))
@@ -118,7 +118,7 @@ class ScoringLoop:
         Turns raw records into predictions and dead letters.
     current
         Returns the model set to use for the next batch (swapped between batches).
-    monitor_record
+    monitor_records
         Encodes a scored batch for the monitoring owner (None: monitoring off).
     on_batch
         Called after each committed batch (metrics, watchdog).
@@ -131,25 +131,26 @@ class ScoringLoop:
         scorer: BatchScorer,
         current: Callable[[], ModelSet],
         *,
-        monitor_record: Callable[[BatchResult], Encoded | None] | None = None,
+        monitor_records: Callable[[BatchResult], list[Encoded]] | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
         self.settings = settings
         self.make_clients = make_clients
         self.scorer = scorer
         self.current = current
-        self.monitor_record = monitor_record
+        self.monitor_records = monitor_records
         self.on_batch = on_batch
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.batches = 0
+        self._commit: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; the clients are started and stopped here."""
         settings = self.settings
         self.consumer, producer = self.make_clients()
         self.sender = PartitionedSender(producer)
-        self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.lock))
+        self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.settle))
         await self.consumer.start()
         await self.sender.producer.start()
         source = 0
@@ -164,14 +165,47 @@ class ScoringLoop:
                 async with self.lock:
                     await self._one_batch(fetched, source)
         finally:
+            await self.settle()
             await self.consumer.stop()
             await self.sender.producer.stop()
+
+    async def settle(self) -> None:
+        """Wait until the batch in hand is delivered and its offsets are committed."""
+        async with self.lock:
+            if self._commit is not None:
+                await self._commit
 
     async def stop(self) -> None:
         """Finish the batch in hand, commit it and stop."""
         self.stopping.set()
-        async with self.lock:
-            pass
+        await self.settle()
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The partitions moved on: their new owner rescores these events (at least once).
+            log.warning("commit of offsets %s failed (%s); they will be rescored", offsets, exc)
+
+    async def lag(self) -> dict[int, int | None]:
+        """Per assigned partition: events not consumed yet (highwater - position; None until
+        the first fetch response tells the highwater). For metrics and the watchdog."""
+        consumer = getattr(self, "consumer", None)  # set by run()
+        if consumer is None:
+            return {}
+        out: dict[int, int | None] = {}
+        for tp in list(consumer.assignment()):
+            if tp not in consumer.assignment():
+                continue  # a rebalance took it while we awaited the previous position
+            high = consumer.highwater(tp)
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 0.5)
+            except (KafkaError, TimeoutError):
+                position = None
+            out[tp.partition] = (
+                None if high is None or position is None else max(high - position, 0)
+            )
+        return out
 
     async def _one_batch(self, fetched: dict[TopicPartition, list[Any]], source: int) -> None:
         started = time.perf_counter()
@@ -196,9 +230,9 @@ class ScoringLoop:
             source,
         )
         acks += await self.sender.send_keyed(dlq, result.dead_letters)
-        record = self.monitor_record(result) if self.monitor_record and result.scored else None
-        if record is not None:
-            acks += await self.sender.send_keyed(self.settings.topic_monitor, [record])
+        if self.monitor_records is not None and result.scored:
+            monitor_input = self.monitor_records(result)
+            acks += await self.sender.send_keyed(self.settings.topic_monitor, monitor_input)
         # Acknowledged by the broker before these events may be committed.
         await asyncio.gather(*acks)
         offsets = {

@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     window_size: int = Field(
         default=20_000, ge=100, description="Labelled events kept in Redis for retraining."
     )
+    window_features_rate: float = Field(
+        default=2_000.0,
+        gt=0,
+        description="At most this many events per second keep their features in the label "
+        "join, for the retraining window and the online challenger; the others keep their "
+        "predictions only (every label still counts in the metrics).",
+    )
     # Closed loop.
     retrain_policy: dict[str, Any] = Field(
         default_factory=dict,
@@ -172,6 +179,31 @@ class Settings(BaseSettings):
         default=100_000, ge=100, description="Shadow outcomes kept per version."
     )
     alerts_stream_maxlen: int = Field(default=10_000, ge=10)
+
+    # Observability: Prometheus /metrics and /health per worker, liveness watchdog.
+    metrics_enabled: bool = Field(
+        default=True, description="Serve /metrics and /health over HTTP from each worker."
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address the HTTP server binds.")
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65_535,
+        description="Port of /metrics and /health; 0 picks a free one (logged, and written "
+        "to <data_dir>/metrics/worker-<pid>.json).",
+    )
+    watchdog_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Exit (code 70, for a restart) when events wait this long without a "
+        "committed batch, or the event loop is blocked this long; 0 disables.",
+    )
+    fault_stall_after_batches: int = Field(
+        default=0,
+        ge=0,
+        description="Fault injection, for tests only: after this many batches the scoring "
+        "loop stops (the watchdog must restart the worker); 0: never.",
+    )
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:

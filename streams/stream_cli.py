@@ -51,6 +51,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     from models.registry import Registry
     from streams.app import WorkerRuntime, create_app
+    from streams.worker_health import WorkerObservability
 
     settings = load_settings(model=args.model)
     if not settings.model:
@@ -58,7 +59,15 @@ def _worker(args: argparse.Namespace) -> int:
     bootstrap = LocalServices(settings).kafka_bootstrap()
     ensure_topics(settings, bootstrap)
     runtime = WorkerRuntime(settings, settings.model, Registry(settings.registry))
-    app = create_app(settings, bootstrap, runtime, redis_url=_monitor_redis(settings))
+    observability = WorkerObservability(settings, runtime)
+    app = create_app(
+        settings,
+        bootstrap,
+        runtime,
+        redis_url=_monitor_redis(settings),
+        on_batch=observability.on_batch,
+    )
+    observability.attach(app)
     if settings.retrainer_in_worker:
         from streams.retrainer import Retrainer
 
@@ -71,6 +80,7 @@ def _worker(args: argparse.Namespace) -> int:
     print(
         f"worker for {settings.model}: {runtime.current.describe()} on {bootstrap}", file=sys.stderr
     )
+    observability.start()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
     return 0

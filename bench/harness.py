@@ -1,0 +1,200 @@
+"""``driftline bench``: every figure, its baselines and its targets, from one run.
+
+Each throughput figure is the median of ``runs`` runs, each on fresh topics; latency, hot swap
+and monitoring cost are measured at offered loads derived from the measured maximum, in the
+same run, against the same broker.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios
+from bench.components import monitoring_cost
+from bench.world import World, make_world
+from streams.services import LocalServices, kafka_version
+from streams.settings import load_settings
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure."""
+
+    runs: int
+    events: int  # per throughput run of the fast contenders
+    naive_events: int
+    latency_s: float
+    swap_s: float
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(runs=1, events=4_000, naive_events=200, latency_s=2.0, swap_s=4.0)
+        return cls(runs=3, events=100_000, naive_events=3_000, latency_s=15.0, swap_s=20.0)
+
+
+TARGETS = {
+    "throughput_monitoring_on": (">=", 15_000.0),
+    "ratio_vs_floor": (">=", 0.7),
+    "ratio_vs_naive": (">=", 10.0),
+    "p99_ms_at_50": ("<=", 50.0),
+    "p50_ms_at_50": ("<=", 10.0),
+    "monitoring_cost_fraction": ("<=", 0.20),
+    "swap_gap_ms": ("<=", 250.0),
+    "swap_lost": ("<=", 0.0),
+    "worker_peak_rss_mb": ("<=", 400.0),
+}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_gb, 1),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "kafka": kafka_version(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _median(
+    fn: Callable[[], scenarios.Throughput], runs: int, say: Callable[[str], None], name: str
+) -> dict[str, Any]:
+    results = []
+    for i in range(runs):
+        r = fn()
+        say(f"  {name} run {i + 1}/{runs}: {r.events_per_s:,.0f} events/s")
+        results.append(r)
+    return {
+        "events_per_s": statistics.median(r.events_per_s for r in results),
+        "runs": [r.events_per_s for r in results],
+        "duplicates": sum(r.duplicates for r in results),
+        "peak_rss_mb": max(r.peak_rss_mb for r in results),
+    }
+
+
+def run(
+    quick: bool = False,
+    say: Callable[[str], None] = print,
+    keep: Path | None = None,
+    endpoints: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Measure everything and return the report (figures, ratios, targets).
+
+    The harness starts a Kafka broker and Redis of its own, unless ``endpoints`` names a
+    running pair (bootstrap, Redis URL), as the test suite does.
+    """
+    plan = Plan.of(quick)
+    root = Path(keep or tempfile.mkdtemp(prefix="driftline-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    say(f"bench: {'quick' if quick else 'full'} run, data and logs under {root}")
+    if endpoints is not None:
+        return _measure(make_world(root, *endpoints), plan, say)
+    services = LocalServices(load_settings(data_dir=root / "services", broker="kafka"))
+    try:
+        services.up()
+        world = make_world(root, services.kafka_bootstrap(), services.redis_url())
+        return _measure(world, plan, say)
+    finally:
+        services.down()
+
+
+def _measure(world: World, plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    say("throughput (events -> predictions, 4 partitions, 20-feature gbdt)")
+    figures["driftline_monitoring_on"] = _median(
+        lambda: scenarios.throughput(world, "driftline", plan.events, monitoring=True),
+        plan.runs,
+        say,
+        "driftline, monitoring on",
+    )
+    figures["driftline_monitoring_off"] = _median(
+        lambda: scenarios.throughput(world, "driftline", plan.events, monitoring=False),
+        plan.runs,
+        say,
+        "driftline, monitoring off",
+    )
+    figures["floor"] = _median(
+        lambda: scenarios.throughput(world, "floor", plan.events), plan.runs, say, "floor"
+    )
+    figures["naive"] = _median(
+        lambda: scenarios.throughput(world, "naive", plan.naive_events), plan.runs, say, "naive"
+    )
+    top = figures["driftline_monitoring_on"]["events_per_s"]
+    say("latency at fixed offered loads (monitoring on)")
+    latency = {}
+    for share in (25, 50, 75):
+        lat = scenarios.latency(world, top * share / 100, plan.latency_s)
+        say(
+            f"  {share}% ({lat.offered_per_s:,.0f}/s): p50 {lat.p50_ms:.1f} ms, "
+            f"p95 {lat.p95_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, lost {lat.lost}"
+        )
+        latency[str(share)] = asdict(lat)
+    figures["latency"] = latency
+    say("hot swap at 50% load")
+    new_version = world.train_version(seed=2)
+    swap = scenarios.hot_swap(world, top * 0.5, plan.swap_s, new_version)
+    say(
+        f"  largest gap {swap.max_gap_ms:.0f} ms (median {swap.median_gap_ms:.1f} ms), "
+        f"lost {swap.lost} of {swap.sent}, new version live after {swap.swapped_after_s:.2f} s"
+    )
+    figures["hot_swap"] = asdict(swap)
+    say("monitoring cost by component")
+    figures["monitoring_cost_us_per_event"] = monitoring_cost(world)
+    return {"machine": machine(), "plan": asdict(plan), "figures": figures, **verdict(figures)}
+
+
+def verdict(figures: dict[str, Any]) -> dict[str, Any]:
+    """Ratios and each target's measured value and pass/fail."""
+    on = figures["driftline_monitoring_on"]["events_per_s"]
+    off = figures["driftline_monitoring_off"]["events_per_s"]
+    measured = {
+        "throughput_monitoring_on": on,
+        "ratio_vs_floor": on / figures["floor"]["events_per_s"],
+        "ratio_vs_naive": on / figures["naive"]["events_per_s"],
+        "p99_ms_at_50": figures["latency"]["50"]["p99_ms"],
+        "p50_ms_at_50": figures["latency"]["50"]["p50_ms"],
+        "monitoring_cost_fraction": 1.0 - on / off if off else float("nan"),
+        "swap_gap_ms": figures["hot_swap"]["max_gap_ms"],
+        "swap_lost": float(figures["hot_swap"]["lost"]),
+        "worker_peak_rss_mb": max(
+            figures["driftline_monitoring_on"]["peak_rss_mb"],
+            figures["driftline_monitoring_off"]["peak_rss_mb"],
+        ),
+    }
+    targets = {
+        name: {
+            "measured": value,
+            "target": f"{op} {bound:g}",
+            "met": value >= bound if op == ">=" else value <= bound,
+        }
+        for name, value in measured.items()
+        for op, bound in [TARGETS[name]]
+    }
+    return {
+        "ratios": {k: measured[k] for k in ("ratio_vs_floor", "ratio_vs_naive")},
+        "targets": targets,
+    }
+
+
+__all__ = ["TARGETS", "Plan", "machine", "run", "verdict"]

@@ -1,0 +1,75 @@
+"""The benchmark report as a plain-text table (also what bench/README.md shows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NAMES = {
+    "throughput_monitoring_on": "full path, monitoring on (events/s)",
+    "ratio_vs_floor": "  ÷ floor (aiokafka + one ONNX call per batch)",
+    "ratio_vs_naive": "  ÷ naive (Faust, predict_proba per event, awaited send)",
+    "p99_ms_at_50": "p99 latency at 50% load (ms)",
+    "p50_ms_at_50": "p50 latency at 50% load (ms)",
+    "monitoring_cost_fraction": "throughput lost to monitoring",
+    "swap_gap_ms": "largest gap during a promotion (ms)",
+    "swap_lost": "events lost during a promotion",
+    "worker_peak_rss_mb": "worker peak RSS (MiB)",
+}
+
+
+def _num(value: float) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def render(report: dict[str, Any]) -> str:
+    """Throughputs, latency, swap, monitoring cost and the targets, one table each."""
+    f = report["figures"]
+    lines = [
+        f"machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu']}, "
+        f"Kafka {report['machine']['kafka']}, Python {report['machine']['python']}",
+        f"runs per throughput figure: {report['plan']['runs']} (median)",
+        "",
+    ]
+    lines.append(f"{'throughput':<44} {'events/s':>10} {'peak RSS MiB':>13}")
+    for key, label in (
+        ("driftline_monitoring_on", "Driftline, monitoring on"),
+        ("driftline_monitoring_off", "Driftline, monitoring off"),
+        ("floor", "floor: aiokafka + onnxruntime"),
+        ("naive", "naive: Faust + predict_proba per event"),
+    ):
+        lines.append(
+            f"{label:<44} {_num(f[key]['events_per_s']):>10} {_num(f[key]['peak_rss_mb']):>13}"
+        )
+    lines += [
+        "",
+        f"{'latency (monitoring on)':<28} {'offered/s':>10} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'lost':>6}",
+    ]
+    for share, lat in f["latency"].items():
+        lines.append(
+            f"{share + '% of max':<28} {_num(lat['offered_per_s']):>10} {lat['p50_ms']:>8.1f} "
+            f"{lat['p95_ms']:>8.1f} {lat['p99_ms']:>8.1f} {lat['lost']:>6}"
+        )
+    s = f["hot_swap"]
+    lines += [
+        "",
+        f"hot swap at {_num(s['offered_per_s'])}/s: largest gap {s['max_gap_ms']:.0f} ms "
+        f"(median {s['median_gap_ms']:.1f} ms), lost {s['lost']} of {s['sent']}, new "
+        f"version live {s['swapped_after_s']:.2f} s after the announcement",
+        "",
+    ]
+    lines.append(f"{'cost by component':<58} {'µs/event':>9}")
+    for name, us in f["monitoring_cost_us_per_event"].items():
+        lines.append(f"{name:<58} {us:>9.2f}")
+    lines += ["", f"{'target':<58} {'measured':>10} {'wanted':>10}  met"]
+    for key, t in report["targets"].items():
+        mark = "yes" if t["met"] else "NO"
+        lines.append(f"{_NAMES[key]:<58} {_num(t['measured']):>10} {t['target']:>10}  {mark}")
+    return "\n".join(lines)
+
+
+__all__ = ["render"]

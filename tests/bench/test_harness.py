@@ -1,0 +1,55 @@
+"""The benchmark harness, run ``--quick`` against the session's real broker and Redis.
+
+It checks that every figure is measured and reported, that nothing is lost on the way, and
+that the JSON and the table carry them; never whether a speed target is met (that is the
+harness's own job, on a quiet machine, not a test's).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench.harness import TARGETS, run
+from bench.table import render
+from streams.cli import main
+from tests.conftest import Endpoints
+
+
+def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) -> None:
+    lines: list[str] = []
+    report = run(
+        quick=True, say=lines.append, keep=tmp_path, endpoints=(services.kafka, services.redis)
+    )
+    f = report["figures"]
+    for contender in ("driftline_monitoring_on", "driftline_monitoring_off", "floor", "naive"):
+        assert f[contender]["events_per_s"] > 0, contender
+        assert 0 < f[contender]["peak_rss_mb"] < 4096, contender
+    for share in ("25", "50", "75"):
+        lat = f["latency"][share]
+        assert lat["lost"] == 0
+        assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
+    swap = f["hot_swap"]
+    assert swap["lost"] == 0, "a promotion under load lost events"
+    assert swap["sent"] > 0 and math.isfinite(swap["max_gap_ms"])
+    assert math.isfinite(swap["swapped_after_s"]), "the new version never served"
+    cost = f["monitoring_cost_us_per_event"]
+    assert cost["monitoring: total per event"] > 0
+    assert set(report["targets"]) == set(TARGETS)
+    assert report["machine"]["cpus"] >= 1 and report["machine"]["kafka"]
+    table = render(report)
+    assert "Driftline, monitoring on" in table and "largest gap" in table
+    assert table.count("\n") > 20
+    assert any("run 1/1" in line for line in lines)
+    orjson.dumps(report)  # the report is plain JSON
+
+
+def test_bench_command_explains_a_bad_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "--runs", "3"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --runs" in err and "usage: driftline" in err
