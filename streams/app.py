@@ -165,9 +165,11 @@ def create_app(
             auto_offset_reset="earliest",
             **options,
         )
+        # No linger: a batch's messages are all queued before its acks are awaited, so they
+        # travel together anyway, and a linger would only add to every batch's latency.
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
-            linger_ms=settings.producer_linger_ms,
+            linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
             acks="all",
             **options,

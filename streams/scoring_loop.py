@@ -6,11 +6,15 @@ batch by batch. Faust's stream delivers each record as an event object through q
 per-event callbacks; at micro-batch sizes that bookkeeping cost more than scoring itself
 (see bench/README.md), so the hot path takes whole fetches and produces whole record batches.
 
-Delivery is at least once: offsets are committed only after the broker acknowledged every
-prediction, dead letter and monitoring record of the batch. A rebalance waits for the batch
-in hand to be committed before giving its partitions away, so a handover repeats nothing in
-the normal case; a crash repeats at most the last two batches (the one in hand and the one
-whose commit was in flight).
+Delivery is at least once, and pipelined: the loop scores a batch, hands its sends to the
+broker and goes on with the next batch while a committer task waits, in batch order, for the
+broker's acknowledgements and only then commits the batch's offsets (coalescing commits when
+several batches were acknowledged meanwhile). At most ``max_inflight_batches`` batches wait
+for acks: a slow broker slows the loop rather than filling memory. A rebalance or a stop
+waits until every batch in flight is acknowledged and committed, so a handover repeats
+nothing in the normal case; a crash repeats at most the batches in flight. A batch whose
+sends fail for good is never committed: the loop stops, and the events are scored again
+when the worker is restarted.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ log = logging.getLogger("driftline.worker")
 
 # Record batches we build stay well under the broker's default 1 MiB message limit.
 MAX_BATCH_BYTES = 524_288
+COMMIT_EVERY_S = 0.5
 
 
 @dataclass
@@ -121,7 +126,8 @@ class ScoringLoop:
     monitor_records
         Encodes a scored batch for the monitoring owner (None: monitoring off).
     on_batch
-        Called after each committed batch (metrics, watchdog).
+        Called after each acknowledged batch (metrics, watchdog); its ``seconds`` run from
+        the fetch to the last ack.
     """
 
     def __init__(
@@ -143,7 +149,10 @@ class ScoringLoop:
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.batches = 0
-        self._commit: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+        self._inflight: asyncio.Queue[_InFlight] = asyncio.Queue(
+            maxsize=settings.max_inflight_batches
+        )
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; the clients are started and stopped here."""
@@ -153,9 +162,10 @@ class ScoringLoop:
         self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.settle))
         await self.consumer.start()
         await self.sender.producer.start()
+        committer = asyncio.create_task(self._committer())
         source = 0
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and self.failure is None:
                 fetched = await self.consumer.getmany(
                     timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
                 )
@@ -165,27 +175,24 @@ class ScoringLoop:
                 async with self.lock:
                     await self._one_batch(fetched, source)
         finally:
-            await self.settle()
+            if self.failure is None:
+                await self.settle()
+            committer.cancel()
             await self.consumer.stop()
             await self.sender.producer.stop()
+        if self.failure is not None:
+            raise self.failure
 
     async def settle(self) -> None:
-        """Wait until the batch in hand is delivered and its offsets are committed."""
+        """Wait until every batch in flight is acknowledged and its offsets committed."""
         async with self.lock:
-            if self._commit is not None:
-                await self._commit
+            if self.failure is None:
+                await self._inflight.join()
 
     async def stop(self) -> None:
-        """Finish the batch in hand, commit it and stop."""
+        """Finish the batches in hand, commit them and stop."""
         self.stopping.set()
         await self.settle()
-
-    async def _commit_offsets(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # The partitions moved on: their new owner rescores these events (at least once).
-            log.warning("commit of offsets %s failed (%s); they will be rescored", offsets, exc)
 
     async def lag(self) -> dict[int, int | None]:
         """Per assigned partition: events not consumed yet (highwater - position; None until
@@ -233,29 +240,67 @@ class ScoringLoop:
         if self.monitor_records is not None and result.scored:
             monitor_input = self.monitor_records(result)
             acks += await self.sender.send_keyed(self.settings.topic_monitor, monitor_input)
-        # Acknowledged by the broker before these events may be committed.
-        await asyncio.gather(*acks)
         offsets = {
             tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
         }
+        # Committed by the committer once the broker acknowledged every send above.
+        stats = BatchStats(
+            len(records),
+            len(result.predictions),
+            len(result.dead_letters),
+            started,
+            result.latencies_ms,
+        )
+        await self._inflight.put(_InFlight(acks, offsets, stats))
+
+    async def _committer(self) -> None:
+        """Await each batch's acks in order; commit what is acknowledged."""
+        ready: dict[TopicPartition, OffsetAndMetadata] = {}
+        committed_at = time.monotonic()
+        while True:
+            batch = await self._inflight.get()
+            try:
+                await asyncio.gather(*batch.acks)
+            except Exception as exc:
+                # Never commit past a batch that was not delivered: stop, and let the next
+                # start score it again from the last committed offset.
+                log.error("delivery of a batch of %d failed: %s", batch.stats.events, exc)
+                self.failure = exc
+                self.stopping.set()
+                self._drain()
+                return
+            ready.update(batch.offsets)
+            self.batches += 1
+            if self.on_batch is not None:
+                batch.stats.seconds = time.perf_counter() - batch.stats.seconds
+                self.on_batch(batch.stats)
+            # Coalesce: one commit for all the batches acknowledged meanwhile, but at least
+            # every COMMIT_EVERY_S under a steady load (the lag that operators see).
+            if self._inflight.empty() or time.monotonic() - committed_at > COMMIT_EVERY_S:
+                await self._commit(ready)
+                ready = {}
+                committed_at = time.monotonic()
+            self._inflight.task_done()
+
+    def _drain(self) -> None:
+        while not self._inflight.empty():
+            self._inflight.get_nowait()
+            self._inflight.task_done()
+        self._inflight.task_done()
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
-            # The partitions moved on: their new owner rescores this batch (at least once).
-            log.warning(
-                "commit of a batch of %d failed (%s); it will be rescored", len(records), exc
-            )
-        self.batches += 1
-        if self.on_batch is not None:
-            self.on_batch(
-                BatchStats(
-                    len(records),
-                    len(result.predictions),
-                    len(result.dead_letters),
-                    time.perf_counter() - started,
-                    result.latencies_ms,
-                )
-            )
+            # The partitions moved on: their new owner scores these events again.
+            log.warning("commit of %s failed (%s); they will be rescored", offsets, exc)
+
+
+@dataclass
+class _InFlight:
+    acks: list[Awaitable[Any]]
+    offsets: dict[TopicPartition, OffsetAndMetadata]
+    stats: BatchStats
 
 
 __all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]

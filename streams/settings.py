@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     model: str | None = Field(default=None, description="Model name the worker serves.")
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=20, ge=0, le=60_000)
+    max_inflight_batches: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Scored batches whose predictions may await the broker's acks while the "
+        "next batches are scored (offsets are committed only once they are acknowledged).",
+    )
     max_event_bytes: int = Field(default=65_536, ge=256, description="Larger events go to the DLQ.")
     onnx_threads: int = Field(default=1, ge=1, le=64)
     producer_linger_ms: int = Field(default=5, ge=0, le=1000)
