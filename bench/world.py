@@ -132,6 +132,23 @@ def running(
         proc = subprocess.Popen(
             command(kind), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent
         )
+        # Monitoring in a process of its own (``driftline monitor``), as a deployment may run it.
+        split = (
+            kind == "driftline"
+            and env.get(env_name("monitoring"), "true") == "true"
+            and env.get(env_name("monitor_in_worker"), "true") == "false"
+        )
+        monitor = (
+            subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "monitor"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=log.parent,
+            )
+            if split
+            else None
+        )
         spy = None
         if profile is not None:
             time.sleep(8.0)  # past the imports and the group join: the steady state
@@ -143,6 +160,9 @@ def running(
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 spy.wait(timeout=30)
+            if monitor is not None:
+                monitor.send_signal(signal.SIGTERM)
+                monitor.wait(timeout=30)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

@@ -24,8 +24,10 @@ from models.card import ModelCard
 from models.errors import ModelError
 from models.registry import Registry
 from models.report import LiveHistory, VersionChange, merge_changes, render_report
+from streams.cli_options import add_option, positive_int
 from streams.errors import StreamsError
 from streams.monitor_runtime import ALERTS_KEY, history_key
+from streams.redis_client import sync_redis
 from streams.services import LocalServices
 from streams.settings import Settings, env_name, load_settings
 
@@ -34,10 +36,9 @@ LIFECYCLE = ("promote", "rollback", "reject", "register")
 
 
 def _client(settings: Settings) -> redis.Redis:
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    return redis.Redis.from_url(
+    return sync_redis(
         LocalServices(settings).redis_url(),
-        password=password,
+        settings,
         socket_timeout=5.0,
         socket_connect_timeout=5.0,
     )
@@ -114,9 +115,6 @@ def _cards(registry: Registry, name: str, wanted: str | None) -> tuple[list[Mode
 
 def report_command(args: argparse.Namespace) -> int:
     """Write the HTML report of one model and say where."""
-    if args.points is not None and args.points < 1:
-        print("driftline: --points must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     settings = load_settings(registry=args.registry, redis_url=args.redis_url)
     registry = Registry(settings.registry)
     out = Path(args.out) if args.out else Path(f"{args.name}-report.html")
@@ -171,43 +169,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(and other versions), then metrics, drift, alerts and version changes over time.",
     )
     p.add_argument("name", metavar="NAME", help="model name in the registry")
-    p.add_argument(
+    add_option(
+        p,
         "--out",
-        default=None,
         metavar="FILE.html",
-        help="where to write the page (default NAME-report.html in the current directory)",
+        help="where to write the page",
+        default_text="NAME-report.html in the current directory",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--versions",
-        default=None,
         metavar="V,V|all",
-        help="versions to evaluate besides the champion: comma-separated, or all "
-        "(default the champion only; the latest version when there is no champion)",
+        help="versions to evaluate besides the champion: comma-separated, or all",
+        default_text="the champion only; the latest version when there is no champion",
     )
-    default_registry = Settings.model_fields["registry"].default
-    p.add_argument(
-        "--registry",
-        default=None,
-        metavar="DIR",
-        help=f"model registry directory (env {env_name('registry')}; default {default_registry})",
-    )
-    p.add_argument(
+    add_option(p, "--registry", setting="registry", metavar="DIR", help="model registry directory")
+    add_option(
+        p,
         "--redis-url",
-        default=None,
+        setting="redis_url",
         metavar="URL",
-        help=f"Redis holding the live history (env {env_name('redis_url')}; default the one "
-        "`driftline services up` started)",
+        help="Redis holding the live history",
+        default_text="the one `driftline services up` started",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--points",
-        type=int,
-        default=None,
+        type=positive_int,
         metavar="N",
-        help=f"plot only the N most recent history points (default every point kept, at most "
-        f"{env_name('history_max_points')})",
+        help="plot only the N most recent history points",
+        default_text=f"every point kept, at most {env_name('history_max_points')}",
     )
-    p.add_argument(
-        "--no-live", action="store_true", help="training evaluation only: do not read Redis"
+    add_option(
+        p, "--no-live", action="store_true", help="training evaluation only: do not read Redis"
     )
     p.set_defaults(func=report_command)
 

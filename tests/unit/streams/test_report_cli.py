@@ -55,7 +55,6 @@ def test_default_output_is_name_report_html_in_the_current_directory(
     [
         (["report", "nope"], "driftline: no model named 'nope'"),
         (["report", "sea", "--versions", "7"], "driftline: model 'sea' has no version '7'"),
-        (["report", "sea", "--points", "0"], "driftline: --points must be at least 1"),
         (["report", "sea", "--out", "missing/dir/r.html"], "driftline: cannot write"),
     ],
 )
@@ -72,6 +71,13 @@ def test_wrong_arguments_print_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
     assert not list(tmp_path.glob("*.html"))
+
+
+def test_a_bad_count_is_refused_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "sea", "--points", "0"])
+    assert exited.value.code == 2
+    assert "--points" in capsys.readouterr().err
 
 
 def test_bad_option_values_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
