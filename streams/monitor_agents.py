@@ -79,13 +79,16 @@ def scored_records(result: BatchResult, max_events: int = 256) -> list[bytes]:
     """The monitoring input of one scored batch, in records of at most ``max_events`` events.
 
     Small records keep every message far below the broker's size limit whatever the batch
-    size, and let the monitor's consumer interleave them with labels.
+    size, and let the monitor's consumer interleave them with labels. Record ``k`` holds
+    slice ``k`` of every variant: a shadow scores the champion's events in the same order,
+    so an event's champion and shadow predictions always travel (and are joined) together.
     """
+    longest = max((len(part.event_ids) for part in result.scored), default=0)
     out = []
-    for part in result.scored:
-        for i in range(0, len(part.event_ids), max_events):
-            j = i + max_events
-            doc = {
+    for i in range(0, longest, max_events):
+        j = i + max_events
+        parts = [
+            {
                 "variant": part.variant,
                 "version": part.version,
                 "ids": part.event_ids[i:j],
@@ -93,7 +96,10 @@ def scored_records(result: BatchResult, max_events: int = 256) -> list[bytes]:
                 "labels": part.labels[i:j].tolist(),
                 "scores": part.scores[i:j].tolist(),
             }
-            out.append(orjson.dumps({"kind": "scored", "parts": [doc]}))
+            for part in result.scored
+            if part.event_ids[i:j]
+        ]
+        out.append(orjson.dumps({"kind": "scored", "parts": parts}))
     return out
 
 

@@ -1,0 +1,52 @@
+"""The monitoring input a worker sends per scored batch (streams.monitor_agents)."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from streams.monitor_agents import _scored_parts, scored_records
+from streams.scoring import BatchResult, Scored
+
+
+def _part(variant: str, version: str, ids: list[str]) -> Scored:
+    n = len(ids)
+    return Scored(
+        variant,
+        version,
+        ids,
+        [{"x": float(i)} for i in range(n)],
+        np.arange(n, dtype=np.int64) % 2,
+        np.linspace(0, 1, n, dtype=np.float32),
+    )
+
+
+def test_champion_and_shadow_of_an_event_travel_in_the_same_record() -> None:
+    ids = [f"e{i}" for i in range(600)]
+    result = BatchResult(scored=[_part("champion", "1", ids), _part("shadow", "2", ids)])
+    records = scored_records(result, max_events=256)
+    assert len(records) == 3
+    seen: list[str] = []
+    for raw in records:
+        parts = _scored_parts(orjson.loads(raw))
+        assert [p.variant for p in parts] == ["champion", "shadow"]
+        assert parts[0].event_ids == parts[1].event_ids  # paired outcomes stay paired
+        assert len(parts[0].event_ids) <= 256
+        seen += parts[0].event_ids
+    assert seen == ids
+
+
+def test_a_canary_split_keeps_every_event_once() -> None:
+    champion = _part("champion", "1", [f"c{i}" for i in range(300)])
+    canary = _part("canary", "2", [f"k{i}" for i in range(40)])
+    records = scored_records(BatchResult(scored=[champion, canary]), max_events=256)
+    parts = [p for raw in records for p in _scored_parts(orjson.loads(raw))]
+    got = {(p.variant, e) for p in parts for e in p.event_ids}
+    assert len(got) == 340
+    assert sum(len(p.event_ids) for p in parts) == 340
+    restored = [p for p in parts if p.variant == "champion"]
+    assert np.allclose(np.concatenate([p.scores for p in restored]), champion.scores)
+
+
+def test_nothing_scored_sends_nothing() -> None:
+    assert scored_records(BatchResult()) == []
