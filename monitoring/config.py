@@ -23,6 +23,7 @@ PERFORMANCE_METRICS: tuple[str, ...] = ("f1", "accuracy")
 # (field, lower bound, upper bound, lower bound inclusive)
 _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("window", 50, 10_000_000, True),
+    ("detector_block", 1, 1_000_000, True),
     ("psi_threshold", 0.0, math.inf, False),
     ("ks_pvalue", 0.0, 1.0, False),
     ("adwin_delta", 0.0, 1.0, False),
@@ -60,6 +61,9 @@ class MonitorConfig:
         the number of features tested (Bonferroni), so adding features adds no false alarms.
     drift_tests : tuple of str
         Windowed tests to run: ``psi`` and/or ``ks`` (KS applies to numeric values and scores).
+    detector_block : int
+        Rows per update of the per-feature and prediction change detectors (their false
+        alarm rate then does not depend on the workers' micro-batch sizes).
     stream_detector : {"adwin", "pagehinkley"}
         Change detector run on the per-batch mean of every numeric feature and of the score.
     adwin_delta : float
@@ -122,6 +126,7 @@ class MonitorConfig:
     ks_pvalue: float = 0.001
     drift_tests: tuple[str, ...] = DRIFT_TESTS
     stream_detector: Literal["adwin", "pagehinkley"] = "adwin"
+    detector_block: int = 256
     adwin_delta: float = 0.002
     pagehinkley_threshold: float = 15.0
     pagehinkley_delta: float = 0.5

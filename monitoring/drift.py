@@ -138,6 +138,12 @@ class FeatureMonitor:
         self._std = np.array([r.std for r in self.num_refs])
         self.rows = 0  # rows in the current window
         self.windows = 0  # windows closed
+        # Rows since the detectors' last update: they update once per block of
+        # ``detector_block`` rows, whatever the size of the batches that brought them, so that
+        # their false-alarm rate does not depend on how a worker happened to batch the stream.
+        self.block_rows = 0
+        self.block_sums = np.zeros(len(self.numeric))
+        self.block_present = np.zeros(len(self.numeric), dtype=np.int64)
         # per feature, the last closed window's statistics; not snapshotted (for the timeline)
         self.last: dict[str, dict[str, float | None]] = {}
 
@@ -161,7 +167,14 @@ class FeatureMonitor:
             start += take
             if self.rows >= self.config.window:
                 checks += self._close(details)
-        checks += self._detect(sums, present, details)
+        self.block_sums += sums
+        self.block_present += present
+        self.block_rows += n
+        if self.block_rows >= self.config.detector_block:
+            checks += self._detect(self.block_sums, self.block_present, details)
+            self.block_rows = 0
+            self.block_sums = np.zeros(len(self.numeric))
+            self.block_present = np.zeros(len(self.numeric), dtype=np.int64)
         return checks
 
     def _detect(
@@ -234,6 +247,11 @@ class FeatureMonitor:
         return {
             "rows": self.rows,
             "windows": self.windows,
+            "block": {
+                "rows": self.block_rows,
+                "sums": self.block_sums.tolist(),
+                "present": self.block_present.tolist(),
+            },
             "numeric": self.window.snapshot(),
             "categorical": {w.ref.name: w.snapshot() for w in self.cat_windows},
             "detectors": {
@@ -246,6 +264,11 @@ class FeatureMonitor:
         if len(state["numeric"]["missing"]) != len(self.numeric):
             raise SnapshotError("feature snapshot has another number of numeric features")
         self.rows, self.windows = int(state["rows"]), int(state["windows"])
+        block = state.get("block")  # absent from snapshots older than block updates
+        if block is not None:
+            self.block_rows = int(block["rows"])
+            self.block_sums = np.asarray(block["sums"], dtype=np.float64)
+            self.block_present = np.asarray(block["present"], dtype=np.int64)
         self.window.restore(state["numeric"])
         for w in self.cat_windows:
             w.restore(state["categorical"][w.ref.name])
@@ -263,6 +286,8 @@ class ScoreMonitor:
         self.detector = stream_detector(config)
         self.rows = 0
         self.windows = 0
+        self.block_sum = 0.0  # scores since the detector's last update (see FeatureMonitor)
+        self.block_count = 0
         self.last: dict[str, float | None] = {}  # last closed window; not snapshotted
 
     def observe(self, scores: NDArray[np.float64], details: dict[str, Any]) -> list[Check]:
@@ -284,10 +309,13 @@ class ScoreMonitor:
                 self.window.reset()
                 self.rows = 0
         ok = scores[~np.isnan(scores)]
-        if ok.size:
-            mean = float(ok.mean())
+        self.block_sum += float(ok.sum())
+        self.block_count += int(ok.size)
+        if self.block_count >= self.config.detector_block:
+            count, self.block_count = self.block_count, 0
+            mean, self.block_sum = self.block_sum / count, 0.0
             shift = (mean - self.ref.mean) / self.ref.std
-            z = shift * math.sqrt(ok.size)
+            z = shift * math.sqrt(count)
             if self.detector.update(z):
                 extra = {
                     **details,
@@ -314,6 +342,7 @@ class ScoreMonitor:
             "windows": self.windows,
             "window": self.window.snapshot(),
             "detector": self.detector.snapshot(),
+            "block": [self.block_sum, self.block_count],
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -321,6 +350,7 @@ class ScoreMonitor:
         self.rows, self.windows = int(state["rows"]), int(state["windows"])
         self.window.restore(state["window"])
         _restore_detector(self.detector, state["detector"])
+        self.block_sum, self.block_count = state.get("block", (0.0, 0))
 
 
 def _profile(profiles: Mapping[str, Profile], name: str, kind: str) -> Profile:

@@ -18,6 +18,7 @@ from typing import Any, cast
 import faust
 import numpy as np
 import orjson
+from aiokafka.partitioner import murmur2
 from faust.streams import Stream
 from pydantic import ValidationError
 
@@ -183,6 +184,9 @@ def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntim
             yield None
 
     async def snapshot() -> None:
+        # Only the owner writes: another worker's runtime holds a stale copy (or none).
+        if not owns_monitors(app, settings, monitor.model):
+            return
         try:
             await monitor.tick(force=True)
         except Exception:
@@ -191,12 +195,39 @@ def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntim
     app.timer(interval=settings.snapshot_interval_s)(snapshot)
 
     # The owner changes on a rebalance or a stop: leave a snapshot that has every record the
-    # committed offsets say was processed, so the next owner neither loses nor repeats them.
-    async def on_owner_change(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    # committed offsets say was processed, so the next owner neither loses nor repeats them;
+    # and forget what we held, so that owning it again later resumes from the newest snapshot.
+    async def on_revoked(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        key = _key_partition(app, settings, monitor.model)
+        if any(tp.topic == settings.topic_monitor and tp.partition == key for tp in revoked):
+            try:
+                await monitor.tick(force=True)
+            except Exception:
+                log.exception("monitoring snapshot failed")
+            monitor.release()
+
+    async def on_shutdown(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await snapshot()
 
-    app.on_partitions_revoked.connect(on_owner_change)
-    app.on_before_shutdown.connect(on_owner_change)
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_before_shutdown.connect(on_shutdown)
+
+
+def _key_partition(app: faust.App, settings: Settings, model: str) -> int:
+    count = app.consumer.topic_partitions(settings.topic_monitor) or settings.topic_partitions
+    return int((murmur2(model.encode()) & 0x7FFFFFFF) % count)
+
+
+def owns_monitors(app: faust.App, settings: Settings, model: str) -> bool:
+    """Whether this process holds the monitor-input partition of ``model``'s key, i.e. runs
+    its monitors now."""
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # the consumer is not started yet
+        return False
+    key = _key_partition(app, settings, model)
+    return any(tp.topic == settings.topic_monitor and tp.partition == key for tp in assignment)
 
 
 def create_monitor_app(
@@ -226,6 +257,7 @@ __all__ = [
     "create_monitor_app",
     "delivery",
     "faust_app",
+    "owns_monitors",
     "scored_records",
     "sender",
 ]

@@ -180,6 +180,10 @@ class MonitorRuntime:
             self.restored = True
             log.info("monitoring resumed from %s", self.state_key)
 
+    def release(self) -> None:
+        """This process no longer owns the monitors: resume from Redis if it owns them again."""
+        self._started = False
+
     def add_card(self, card: ModelCard) -> None:
         """Make a newly served version known to the monitors."""
         self.monitor.add_card(card)

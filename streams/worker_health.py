@@ -31,12 +31,12 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 
 from streams.app import WorkerRuntime
 from streams.liveness import Watchdog, WatchdogThread
+from streams.monitor_agents import owns_monitors
 from streams.observability import Probe, WorkerMetrics
 from streams.quality_metrics import monitor_families
 from streams.scoring_loop import BatchStats
@@ -149,10 +149,7 @@ class WorkerObservability:
         """Whether this worker holds the monitor-input partition of the model's key."""
         if self.app is None:
             return False
-        consumer, topic = self.app.consumer, self.settings.topic_monitor
-        count = consumer.topic_partitions(topic) or self.settings.topic_partitions
-        partition = (murmur2(self.runtime.model.encode()) & 0x7FFFFFFF) % count
-        return any(tp.topic == topic and tp.partition == partition for tp in consumer.assignment())
+        return owns_monitors(self.app, self.settings, self.runtime.model)
 
     # -- any thread -----------------------------------------------------------------------
     def probe(self) -> Probe:
