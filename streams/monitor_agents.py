@@ -71,6 +71,9 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str) -> faust.App:
         topic_partitions=settings.topic_partitions,
         producer_linger_ms=settings.producer_linger_ms,
         broker_commit_interval=1.0,
+        # A crashed member holds its partitions until its session expires; Faust's default
+        # (60 s) kept a restarted worker waiting that long before it scored again.
+        broker_session_timeout=10.0,
         # SASL and/or TLS exactly as the settings give them to every aiokafka client.
         broker_credentials=faust_credentials(settings),
     )

@@ -139,6 +139,7 @@ class MonitorRuntime:
         self.window_key = window_key(model)
         self.pairs_prefix = pairs_prefix(model)
         self.degraded: str | None = None
+        self._failed_at = 0.0
         self.alerts_sent = 0
         self.restored = False
         self._last_snapshot = 0.0
@@ -149,14 +150,18 @@ class MonitorRuntime:
 
     # -- redis guard --------------------------------------------------------------------
     async def _guarded(self, what: str, call: Awaitable[Any]) -> Any:
+        started = time.monotonic()
         try:
             result = await call
         except (RedisError, OSError) as exc:
             if self.degraded is None:
                 log.warning("monitoring degraded: Redis %s failed (%s); scoring goes on", what, exc)
             self.degraded = f"redis {what}: {exc}"
+            self._failed_at = time.monotonic()
             return None
-        if self.degraded is not None:
+        # Only a call that began after the last failure proves that Redis is back: one that
+        # was already under way (the timer and the agent share this flag) proves nothing.
+        if self.degraded is not None and started > self._failed_at:
             log.warning("monitoring recovered: Redis answers again")
             self.degraded = None
         return result

@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff as SyncBackoff
+from redis.retry import Retry as SyncRetry
 
 from streams.errors import ConfigError
 from streams.settings import Settings, env_name
@@ -51,11 +54,17 @@ def redis_options(url: str, settings: Settings | None) -> dict[str, Any]:
 
 def sync_redis(url: str, settings: Settings | None, **kwargs: Any) -> redis.Redis:
     """A blocking client of ``url`` with the settings' credentials and TLS."""
+    kwargs.setdefault("retry", SyncRetry(SyncBackoff(cap=0.2, base=0.05), 1))
     return redis.Redis.from_url(url, **redis_options(url, settings), **kwargs)
 
 
 def async_redis(url: str, settings: Settings | None, **kwargs: Any) -> aioredis.Redis:
-    """An asyncio client of ``url`` with the settings' credentials and TLS."""
+    """An asyncio client of ``url`` with the settings' credentials and TLS.
+
+    A command that fails on a connection is retried once on a fresh one: after a Redis
+    restart, pooled connections are dead, and the first use of each would fail otherwise.
+    """
+    kwargs.setdefault("retry", AsyncRetry(SyncBackoff(cap=0.2, base=0.05), 1))
     return aioredis.Redis.from_url(url, **redis_options(url, settings), **kwargs)
 
 

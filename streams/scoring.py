@@ -76,6 +76,7 @@ class BatchResult:
     versions: dict[str, str] = field(default_factory=dict)
     scored: list[Scored] = field(default_factory=list)
     prediction_partitions: list[int] = field(default_factory=list)  # source partition of each
+    dead_letter_partitions: list[int] = field(default_factory=list)  # likewise
     latencies_ms: list[float] = field(default_factory=list)  # event produced -> scored
 
 
@@ -138,6 +139,11 @@ class BatchScorer:
         }
         return rec.key, orjson.dumps(doc)
 
+    def reject(self, out: BatchResult, rec: RawRecord, error: str, error_type: str) -> None:
+        """Add the dead letter of ``rec`` to ``out``, with the partition it came from."""
+        out.dead_letters.append(self.dead_letter(rec, error, error_type))
+        out.dead_letter_partitions.append(rec.partition)
+
     # -- scoring ------------------------------------------------------------------------
     def process(self, records: Sequence[RawRecord], models: ModelSet) -> BatchResult:
         """Decode, route and score ``records`` with ``models``; never raises for bad input."""
@@ -147,7 +153,7 @@ class BatchScorer:
             try:
                 events.append(self._decode(rec, models.event_type))
             except _BadEventError as bad:
-                out.dead_letters.append(self.dead_letter(rec, bad.reason, bad.kind))
+                self.reject(out, rec, bad.reason, bad.kind)
         if not events:
             return out
         routing, challenger = models.routing, models.challenger
@@ -182,7 +188,7 @@ class BatchScorer:
         except InvalidInputError as exc:
             bad = exc.row_errors
             for i, reason in bad.items():
-                out.dead_letters.append(self.dead_letter(events[i].record, reason, "FeatureError"))
+                self.reject(out, events[i].record, reason, "FeatureError")
             events = [e for i, e in enumerate(events) if i not in bad]
             if not events:
                 return events

@@ -37,7 +37,7 @@ log = logging.getLogger("driftline.worker")
 
 # Record batches we build stay well under the broker's default 1 MiB message limit.
 MAX_BATCH_BYTES = 524_288
-COMMIT_EVERY_S = 0.5
+COMMIT_EVERY_S = 0.1
 
 
 @dataclass
@@ -95,13 +95,19 @@ class PartitionedSender:
         for partition, items in by_partition.items():
             batch = self.producer.create_batch()
             for key, value in items:
-                if batch.append(key=key, value=value, timestamp=now_ms) is None:
+                if batch.append(key=key, value=value, timestamp=now_ms) is not None:
+                    continue
+                if batch.record_count():  # full: send it and start the next one
                     batch.close()
                     acks.append(await self.producer.send_batch(batch, topic, partition=partition))
                     batch = self.producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=now_ms)
-            batch.close()
-            acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+                    if batch.append(key=key, value=value, timestamp=now_ms) is not None:
+                        continue
+                # Larger than a whole record batch: on its own, through the producer.
+                acks.append(await self.producer.send(topic, value, key=key, partition=partition))
+            if batch.record_count():
+                batch.close()
+                acks.append(await self.producer.send_batch(batch, topic, partition=partition))
         return acks
 
     async def send_keyed(self, topic: str, messages: Sequence[Encoded]) -> list[Awaitable[Any]]:
@@ -228,15 +234,18 @@ class ScoringLoop:
             # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
             log.exception("batch of %d failed; sent to %s", len(records), dlq)
             kind = type(exc).__name__
-            dead = [self.scorer.dead_letter(r, f"internal error: {exc}", kind) for r in records]
-            result = BatchResult(dead_letters=dead)
+            result = BatchResult()
+            for r in records:
+                self.scorer.reject(result, r, f"internal error: {exc}", kind)
         acks = await self.sender.send_aligned(
             self.settings.topic_predictions,
             result.predictions,
             result.prediction_partitions,
             source,
         )
-        acks += await self.sender.send_keyed(dlq, result.dead_letters)
+        acks += await self.sender.send_aligned(
+            dlq, result.dead_letters, result.dead_letter_partitions, source
+        )
         if self.monitor_records is not None and result.scored:
             monitor_input = self.monitor_records(result)
             acks += await self.sender.send_keyed(self.settings.topic_monitor, monitor_input)

@@ -68,6 +68,7 @@ class Deployment:
             "DRIFTLINE_TOPIC_MONITOR": self.topics["monitor"],
             "DRIFTLINE_RELOAD_INTERVAL_S": "1.0",
             "DRIFTLINE_LOG_LEVEL": "INFO",
+            "DRIFTLINE_METRICS_PORT": "0",  # several workers of a test share the host
         }
         # every topic of this deployment is its own: a shared one would leak between tests
         topics = {env_name(f) for f in Settings.model_fields if f.startswith("topic_")}

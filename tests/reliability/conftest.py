@@ -260,16 +260,12 @@ def _own(
 
 
 @pytest.fixture
-def own_kafka(
-    services: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OwnServices]:
+def own_kafka(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
     """A Kafka broker of this test's own (the session's Redis): the test may restart it."""
     yield from _own(tmp_path_factory, "kafka", None, services.redis)
 
 
 @pytest.fixture
-def own_redis(
-    services: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OwnServices]:
+def own_redis(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
     """A Redis of this test's own (the session's broker): the test may stop and restart it."""
     yield from _own(tmp_path_factory, "redis", services.kafka, None)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +34,8 @@ from aiokafka.structs import TopicPartition
 from tests.integration.workerkit import Deployment
 
 T = TypeVar("T")
-Value = bytes | dict[str, Any] | None
+# a JSON document, raw bytes, a null value, or (key, value) as it is to be sent
+Value = bytes | dict[str, Any] | tuple[bytes | None, bytes | None] | None
 
 
 class Background:
@@ -89,6 +94,8 @@ class Sent:
 
 def _encode(value: Value) -> tuple[bytes | None, bytes | None]:
     """(key, value) as the worker's users send them: keyed by entity, else by event id."""
+    if isinstance(value, tuple):
+        return value
     if not isinstance(value, dict):
         return None, value
     key = value.get("entity") or value.get("event_id")
@@ -163,13 +170,15 @@ class Collector:
     """Read a topic from its start, in the background, until stopped.
 
     ``keep`` decides what is kept of each record: ``"docs"`` everything, ``"seen"`` the
-    :class:`Seen` without the document, ``"ids"`` only a count per event id (long soaks).
+    :class:`Seen` without the document, ``"numbered"`` only a count per event numbered
+    ``<prefix>-<n>`` (one byte each: millions of events in a long soak).
     """
 
     def __init__(self, bootstrap: str, topic: str, keep: str = "seen") -> None:
         self.bootstrap, self.topic, self.keep = bootstrap, topic, keep
         self.records: list[Seen] = []
         self.ids: Counter[str] = Counter()
+        self.numbered = bytearray()
         self.count = 0
         self.errors = 0
         self._stop = threading.Event()
@@ -206,12 +215,17 @@ class Collector:
         except orjson.JSONDecodeError:
             doc = {}
         eid = doc.get("event_id") if isinstance(doc, dict) else None
+        self.count += 1
+        if self.keep == "numbered":
+            n = int(str(eid).rsplit("-", 1)[1])
+            if n >= len(self.numbered):
+                self.numbered.extend(bytes(max(n + 1 - len(self.numbered), 1 << 16)))
+            self.numbered[n] = min(self.numbered[n] + 1, 255)
+            return
         if eid is not None:
             self.ids[eid] += 1
-        if self.keep != "ids":
-            kept = doc if self.keep == "docs" else None
-            self.records.append(Seen(eid, m.partition, m.offset, m.timestamp, now, kept))
-        self.count += 1
+        kept = doc if self.keep == "docs" else None
+        self.records.append(Seen(eid, m.partition, m.offset, m.timestamp, now, kept))
 
     def stop(self) -> None:
         self._stop.set()
@@ -219,7 +233,14 @@ class Collector:
     def missing(self, wanted: Iterable[str]) -> set[str]:
         return {eid for eid in wanted if eid not in self.ids}
 
+    def missing_numbered(self, total: int) -> int:
+        """How many of the events numbered 0 .. ``total`` - 1 have no output (``"numbered"``)."""
+        seen = self.numbered[:total]
+        return total - len(seen) + seen.count(0)
+
     def duplicates(self) -> int:
+        if self.keep == "numbered":
+            return sum(n - 1 for n in self.numbered if n > 1)
         return sum(n - 1 for n in self.ids.values() if n > 1)
 
 
@@ -229,7 +250,8 @@ class Workers:
 
     def __init__(self, dep: Deployment, env: dict[str, str] | None = None) -> None:
         self.dep = dep
-        self.env = {**dep.env, **(env or {})}
+        # /metrics and /health on a free port each: several workers share this machine
+        self.env = {**dep.env, "DRIFTLINE_METRICS_PORT": "0", **(env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
@@ -260,6 +282,32 @@ class Workers:
                 ) from None
         return time.monotonic() - start
 
+    def ready(self, name: str, timeout_s: float = 120.0) -> float:
+        """Wait until the worker's scoring consumer holds partitions; return the seconds."""
+        proc = self.procs[name]
+
+        def scoring() -> bool:
+            assert proc.poll() is None, f"worker {name} exited\n{self.log(name)}"
+            return re.search(r"scoring partitions: \[\d", self.full_log(name)) is not None
+
+        return wait_for(f"worker {name} scoring", scoring, timeout_s, 0.05)
+
+    def health(self, name: str) -> dict[str, Any] | None:
+        """The worker's ``/health`` document (None until it serves one)."""
+        proc = self.procs[name]
+        port_file = Path(self.env["DRIFTLINE_DATA_DIR"]) / "metrics" / f"worker-{proc.pid}.json"
+        try:
+            port = orjson.loads(port_file.read_bytes())["port"]
+            url = f"http://127.0.0.1:{port}/health"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                body = answer.read()
+        except urllib.error.HTTPError as exc:  # 503: not ready, or stuck; the body says why
+            body = exc.read()
+        except (OSError, ValueError, KeyError):
+            return None
+        doc = orjson.loads(body)
+        return doc if isinstance(doc, dict) else None
+
     def log(self, name: str, tail: int = 6000) -> str:
         path = self.dep.root / f"{name}.log"
         return path.read_text(errors="replace")[-tail:] if path.exists() else ""
@@ -285,6 +333,12 @@ class Workers:
         self.close()
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) that ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of ``pid`` (VmRSS, KiB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -297,19 +351,15 @@ def rss_kib(pid: int) -> int:
 class LagProbe:
     """Committed offsets of a consumer group against the end offsets of its topic."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int = 4) -> None:
         self.bootstrap, self.group, self.topic = bootstrap, group, topic
+        self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
 
     async def start(self) -> None:
         self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
         await self.admin.start()
         await self.consumer.start()
-        partitions = None
-        while not partitions:
-            await self.consumer.topics()  # metadata refresh
-            partitions = self.consumer.partitions_for_topic(self.topic)
-        self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
 
     async def lag(self) -> int:
         """Events of the topic not committed by the group yet (all of them before a commit)."""
@@ -327,9 +377,28 @@ class LagProbe:
         await self.admin.close()
 
 
-def stamped(events: list[dict[str, Any]], prefix: str, total: int) -> Iterator[dict[str, Any]]:
-    """``total`` events cycled from ``events``, each with a fresh id (long soaks)."""
-    for i in range(total):
+class Tap:
+    """A stream whose end the test decides: ``events`` in order until :meth:`close`."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for event in self.events:
+            if self._closed.is_set():
+                return
+            yield event
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def stamped(
+    events: list[dict[str, Any]], prefix: str, total: int, first: int = 0
+) -> Iterator[dict[str, Any]]:
+    """``total`` events cycled from ``events``, numbered ``<prefix>-<first>`` on (soaks)."""
+    for i in range(first, first + total):
         event = events[i % len(events)]
         yield {**event, "event_id": f"{prefix}-{i}"}
 
@@ -340,7 +409,9 @@ __all__ = [
     "LagProbe",
     "Seen",
     "Sent",
+    "Tap",
     "Workers",
+    "cpu_s",
     "produce",
     "rss_kib",
     "stamped",

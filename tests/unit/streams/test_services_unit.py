@@ -53,3 +53,12 @@ def test_configured_endpoints_win(tmp_path: Path) -> None:
     )
     assert local.kafka_bootstrap() == "k:1"
     assert local.redis_url() == "redis://r:2/0"
+
+
+def test_restarting_a_service_that_up_did_not_start_is_a_clear_error(tmp_path: Path) -> None:
+    local = LocalServices(load_settings(data_dir=tmp_path, kafka_bootstrap="x:1", redis_url="r"))
+    for name in ("kafka", "redis"):
+        with pytest.raises(ServiceError, match="not started here"):
+            local.stop_service(name)
+        with pytest.raises(ServiceError, match="not started here"):
+            local.start_service(name)
