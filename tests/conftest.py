@@ -31,20 +31,25 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def start_or_fail(local: LocalServices, what: str) -> None:
+    """Start ``local``'s services; when they cannot start, fail in CI and skip elsewhere."""
+    try:
+        status = local.up()
+        if not all(entry["healthy"] for entry in status.values()):
+            raise ServiceError(what, f"unhealthy after start: {status}")
+    except ServiceError as exc:
+        local.down()
+        if _in_ci():
+            pytest.fail(f"CI needs a real {what}: {exc}", pytrace=False)
+        pytest.skip(f"no {what} here: {exc}")
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     """Start a real Kafka broker and Redis for the session (or use the configured ones)."""
     data_dir = tmp_path_factory.mktemp("services")
     local = LocalServices(load_settings(data_dir=data_dir, broker="kafka"))
-    try:
-        status = local.up()
-        if not all(entry["healthy"] for entry in status.values()):
-            raise ServiceError("services", f"unhealthy after start: {status}")
-    except ServiceError as exc:
-        local.down()
-        if _in_ci():
-            pytest.fail(f"CI needs a real Kafka and Redis: {exc}", pytrace=False)
-        pytest.skip(f"no Kafka/Redis here: {exc}")
+    start_or_fail(local, "Kafka and Redis")
     try:
         yield Endpoints(kafka=local.kafka_bootstrap(), redis=local.redis_url())
     finally:

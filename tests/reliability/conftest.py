@@ -9,7 +9,6 @@ need it are skipped with the reason.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -21,10 +20,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.errors import ServiceError
 from streams.kafka_admin import client_options
 from streams.services import LocalServices
 from streams.settings import Settings, env_name, load_settings
+from tests.conftest import start_or_fail
+from tests.reliability.harness import Background
 
 KAFKA_USER = "driftline-test"
 MECHANISM = "SCRAM-SHA-256"
@@ -40,9 +40,8 @@ class SecureServices:
     redis_password: str
     data_dir: Path
 
-    def env(self, **overrides: str) -> dict[str, str]:
-        """The ``DRIFTLINE_*`` variables of a process that uses these services."""
-        values = {
+    def _values(self) -> dict[str, str]:
+        return {
             "kafka_bootstrap": self.kafka,
             "redis_url": self.redis,
             "kafka_security_protocol": "SASL_PLAINTEXT",
@@ -50,30 +49,18 @@ class SecureServices:
             "kafka_sasl_username": KAFKA_USER,
             "kafka_sasl_password": self.kafka_password,
             "redis_password": self.redis_password,
-            **overrides,
         }
-        return {env_name(k): v for k, v in values.items()}
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The ``DRIFTLINE_*`` variables of a process that uses these services."""
+        return {env_name(k): v for k, v in {**self._values(), **overrides}.items()}
 
     def settings(self, **overrides: Any) -> Settings:
         """Client settings for these services (the right secrets unless overridden)."""
-        values: dict[str, Any] = {
-            "kafka_bootstrap": self.kafka,
-            "redis_url": self.redis,
-            "kafka_security_protocol": "SASL_PLAINTEXT",
-            "kafka_sasl_mechanism": MECHANISM,
-            "kafka_sasl_username": KAFKA_USER,
-            "kafka_sasl_password": self.kafka_password,
-            "redis_password": self.redis_password,
-            **overrides,
-        }
-        return Settings(**values)
+        return Settings(**{**self._values(), **overrides})
 
     def secrets(self) -> tuple[str, str]:
         return self.kafka_password, self.redis_password
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def secret(kind: str) -> str:
@@ -98,15 +85,7 @@ def secure_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure
     # The environment must not point this fixture at someone else's services.
     settings = settings.model_copy(update={"kafka_bootstrap": None, "redis_url": None})
     local = LocalServices(settings)
-    try:
-        status = local.up()
-        if not all(entry["healthy"] for entry in status.values()):
-            raise ServiceError("services", f"unhealthy after start: {status}")
-    except ServiceError as exc:
-        local.down()
-        if _in_ci():
-            pytest.fail(f"CI needs a real SASL Kafka and Redis: {exc}", pytrace=False)
-        pytest.skip(f"no SASL Kafka/Redis here: {exc}")
+    start_or_fail(local, "SASL Kafka and password Redis")
     try:
         yield SecureServices(
             kafka=local.kafka_bootstrap(),
@@ -244,15 +223,7 @@ def _own(
         update={"kafka_bootstrap": kafka, "redis_url": redis}
     )
     local = LocalServices(settings)  # starts only what is not given
-    try:
-        status = local.up()
-        if not all(entry["healthy"] for entry in status.values()):
-            raise ServiceError(name, f"unhealthy after start: {status}")
-    except ServiceError as exc:
-        local.down()
-        if _in_ci():
-            pytest.fail(f"CI needs a real {name} of the test's own: {exc}", pytrace=False)
-        pytest.skip(f"cannot start a {name} of the test's own: {exc}")
+    start_or_fail(local, f"{name} of the test's own")
     try:
         yield OwnServices(kafka=local.kafka_bootstrap(), redis=local.redis_url(), local=local)
     finally:
@@ -269,3 +240,13 @@ def own_kafka(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def own_redis(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
     """A Redis of this test's own (the session's broker): the test may stop and restart it."""
     yield from _own(tmp_path_factory, "redis", services.kafka, None)
+
+
+@pytest.fixture
+def bg() -> Iterator[Background]:
+    """An event loop in a thread for the test's producers and collectors."""
+    loop = Background()
+    try:
+        yield loop
+    finally:
+        loop.close()

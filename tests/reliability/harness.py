@@ -31,6 +31,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
+from streams.kafka_admin import create_topics
+from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment
 
 T = TypeVar("T")
@@ -65,6 +67,14 @@ class Background:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
+
+
+def deployment(kafka: str, redis_url: str, unique: str, root: Path) -> Deployment:
+    """A test's deployment on these services: its topics (4 partitions) and a champion."""
+    dep = Deployment(Endpoints(kafka=kafka, redis=redis_url), unique, root)
+    asyncio.run(create_topics(kafka, dep.topics.values(), partitions=4))
+    dep.registry.promote(dep.model, dep.add_version())
+    return dep
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout_s: float, every: float = 0.1) -> float:

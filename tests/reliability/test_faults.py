@@ -16,7 +16,6 @@ terminal summary prints one line per scenario.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import random
@@ -24,7 +23,7 @@ import re
 import signal
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,9 @@ import orjson
 import pytest
 import redis
 
-from streams.kafka_admin import create_topics
 from streams.redis_client import sync_redis
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, agrawal_events
+from tests.integration.workerkit import agrawal_events
 from tests.reliability.conftest import OwnServices, ScenarioReport
 from tests.reliability.harness import (
     Background,
@@ -45,27 +43,12 @@ from tests.reliability.harness import (
     Seen,
     Tap,
     Workers,
+    deployment,
     produce,
     wait_for,
 )
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def _deployment(kafka: str, redis_url: str, unique: str, root: Path) -> Deployment:
-    dep = Deployment(Endpoints(kafka=kafka, redis=redis_url), unique, root)
-    asyncio.run(create_topics(kafka, dep.topics.values(), partitions=4))
-    dep.registry.promote(dep.model, dep.add_version())
-    return dep
-
-
-@pytest.fixture
-def bg() -> Iterator[Background]:
-    loop = Background()
-    try:
-        yield loop
-    finally:
-        loop.close()
 
 
 def _first_after(records: list[Seen], wall: float) -> float | None:
@@ -128,7 +111,7 @@ def test_worker_sigkilled_three_times_mid_stream_loses_no_event(
     print(f"\nDRIFTLINE_CHAOS_SEED={seed}")
     rng = random.Random(seed)
     total = 50_000
-    dep = _deployment(services.kafka, services.redis, unique, tmp_path)
+    dep = deployment(services.kafka, services.redis, unique, tmp_path)
     events = agrawal_events(total, prefix="crash", entities=2000)
     # one kill in each third of the stream, at a random event count and a random instant
     kills_at = [rng.randrange(lo, lo + 10_000) for lo in (4_000, 18_000, 32_000)]
@@ -195,7 +178,7 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     on the same port with the same data: the worker reconnects by itself, no event is lost."""
     started = time.monotonic()
     kafka = own_kafka.kafka
-    dep = _deployment(kafka, own_kafka.redis, unique, tmp_path)
+    dep = deployment(kafka, own_kafka.redis, unique, tmp_path)
     pool = agrawal_events(60_000, prefix="broker", entities=1000)  # 30 s at most
     stream = Tap(pool)  # flows before, during and after the outage
     preds = Collector(kafka, dep.topics["predictions"])
@@ -264,7 +247,7 @@ def test_redis_outage_scoring_goes_on_and_monitoring_resumes_from_its_snapshot(
     started = time.monotonic()
     extra = 2_000
     kafka = own_redis.kafka
-    dep = _deployment(kafka, own_redis.redis, unique, tmp_path)
+    dep = deployment(kafka, own_redis.redis, unique, tmp_path)
     state_key = f"driftline:model:{dep.model}:state"
     health_key = f"driftline:model:{dep.model}:health"
     client = sync_redis(own_redis.redis, None, socket_timeout=5)
@@ -404,7 +387,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     partition's predictions is measured and bounded, and the group commits up to the end."""
     started = time.monotonic()
     pool = agrawal_events(60_000, prefix="rebal", entities=2000)  # 40 s at most
-    dep = _deployment(services.kafka, services.redis, unique, tmp_path)
+    dep = deployment(services.kafka, services.redis, unique, tmp_path)
     stream = Tap(pool)  # flows until a has handed over and b scored alone for a while
     preds = Collector(services.kafka, dep.topics["predictions"])
     bg.spawn(preds.run())

@@ -17,22 +17,20 @@ minutes of soak, half the measured capacity beyond.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streams.kafka_admin import create_topics
 from streams.messages import DeadLetter
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, agrawal_events
+from tests.integration.workerkit import agrawal_events
 from tests.reliability.conftest import ScenarioReport
 from tests.reliability.harness import (
     Background,
@@ -41,6 +39,7 @@ from tests.reliability.harness import (
     Value,
     Workers,
     cpu_s,
+    deployment,
     produce,
     rss_kib,
     stamped,
@@ -50,22 +49,6 @@ from tests.reliability.hostile import Hostile, HostileEvents
 
 SOAK_S = float(os.environ.get("DRIFTLINE_SOAK_S") or 60)
 SOAK_RATE = os.environ.get("DRIFTLINE_SOAK_RATE")
-
-
-def _deployment(services: Endpoints, unique: str, root: Path) -> Deployment:
-    dep = Deployment(services, unique, root)
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    dep.registry.promote(dep.model, dep.add_version())
-    return dep
-
-
-@pytest.fixture
-def bg() -> Iterator[Background]:
-    loop = Background()
-    try:
-        yield loop
-    finally:
-        loop.close()
 
 
 def _rate(stamps_ms: list[int]) -> float:
@@ -103,7 +86,7 @@ def test_hostile_input_goes_to_the_dlq_with_reasons_and_the_rest_is_scored(
     The wall clock rates (first output to last) are reported too."""
     started = time.monotonic()
     kafka = services.kafka
-    dep = _deployment(services, unique, tmp_path)
+    dep = deployment(services.kafka, services.redis, unique, tmp_path)
     valid = agrawal_events(30_000, prefix="ok", entities=2000)
     clean, good = valid[:20_000], valid[20_000:]
     hostile = HostileEvents(valid[:1000]).build(10_000)
@@ -204,7 +187,7 @@ def test_soak_memory_flat_and_lag_bounded(
     after the stream ends; every event is predicted."""
     started = time.monotonic()
     kafka = services.kafka
-    dep = _deployment(services, unique, tmp_path)
+    dep = deployment(services.kafka, services.redis, unique, tmp_path)
     pool = agrawal_events(20_000, prefix="pool", entities=2000)
     preds = Collector(kafka, dep.topics["predictions"], keep="numbered")
     bg.spawn(preds.run())
