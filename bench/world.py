@@ -152,7 +152,7 @@ def running(
         spy = None
         if profile is not None:
             time.sleep(8.0)  # past the imports and the group join: the steady state
-            argv = ["py-spy", "record", "-f", "raw", "-r", "200", "-o", str(profile)]
+            argv = ["py-spy", "record", "--gil", "-f", "raw", "-r", "200", "-o", str(profile)]
             spy = subprocess.Popen([*argv, "-p", str(proc.pid)], stdout=out, stderr=out)
         try:
             yield proc

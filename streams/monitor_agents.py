@@ -6,6 +6,9 @@ a model's monitoring input lands on one partition, so exactly one process at a t
 Kafka assigns that partition to — runs the model's monitors. When ownership moves (a rebalance,
 a restart), the new owner resumes from the model's snapshot in Redis. The owner is a worker
 (``monitor_in_worker``, the default) or ``driftline monitor``, a process of its own.
+
+The owner's own scored batches skip the topic (:class:`MonitorFeed`): encoding them, a broker
+round trip and decoding them again cost more than the monitors themselves.
 """
 
 from __future__ import annotations
@@ -107,6 +110,31 @@ def scored_records(result: BatchResult, max_events: int = 256) -> list[bytes]:
     return out
 
 
+def _events(parts: Sequence[Scored]) -> int:
+    return max((len(p.event_ids) for p in parts), default=0)
+
+
+def merge_scored(batches: Sequence[Sequence[Scored]]) -> list[Scored]:
+    """The parts of several batches as one: one part per (variant, version), in order."""
+    if len(batches) == 1:
+        return list(batches[0])
+    groups: dict[tuple[str, str], list[Scored]] = {}
+    for parts in batches:
+        for part in parts:
+            groups.setdefault((part.variant, part.version), []).append(part)
+    return [
+        Scored(
+            variant,
+            version,
+            [e for p in same for e in p.event_ids],
+            [f for p in same for f in p.features],
+            np.concatenate([p.labels for p in same]),
+            np.concatenate([p.scores for p in same]),
+        )
+        for (variant, version), same in groups.items()
+    ]
+
+
 def _scored_parts(record: dict[str, Any]) -> list[Scored]:
     return [
         Scored(
@@ -158,8 +186,102 @@ def add_label_forwarder(
             yield None
 
 
-def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntime) -> None:
-    """The owner side: feed the monitors from ``monitor-input``; snapshot on a timer."""
+async def _observe(monitor: MonitorRuntime, work: Awaitable[None]) -> None:
+    """Run one piece of monitoring input through the monitors, then the periodic work."""
+    try:
+        await work
+        await monitor.tick()
+    except Exception:
+        # A monitoring bug never stops the agent (nor scoring): log, flag, go on.
+        log.exception("monitoring failed on a record")
+        monitor.degraded = "monitor error (see log)"
+
+
+async def _record_call(monitor: MonitorRuntime, value: bytes | None) -> None:
+    record = orjson.loads(value or b"")
+    if record["kind"] == "scored":
+        await monitor.on_scored(_scored_parts(record))
+    else:
+        await monitor.on_labels([tuple(item) for item in record["items"]])
+
+
+class MonitorFeed:
+    """Where a worker's scored batches go for monitoring.
+
+    To the ``monitor-input`` topic, encoded (:func:`scored_records`), unless this process owns
+    the model's monitors: then straight to them through a queue of at most ``depth`` batches.
+    When the monitors fall that far behind, batches take the topic again, so that scoring never
+    waits on monitoring. A crash loses what the queue holds to the monitors only (as a crash
+    loses what followed the last snapshot); the predictions themselves are sent and committed
+    by the scoring loop either way.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        model: str,
+        monitor: MonitorRuntime | None,
+        depth: int = 8,
+        merge_events: int = 4096,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.model = model
+        self.key = model.encode()
+        self.monitor = monitor
+        self.queue: asyncio.Queue[list[Scored]] = asyncio.Queue(maxsize=depth)
+        self.local_batches = 0
+        self.merge_events = merge_events
+
+    def route(self, result: BatchResult) -> list[Encoded]:
+        """Take ``result`` in-process when possible; return the records still to send."""
+        if (
+            self.monitor is not None
+            and not self.queue.full()
+            and owns_monitors(self.app, self.settings, self.model)
+        ):
+            self.queue.put_nowait(result.scored)
+            self.local_batches += 1
+            return []
+        return [(self.key, value) for value in scored_records(result)]
+
+    async def run(self) -> None:
+        """Feed the monitors from the queue (an app task of the owner)."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        while True:
+            batches = [await self.queue.get()]
+            # Under load the queue fills: observe what waits in one call, so the per-call costs
+            # (a Redis round trip, a few numpy calls per feature) spread over more events.
+            events = _events(batches[0])
+            while not self.queue.empty() and events < self.merge_events:
+                batches.append(self.queue.get_nowait())
+                events += _events(batches[-1])
+            try:
+                await _observe(monitor, monitor.on_scored(merge_scored(batches)))
+            finally:
+                for _ in batches:
+                    self.queue.task_done()
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait until the monitors have seen every queued batch (before a snapshot)."""
+        try:
+            await asyncio.wait_for(self.queue.join(), timeout_s)
+        except TimeoutError:
+            left = self.queue.qsize()
+            log.warning("monitoring: %d batches not observed before the snapshot", left)
+
+
+def add_monitor_agent(
+    app: faust.App,
+    settings: Settings,
+    monitor: MonitorRuntime,
+    feed: MonitorFeed | None = None,
+) -> None:
+    """The owner side: feed the monitors from ``monitor-input`` (and from ``feed``, the
+    worker's own batches); snapshot on a timer."""
     topic = app.topic(
         settings.topic_monitor,
         key_type=bytes,
@@ -170,20 +292,8 @@ def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntim
     @app.agent(topic, name=f"monitor-{monitor.model}")
     async def observe(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in agent_stream.events():
-            if event.key != monitor.model.encode():
-                yield None
-                continue
-            try:
-                record = orjson.loads(event.value)
-                if record["kind"] == "scored":
-                    await monitor.on_scored(_scored_parts(record))
-                else:
-                    await monitor.on_labels([tuple(item) for item in record["items"]])
-                await monitor.tick()
-            except Exception:
-                # A monitoring bug never stops the agent (nor scoring): log, flag, go on.
-                log.exception("monitoring failed on a record")
-                monitor.degraded = "monitor error (see log)"
+            if event.key == monitor.model.encode():
+                await _observe(monitor, _record_call(monitor, event.value))
             yield None
 
     async def snapshot() -> None:
@@ -196,6 +306,8 @@ def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntim
             log.exception("monitoring snapshot failed")
 
     app.timer(interval=settings.snapshot_interval_s)(snapshot)
+    if feed is not None:
+        app.task(feed.run)
 
     # The owner changes on a rebalance or a stop: leave a snapshot that has every record the
     # committed offsets say was processed, so the next owner neither loses nor repeats them;
@@ -204,6 +316,8 @@ def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntim
         revoked = args[0] if args else kwargs.get("revoked", ())
         key = _key_partition(app, settings, monitor.model)
         if any(tp.topic == settings.topic_monitor and tp.partition == key for tp in revoked):
+            if feed is not None:
+                await feed.drain()
             try:
                 await monitor.tick(force=True)
             except Exception:
@@ -211,6 +325,8 @@ def add_monitor_agent(app: faust.App, settings: Settings, monitor: MonitorRuntim
             monitor.release()
 
     async def on_shutdown(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        if feed is not None:
+            await feed.drain()
         await snapshot()
 
     app.on_partitions_revoked.connect(on_revoked)
@@ -255,11 +371,13 @@ def create_monitor_app(
 
 
 __all__ = [
+    "MonitorFeed",
     "add_label_forwarder",
     "add_monitor_agent",
     "create_monitor_app",
     "delivery",
     "faust_app",
+    "merge_scored",
     "owns_monitors",
     "scored_records",
     "sender",

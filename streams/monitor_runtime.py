@@ -18,11 +18,13 @@ warning, marks itself degraded in health, and writes again once Redis answers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -147,6 +149,7 @@ class MonitorRuntime:
         self._feature_tokens = float(max(settings.window_features_rate, settings.window_size))
         self._feature_clock = time.monotonic()
         self._started = False
+        self._starting = asyncio.Lock()
 
     # -- redis guard --------------------------------------------------------------------
     async def _guarded(self, what: str, call: Awaitable[Any]) -> Any:
@@ -171,6 +174,11 @@ class MonitorRuntime:
         """Resume from the last snapshot in Redis, if there is one (once, on first use)."""
         if self._started:
             return
+        async with self._starting:  # two feeds (topic, in-process) must not restore twice
+            if not self._started:
+                await self._load()
+
+    async def _load(self) -> None:
         raw = await self._guarded("load", self.redis.get(self.state_key))
         if raw is None and self.degraded is not None:
             return  # Redis is down: try again on the next batch rather than start from zero
@@ -229,20 +237,25 @@ class MonitorRuntime:
             groups = self.monitor.groups_of(numeric, categorical)
             glist = groups.tolist() if groups is not None else [None] * len(part.event_ids)
             keep = self._features_budget(len(part.event_ids)) if part.variant != "shadow" else 0
-            for i, (eid, feats, label, score, group) in enumerate(
-                zip(
-                    part.event_ids,
-                    part.features,
-                    part.labels.tolist(),
-                    part.scores.tolist(),
-                    glist,
-                    strict=True,
+            version, variant = part.version, part.variant
+            predicted = [
+                [version, variant, label, score, group]
+                for label, score, group in zip(
+                    part.labels.tolist(), part.scores.tolist(), glist, strict=True
                 )
-            ):
+            ]
+            if not pending:  # the first part (most batches have only one): no lookups
+                kept = part.features[:keep] + [None] * (len(part.event_ids) - keep)
+                pending = {
+                    eid: {"f": feats, "p": [p]}
+                    for eid, feats, p in zip(part.event_ids, kept, predicted, strict=True)
+                }
+                continue
+            for i, (eid, p) in enumerate(zip(part.event_ids, predicted, strict=True)):
                 entry = pending.get(eid)
                 if entry is None:
-                    entry = pending[eid] = {"f": feats if i < keep else None, "p": []}
-                entry["p"].append([part.version, part.variant, label, score, group])
+                    entry = pending[eid] = {"f": part.features[i] if i < keep else None, "p": []}
+                entry["p"].append(p)
         joined = await self._guarded(
             "join", self.join.add_predictions(list(pending.items()), time.time())
         )
@@ -371,7 +384,9 @@ class MonitorRuntime:
         num: dict[str, np.ndarray[Any, Any]] = {}
         if mon.numeric:
             # numpy turns None into NaN for a float array: missing values stay missing.
-            matrix = np.array([[f[n] for n in mon.numeric] for f in features], dtype=np.float64)
+            row = itemgetter(*mon.numeric)
+            matrix = np.array(list(map(row, features)), dtype=np.float64)
+            matrix = matrix.reshape(len(features), len(mon.numeric))
             num = {n: matrix[:, j] for j, n in enumerate(mon.numeric)}
         cat = {
             n: np.array([None if f[n] is None else str(f[n]) for f in features], dtype=object)

@@ -50,7 +50,7 @@ def _worker(args: argparse.Namespace) -> int:
     import faust  # Faust is heavy to import: only the worker needs it.
 
     from models.registry import Registry
-    from streams.app import WorkerRuntime, create_app
+    from streams.app import WorkerRuntime, create_app, freeze_heap
     from streams.worker_health import WorkerObservability
 
     settings = load_settings(model=args.model)
@@ -81,6 +81,7 @@ def _worker(args: argparse.Namespace) -> int:
         f"worker for {settings.model}: {runtime.current.describe()} on {bootstrap}", file=sys.stderr
     )
     observability.start()
+    freeze_heap()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -114,6 +115,9 @@ def _monitor(args: argparse.Namespace) -> int:
 
     app, _ = create_monitor_app(settings, bootstrap, model, card, services.redis_url(), card_of)
     print(f"monitor for {settings.model} on {bootstrap}", file=sys.stderr)
+    from streams.app import freeze_heap
+
+    freeze_heap()
     faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
     return 0
 

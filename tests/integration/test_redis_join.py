@@ -40,5 +40,33 @@ async def _scenario(url: str, model: str) -> None:
         await client.aclose()
 
 
+async def _generations(url: str, model: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    # a generation opens every ttl/8 = 10 s or every 16 // 8 = 2 entries
+    join = RedisLabelJoin(client, model, ttl_s=80, max_items=16)
+    try:
+        for t in range(6):  # six batches of two, one generation each
+            await join.add_predictions([(f"p{t}a", {"t": t}), (f"p{t}b", {"t": t})], now=t)
+        gens = await client.zrange(f"{join.prefix}:pg", 0, -1)
+        assert len(gens) == 6
+        # labels find their predictions in any generation, once, even when sent twice
+        got = await join.add_labels([("p0a", 1), ("p5b", 0), ("p0a", 1), ("zz", 1)], now=10)
+        assert sorted((e, p["t"], y) for e, p, y in got) == [("p0a", 0, 1), ("p5b", 5, 0)]
+        stats = await join.stats()
+        assert stats["joined"] == 2
+        assert stats["pending_predictions"] == 10 and stats["pending_labels"] == 1
+        # expiry drops whole generations not written since the cutoff, counting what is left
+        swept = await join.sweep(now=82.5)  # cutoff 2.5: generations written at 0, 1, 2
+        assert swept["expired_predictions"] == 5  # p0b, p1a, p1b, p2a, p2b
+        assert (await join.stats())["pending_predictions"] == 5
+        assert await join.add_labels([("p1a", 1)], now=83) == []
+    finally:
+        await client.aclose()
+
+
+def test_generations_join_once_and_expire_whole(services: Endpoints, unique: str) -> None:
+    asyncio.run(_generations(services.redis, f"g-{unique}"))
+
+
 def test_join_in_either_order_with_ttl_and_bound(services: Endpoints, unique: str) -> None:
     asyncio.run(_scenario(services.redis, f"m-{unique}"))

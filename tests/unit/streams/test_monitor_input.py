@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from streams.monitor_agents import _scored_parts, scored_records
+from streams.monitor_agents import _scored_parts, merge_scored, scored_records
 from streams.scoring import BatchResult, Scored
 
 
@@ -50,3 +50,21 @@ def test_a_canary_split_keeps_every_event_once() -> None:
 
 def test_nothing_scored_sends_nothing() -> None:
     assert scored_records(BatchResult()) == []
+
+
+def test_merged_batches_keep_one_part_per_variant_and_every_event_in_order() -> None:
+    first = [_part("champion", "1", ["a", "b"]), _part("shadow", "2", ["a", "b"])]
+    second = [_part("champion", "1", ["c"]), _part("shadow", "2", ["c"])]
+    third = [_part("champion", "3", ["d"])]  # a swap between batches: a part of its own
+    merged = merge_scored([first, second, third])
+    assert [(p.variant, p.version) for p in merged] == [
+        ("champion", "1"),
+        ("shadow", "2"),
+        ("champion", "3"),
+    ]
+    assert merged[0].event_ids == ["a", "b", "c"]
+    assert merged[1].event_ids == ["a", "b", "c"]
+    assert [f["x"] for f in merged[0].features] == [0.0, 1.0, 0.0]
+    assert merged[0].labels.tolist() == [0, 1, 0]
+    assert merged[0].scores.dtype == np.float32 and len(merged[0].scores) == 3
+    assert merge_scored([first]) == first
