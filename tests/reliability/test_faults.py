@@ -121,7 +121,11 @@ def test_worker_sigkilled_three_times_mid_stream_loses_no_event(
     with Workers(dep) as workers:
         workers.start("w0")
         workers.ready("w0")
-        sending = bg.spawn(produce(services.kafka, dep.topics["events"], events, rate=2500))
+        # Slow enough that events are still being produced at the last kill (>= 8,000 left,
+        # over 5 s): a worker drains a backlog at >20,000/s, so with a faster producer the last
+        # worker could score everything before its kill and its successor would have nothing
+        # left to prove recovery with.
+        sending = bg.spawn(produce(services.kafka, dep.topics["events"], events, rate=1500))
         for i, threshold in enumerate(kills_at):
             wait_for(f"{threshold} predictions", _at_least(preds, threshold), 90)
             time.sleep(rng.uniform(0, 0.25))  # anywhere in a batch: fetched, scored, producing
