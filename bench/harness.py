@@ -33,13 +33,18 @@ class Plan:
     events: int  # per throughput run of the fast contenders
     naive_events: int
     latency_s: float
+    warmup_s: float  # the same load offered first at each latency level, not measured
     swap_s: float
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(runs=1, events=4_000, naive_events=200, latency_s=2.0, swap_s=4.0)
-        return cls(runs=3, events=100_000, naive_events=3_000, latency_s=15.0, swap_s=20.0)
+            return cls(
+                runs=1, events=4_000, naive_events=200, latency_s=2.0, warmup_s=0.5, swap_s=4.0
+            )
+        return cls(
+            runs=3, events=100_000, naive_events=3_000, latency_s=15.0, warmup_s=3.0, swap_s=20.0
+        )
 
 
 TARGETS = {
@@ -144,7 +149,7 @@ def _measure(world: World, plan: Plan, say: Callable[[str], None]) -> dict[str, 
     say("latency at fixed offered loads (monitoring on)")
     latency = {}
     for share in (25, 50, 75):
-        lat = scenarios.latency(world, top * share / 100, plan.latency_s)
+        lat = scenarios.latency(world, top * share / 100, plan.latency_s, warmup_s=plan.warmup_s)
         say(
             f"  {share}% ({lat.offered_per_s:,.0f}/s): p50 {lat.p50_ms:.1f} ms, "
             f"p95 {lat.p95_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, lost {lat.lost}"

@@ -131,19 +131,26 @@ class Collector:
 async def paced(
     bootstrap: str, topic: str, events: Sequence[EventBytes], rate: float
 ) -> dict[str, float]:
-    """Offer ``events`` at ``rate`` per second; return each event id's send time."""
+    """Offer ``events`` at ``rate`` per second; return each event id's send time.
+
+    Every tick sends what is due, then yields to the event loop (until the next event is
+    due, or at once when behind): the collector shares this loop, and a sender that never
+    yielded while behind would hold back both the arrivals it reads and the producer's own
+    transmissions, adding the harness's stall to every latency it measures.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     await producer.start()
     sent: dict[str, float] = {}
     started = time.perf_counter()
+    i, n = 0, len(events)
     try:
-        for i, (key, value) in enumerate(events):
-            due = started + i / rate
-            ahead = due - time.perf_counter()
-            if ahead > 0.001:
-                await asyncio.sleep(ahead)
-            sent[key.decode()] = time.perf_counter()
-            await producer.send(topic, value, key=key)
+        while i < n:
+            due = min(n, int((time.perf_counter() - started) * rate) + 1)
+            for key, value in events[i:due]:
+                sent[key.decode()] = time.perf_counter()
+                await producer.send(topic, value, key=key)
+            i = max(i, due)
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
         await producer.flush()
     finally:
         await producer.stop()

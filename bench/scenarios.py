@@ -77,12 +77,25 @@ class Latency:
 
 
 def latency(
-    world: World, rate: float, seconds: float, *, kind: str = "driftline", timeout_s: float = 120
+    world: World,
+    rate: float,
+    seconds: float,
+    *,
+    warmup_s: float = 3.0,
+    kind: str = "driftline",
+    timeout_s: float = 120,
 ) -> Latency:
-    """Offer ``rate`` events/s for ``seconds`` to a running contender; percentiles."""
+    """Offer ``rate`` events/s for ``seconds`` to a running contender; percentiles.
+
+    The figures are of the steady state: once the contender scores, the same load is offered
+    for ``warmup_s`` first (not measured), so that a fresh process's first seconds at this
+    rate — batch sizes settling, first ONNX calls at new shapes, the monitors' first full
+    windows — are not counted as the latency of the load.
+    """
     topics = world.topics()
     n = max(50, int(rate * seconds))
     events = event_payloads(world.rows, prefix="l", n=n)
+    steady = event_payloads(world.rows, prefix="warmup", n=int(rate * warmup_s))
     log = world.root / "logs" / f"latency-{topics['events']}.log"
 
     async def offer() -> tuple[dict[str, float], dict[str, float], float]:
@@ -91,10 +104,11 @@ def latency(
             await paced(world.bootstrap, topics["events"], warm, rate=min(rate, 2000))
             if not await col.wait_for(len(warm), 120):
                 raise BenchError("the worker did not start scoring within 120 s")
+            await paced(world.bootstrap, topics["events"], steady, rate)
             started = time.perf_counter()
             sent = await paced(world.bootstrap, topics["events"], events, rate)
             elapsed = time.perf_counter() - started
-            await col.wait_for(n + len(warm), timeout_s)
+            await col.wait_for(n + len(warm) + len(steady), timeout_s)
             return sent, dict(col.seen.arrived), elapsed
 
     with running(kind, world.env(topics, **_extra(kind, True)), log) as proc:
