@@ -88,9 +88,9 @@ def latency(
     """Offer ``rate`` events/s for ``seconds`` to a running contender; percentiles.
 
     The figures are of the steady state: once the contender scores, the same load is offered
-    for ``warmup_s`` first (not measured), so that a fresh process's first seconds at this
-    rate — batch sizes settling, first ONNX calls at new shapes, the monitors' first full
-    windows — are not counted as the latency of the load.
+    for ``warmup_s`` first (not measured), so that a fresh process's first second at this
+    rate (where most of the slowest 1 % sat in earlier runs) is not counted as the latency
+    of the load.
     """
     topics = world.topics()
     n = max(50, int(rate * seconds))
