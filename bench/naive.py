@@ -21,6 +21,7 @@ import orjson
 from bench.world import FEATURES
 from models.data import synthetic
 from models.training import build_pipeline
+from streams.monitor_agents import faust_worker
 from streams.settings import load_settings
 
 
@@ -64,4 +65,4 @@ def create() -> faust.App:
 
 
 if __name__ == "__main__":
-    faust.Worker(create(), loglevel="warning", quiet=True).execute_from_commandline()
+    faust_worker(create(), "warning").execute_from_commandline()  # run as Driftline runs it

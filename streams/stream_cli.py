@@ -47,10 +47,9 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import faust  # Faust is heavy to import: only the worker needs it.
-
-    from models.registry import Registry
+    from models.registry import Registry  # Faust is heavy to import: only workers need it
     from streams.app import WorkerRuntime, create_app, freeze_heap
+    from streams.monitor_agents import faust_worker
     from streams.worker_health import WorkerObservability
 
     settings = load_settings(model=args.model)
@@ -82,18 +81,15 @@ def _worker(args: argparse.Namespace) -> int:
     )
     observability.start()
     freeze_heap()
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
-    worker.execute_from_commandline()
+    faust_worker(app, settings.log_level).execute_from_commandline()
     return 0
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    import faust
-
     from models.card import ModelCard
     from models.errors import ModelError
     from models.registry import Registry
-    from streams.monitor_agents import create_monitor_app
+    from streams.monitor_agents import create_monitor_app, faust_worker
 
     settings = load_settings(model=args.model, monitoring=True)
     if not settings.model:
@@ -118,7 +114,7 @@ def _monitor(args: argparse.Namespace) -> int:
     from streams.app import freeze_heap
 
     freeze_heap()
-    faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+    faust_worker(app, settings.log_level).execute_from_commandline()
     return 0
 
 
