@@ -31,6 +31,7 @@ class Plan:
 
     runs: int
     events: int  # per throughput run of the fast contenders
+    warmup_events: int  # one drain of the broker before the measured ones
     naive_events: int
     latency_s: float
     warmup_s: float  # the same load offered first at each latency level, not measured
@@ -40,10 +41,22 @@ class Plan:
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls(
-                runs=1, events=4_000, naive_events=200, latency_s=2.0, warmup_s=0.5, swap_s=4.0
+                runs=1,
+                events=4_000,
+                warmup_events=2_000,
+                naive_events=200,
+                latency_s=2.0,
+                warmup_s=0.5,
+                swap_s=4.0,
             )
         return cls(
-            runs=3, events=100_000, naive_events=3_000, latency_s=15.0, warmup_s=3.0, swap_s=20.0
+            runs=3,
+            events=100_000,
+            warmup_events=50_000,
+            naive_events=3_000,
+            latency_s=15.0,
+            warmup_s=3.0,
+            swap_s=20.0,
         )
 
 
@@ -82,19 +95,30 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _median(
-    fn: Callable[[], scenarios.Throughput], runs: int, say: Callable[[str], None], name: str
-) -> dict[str, Any]:
-    results = []
+def _rounds(
+    contenders: dict[str, Callable[[], scenarios.Throughput]],
+    runs: int,
+    say: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """Run every contender once per round, ``runs`` rounds; each one's median.
+
+    Round by round rather than contender by contender, so that whatever drifts during the
+    run (the broker's JIT and page cache, a neighbour on the machine) weighs on all alike.
+    """
+    results: dict[str, list[scenarios.Throughput]] = {name: [] for name in contenders}
     for i in range(runs):
-        r = fn()
-        say(f"  {name} run {i + 1}/{runs}: {r.events_per_s:,.0f} events/s")
-        results.append(r)
+        for name, fn in contenders.items():
+            r = fn()
+            say(f"  {name} run {i + 1}/{runs}: {r.events_per_s:,.0f} events/s")
+            results[name].append(r)
     return {
-        "events_per_s": statistics.median(r.events_per_s for r in results),
-        "runs": [r.events_per_s for r in results],
-        "duplicates": sum(r.duplicates for r in results),
-        "peak_rss_mb": max(r.peak_rss_mb for r in results),
+        name: {
+            "events_per_s": statistics.median(r.events_per_s for r in rs),
+            "runs": [r.events_per_s for r in rs],
+            "duplicates": sum(r.duplicates for r in rs),
+            "peak_rss_mb": max(r.peak_rss_mb for r in rs),
+        }
+        for name, rs in results.items()
     }
 
 
@@ -127,23 +151,25 @@ def run(
 def _measure(world: World, plan: Plan, say: Callable[[str], None]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     say("throughput (events -> predictions, 4 partitions, 20-feature gbdt)")
-    figures["driftline_monitoring_on"] = _median(
-        lambda: scenarios.throughput(world, "driftline", plan.events, monitoring=True),
-        plan.runs,
-        say,
-        "driftline, monitoring on",
-    )
-    figures["driftline_monitoring_off"] = _median(
-        lambda: scenarios.throughput(world, "driftline", plan.events, monitoring=False),
-        plan.runs,
-        say,
-        "driftline, monitoring off",
-    )
-    figures["floor"] = _median(
-        lambda: scenarios.throughput(world, "floor", plan.events), plan.runs, say, "floor"
-    )
-    figures["naive"] = _median(
-        lambda: scenarios.throughput(world, "naive", plan.naive_events), plan.runs, say, "naive"
+    # A fresh broker is slower for its first drain (JIT, page cache): one that is not counted.
+    warm = scenarios.throughput(world, "driftline", plan.warmup_events, monitoring=True)
+    say(f"  warm-up drain (not counted): {warm.events_per_s:,.0f} events/s")
+    n = plan.events
+    figures.update(
+        _rounds(
+            {
+                "driftline_monitoring_on": lambda: scenarios.throughput(
+                    world, "driftline", n, monitoring=True
+                ),
+                "driftline_monitoring_off": lambda: scenarios.throughput(
+                    world, "driftline", n, monitoring=False
+                ),
+                "floor": lambda: scenarios.throughput(world, "floor", n),
+                "naive": lambda: scenarios.throughput(world, "naive", plan.naive_events),
+            },
+            plan.runs,
+            say,
+        )
     )
     top = figures["driftline_monitoring_on"]["events_per_s"]
     say("latency at fixed offered loads (monitoring on)")

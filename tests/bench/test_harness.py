@@ -44,6 +44,7 @@ def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) ->
     assert "Driftline, monitoring on" in table and "largest gap" in table
     assert table.count("\n") > 20
     assert any("run 1/1" in line for line in lines)
+    assert any("warm-up drain" in line for line in lines)
     orjson.dumps(report)  # the report is plain JSON
 
 
