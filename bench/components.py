@@ -1,8 +1,11 @@
 """Monitoring cost by component, in µs per event, measured in-process on real Redis.
 
 The throughput ratio (monitoring on / off) says what monitoring costs the whole path; this
-says where: encoding the monitoring input, decoding it at the owner, the drift monitors, the
-label-join store, and the label side (join, label monitors, window, online challenger).
+says where. The ``monitoring:`` rows, and their total, are the path of a worker that owns the
+model's monitors (the default): the feature columns (the scorer's own, in-process), the drift
+monitors, the label-join store, and the label side (join, label monitors, window, online
+challenger). The ``owner in another process:`` rows are what the ``monitor-input`` topic adds
+when the monitors run elsewhere: encoding, decoding, and reading the features from the input.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def _renamed(parts: list[Scored], tag: str) -> list[Scored]:
             p.features,
             p.labels,
             p.scores,
+            p.numeric,
         )
         for p in parts
     ]
@@ -68,14 +72,15 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
         lambda: batch_scorer.process(records, models), batch, repeat
     )
     result = batch_scorer.process(records, models)
-    out["monitoring: encode input (worker)"] = _per_event(
+    out["owner in another process: encode input (worker)"] = _per_event(
         lambda: scored_records(result), batch, repeat
     )
     raw = scored_records(result)
-    out["monitoring: decode input (owner)"] = _per_event(
+    out["owner in another process: decode input (owner)"] = _per_event(
         lambda: [_scored_parts(orjson.loads(r)) for r in raw], batch, repeat
     )
-    parts = [p for r in raw for p in _scored_parts(orjson.loads(r))]
+    decoded = [p for r in raw for p in _scored_parts(orjson.loads(r))]
+    parts = result.scored  # what the owner's own batches bring (in-process)
     settings = load_settings(redis_url=world.redis_url, window_size=100)
 
     async def measure() -> None:
@@ -86,9 +91,12 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
         monitor = MonitorRuntime(settings, name, scorer.card, world.redis_url, send)
         await monitor.on_scored(_renamed(parts, "warm"))
         mon = monitor.monitor
-        numeric, categorical = monitor._vectors(parts[0].features)
+        numeric, categorical = monitor._vectors(parts[0])
+        out["owner in another process: feature vectors from the input"] = _per_event(
+            lambda: [monitor._vectors(p) for p in decoded], batch, repeat
+        )
         out["monitoring: feature vectors"] = _per_event(
-            lambda: [monitor._vectors(p.features) for p in parts], batch, repeat
+            lambda: [monitor._vectors(p) for p in parts], batch, repeat
         )
         out["monitoring: drift monitors"] = _per_event(
             lambda: [
@@ -125,7 +133,7 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
         asyncio.run(measure())
     finally:
         quiet.setLevel(level)
-    out["monitoring: total per event"] = sum(
+    out["monitoring: total per event"] = sum(  # the owner in the worker
         v for k, v in out.items() if k.startswith("monitoring")
     )
     return out

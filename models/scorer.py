@@ -27,6 +27,8 @@ from models.registry import Registry
 
 Rows = Sequence[Mapping[str, object]]
 Prediction = tuple[NDArray[np.int64], NDArray[np.float32]]
+#: The numeric features of a batch as a scorer read them: name -> column (NaN = missing).
+NumericColumns = dict[str, NDArray[np.float64]]
 _NUMERIC_TYPES = frozenset({int, float, type(None)})
 _CATEGORY_TYPES = frozenset({str, int, type(None)})
 
@@ -48,6 +50,17 @@ class Scorer(Protocol):
     def predict_batch(self, rows: Rows) -> Prediction:
         """Labels (int64, shape (n,)) and class probabilities (float32, shape (n, 2))."""
         ...
+
+
+def predict_with_numeric(
+    scorer: Scorer, rows: Rows
+) -> tuple[NDArray[np.int64], NDArray[np.float32], NumericColumns | None]:
+    """``scorer.predict_batch(rows)`` and, when the scorer can give them (an
+    :class:`OnnxScorer`), the numeric features as it read them; None otherwise."""
+    if isinstance(scorer, OnnxScorer):
+        return scorer.predict_numeric(rows)
+    labels, proba = scorer.predict_batch(rows)
+    return labels, proba, None
 
 
 def _numeric_cell(value: object) -> tuple[float, str | None]:
@@ -233,8 +246,21 @@ class OnnxScorer:
         Labels apply the card's thresholds: ``p1 > threshold(group)``, the default
         threshold for rows whose group is missing or unknown.
         """
+        labels, proba, _ = self.predict_numeric(rows)
+        return labels, proba
+
+    def predict_numeric(
+        self, rows: Rows
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32], NumericColumns]:
+        """:meth:`predict_batch`, plus the numeric features as they were read for the model.
+
+        The columns are views of the block the model was fed, so that a caller who needs
+        them too (the monitors) does not read every row's features a second time.
+        """
         if len(rows) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.float32)
+            empty = np.zeros(0, dtype=np.float64)
+            columns = {name: empty for name in self._num}
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.float32), columns
         num, cat = self.encode(rows)
         (proba,) = self._session.run(self._outputs, onnx_feed(num, cat, self.card.onnx.inputs))
         labels = apply_thresholds(
@@ -243,7 +269,8 @@ class OnnxScorer:
             self._thresholds.per_group,
             self._thresholds.default,
         )
-        return labels, proba.astype(np.float32, copy=False)
+        columns = {name: num[:, j] for j, name in enumerate(self._num)}
+        return labels, proba.astype(np.float32, copy=False), columns
 
 
 class FixedScorer:
@@ -279,4 +306,12 @@ class FixedScorer:
         return (proba[:, 1] > 0.5).astype(np.int64), proba
 
 
-__all__ = ["FixedScorer", "OnnxScorer", "Prediction", "Rows", "Scorer"]
+__all__ = [
+    "FixedScorer",
+    "NumericColumns",
+    "OnnxScorer",
+    "Prediction",
+    "Rows",
+    "Scorer",
+    "predict_with_numeric",
+]

@@ -26,6 +26,7 @@ from faust.streams import Stream
 from pydantic import ValidationError
 
 from models.card import ModelCard
+from models.scorer import NumericColumns
 from streams.messages import Label
 from streams.monitor_runtime import MonitorRuntime, Send
 from streams.scoring import BatchResult, BatchScorer, Encoded, RawRecord, Scored
@@ -142,9 +143,22 @@ def merge_scored(batches: Sequence[Sequence[Scored]]) -> list[Scored]:
             [f for p in same for f in p.features],
             np.concatenate([p.labels for p in same]),
             np.concatenate([p.scores for p in same]),
+            _merged_numeric(same),
         )
         for (variant, version), same in groups.items()
     ]
+
+
+def _merged_numeric(parts: Sequence[Scored]) -> NumericColumns | None:
+    """The parts' numeric columns end to end, when every part has the same ones."""
+    blocks = [p.numeric for p in parts]
+    first = blocks[0]
+    if first is None:
+        return None
+    same = [b for b in blocks if b is not None and b.keys() == first.keys()]
+    if len(same) != len(blocks):
+        return None
+    return {name: np.concatenate([b[name] for b in same]) for name in first}
 
 
 def _scored_parts(record: dict[str, Any]) -> list[Scored]:
@@ -221,11 +235,16 @@ class MonitorFeed:
     """Where a worker's scored batches go for monitoring.
 
     To the ``monitor-input`` topic, encoded (:func:`scored_records`), unless this process owns
-    the model's monitors: then straight to them through a queue of at most ``depth`` batches.
-    When the monitors fall that far behind, batches take the topic again, so that scoring never
-    waits on monitoring. A crash loses what the queue holds to the monitors only (as a crash
-    loses what followed the last snapshot); the predictions themselves are sent and committed
-    by the scoring loop either way.
+    the model's monitors: then straight to them through a queue of at most ``max_events``
+    events. When the monitors fall that far behind, batches take the topic again, so that
+    scoring never waits on monitoring. A crash loses what the queue holds to the monitors only
+    (as a crash loses what followed the last snapshot); the predictions themselves are sent
+    and committed by the scoring loop either way.
+
+    The monitors see the queue ``merge_events`` at a time, or what gathered within
+    ``linger_s`` of the first batch: each call costs a Redis round trip and a few numpy calls
+    per feature whatever its size, so that observing a scoring batch at a time (256 events)
+    cost 6.2 µs per event where 4,096 at a time cost 3.4.
     """
 
     def __init__(
@@ -234,26 +253,31 @@ class MonitorFeed:
         settings: Settings,
         model: str,
         monitor: MonitorRuntime | None,
-        depth: int = 8,
-        merge_events: int = 4096,
+        max_events: int = 16_384,
+        merge_events: int = 4_096,
+        linger_s: float = 0.05,
     ) -> None:
         self.app = app
         self.settings = settings
         self.model = model
         self.key = model.encode()
         self.monitor = monitor
-        self.queue: asyncio.Queue[list[Scored]] = asyncio.Queue(maxsize=depth)
+        self.queue: asyncio.Queue[list[Scored]] = asyncio.Queue()
+        self.queued_events = 0  # in the queue or being observed
         self.local_batches = 0
+        self.max_events = max_events
         self.merge_events = merge_events
+        self.linger_s = linger_s
 
     def route(self, result: BatchResult) -> list[Encoded]:
         """Take ``result`` in-process when possible; return the records still to send."""
         if (
             self.monitor is not None
-            and not self.queue.full()
+            and self.queued_events < self.max_events
             and owns_monitors(self.app, self.settings, self.model)
         ):
             self.queue.put_nowait(result.scored)
+            self.queued_events += _events(result.scored)
             self.local_batches += 1
             return []
         return [(self.key, value) for value in scored_records(result)]
@@ -265,8 +289,8 @@ class MonitorFeed:
             return
         while True:
             batches = [await self.queue.get()]
-            # Under load the queue fills: observe what waits in one call, so the per-call costs
-            # (a Redis round trip, a few numpy calls per feature) spread over more events.
+            if self.queued_events < self.merge_events:
+                await asyncio.sleep(self.linger_s)  # let more gather: one call for them all
             events = _events(batches[0])
             while not self.queue.empty() and events < self.merge_events:
                 batches.append(self.queue.get_nowait())
@@ -274,6 +298,7 @@ class MonitorFeed:
             try:
                 await _observe(monitor, monitor.on_scored(merge_scored(batches)))
             finally:
+                self.queued_events -= events
                 for _ in batches:
                     self.queue.task_done()
 
@@ -392,6 +417,6 @@ __all__ = [
     "faust_worker",
     "merge_scored",
     "owns_monitors",
-        "scored_records",
+    "scored_records",
     "sender",
 ]

@@ -101,6 +101,36 @@ def encode_alert(model: str, finding: Finding, now: float) -> dict[str, Any]:
     }
 
 
+def entry_lines(part: Scored, keep: int, groups: list[Any] | None) -> list[bytes]:
+    """The label-join entry of each event of ``part``, as JSON, one per event.
+
+    An entry is ``{"f": features or null, "p": [[version, variant, label, score, group]]}``:
+    the first ``keep`` events keep their features. The entries are written out from one
+    ``orjson`` call per column rather than built as a dict per event and dumped: that was
+    three quarters of what storing a batch cost the worker (0.72 -> 0.19 µs per event).
+    A label, a score (a float, or null) and an encoded group never hold a comma, so each
+    column's array splits into its values at the commas.
+    """
+    n = len(part.event_ids)
+    if n == 0:
+        return []
+    labels = orjson.dumps(part.labels.tolist())[1:-1].split(b",")
+    scores = orjson.dumps(part.scores.tolist())[1:-1].split(b",")
+    middle = b',"p":[[' + orjson.dumps([part.version, part.variant])[1:-1] + b","
+    features = [orjson.dumps(f) for f in part.features[:keep]] + [b"null"] * (n - keep)
+    if groups is None:
+        tail = b",null]]}"
+        return [
+            b"".join((b'{"f":', f, middle, label, b",", score, tail))
+            for f, label, score in zip(features, labels, scores, strict=True)
+        ]
+    encoded = {g: orjson.dumps(g) for g in set(groups)}
+    return [
+        b"".join((b'{"f":', f, middle, label, b",", score, b",", encoded[g], b"]]}"))
+        for f, label, score, g in zip(features, labels, scores, groups, strict=True)
+    ]
+
+
 class MonitorRuntime:
     """Everything monitoring does for one model in one worker process."""
 
@@ -224,40 +254,39 @@ class MonitorRuntime:
         """Feed the monitors with what a batch was scored on; keep it for the label join."""
         await self.start()
         findings: list[Finding] = []
-        pending: dict[str, dict[str, Any]] = {}
+        ids: list[str] = []
+        lines: list[bytes] = []
+        pending: dict[str, dict[str, Any]] = {}  # events that more than one variant scored
+        shared = any(part.variant == "shadow" for part in scored)
         for part in scored:
             if part.version not in self._known_versions:
                 self._learn_version(part.version)
             if part.variant == "champion":
                 self.champion_version = part.version
-            numeric, categorical = self._vectors(part.features)
+            numeric, categorical = self._vectors(part)
             findings += self.monitor.observe_batch(
                 numeric, categorical, part.scores, part.version, part.variant
             )
             groups = self.monitor.groups_of(numeric, categorical)
-            glist = groups.tolist() if groups is not None else [None] * len(part.event_ids)
+            glist = groups.tolist() if groups is not None else None
             keep = self._features_budget(len(part.event_ids)) if part.variant != "shadow" else 0
-            version, variant = part.version, part.variant
-            predicted = [
-                [version, variant, label, score, group]
-                for label, score, group in zip(
-                    part.labels.tolist(), part.scores.tolist(), glist, strict=True
-                )
-            ]
-            if not pending:  # the first part (most batches have only one): no lookups
-                kept = part.features[:keep] + [None] * (len(part.event_ids) - keep)
-                pending = {
-                    eid: {"f": feats, "p": [p]}
-                    for eid, feats, p in zip(part.event_ids, kept, predicted, strict=True)
-                }
+            if not shared:  # a shadow scores the champion's events; canary and champion split
+                ids += part.event_ids
+                lines += entry_lines(part, keep, glist)
                 continue
-            for i, (eid, p) in enumerate(zip(part.event_ids, predicted, strict=True)):
+            version, variant = part.version, part.variant
+            for i, (eid, label, score) in enumerate(
+                zip(part.event_ids, part.labels.tolist(), part.scores.tolist(), strict=True)
+            ):
                 entry = pending.get(eid)
                 if entry is None:
                     entry = pending[eid] = {"f": part.features[i] if i < keep else None, "p": []}
-                entry["p"].append(p)
+                entry["p"].append([version, variant, label, score, glist[i] if glist else None])
+        if pending:
+            ids = list(pending)
+            lines = [orjson.dumps(entry) for entry in pending.values()]
         joined = await self._guarded(
-            "join", self.join.add_predictions(list(pending.items()), time.time())
+            "join", self.join.add_prediction_lines(ids, lines, time.time())
         )
         if joined:
             findings += await self._observe_joined(joined)
@@ -378,11 +407,17 @@ class MonitorRuntime:
         await pipe.execute()
 
     def _vectors(
-        self, features: list[dict[str, Any]]
+        self, part: Scored
     ) -> tuple[dict[str, np.ndarray[Any, Any]], dict[str, np.ndarray[Any, Any]]]:
+        """The monitored features of ``part`` as columns: numeric ones as the scorer read
+        them when it gave them (in-process), else read from the events' features."""
         mon = self.monitor
+        features = part.features
         num: dict[str, np.ndarray[Any, Any]] = {}
-        if mon.numeric:
+        given = part.numeric
+        if given is not None and all(n in given for n in mon.numeric):
+            num = {n: given[n] for n in mon.numeric}
+        elif mon.numeric:
             # numpy turns None into NaN for a float array: missing values stay missing.
             row = itemgetter(*mon.numeric)
             matrix = np.array(list(map(row, features)), dtype=np.float64)
@@ -490,6 +525,7 @@ __all__ = [
     "HEALTH_FIELD",
     "MonitorRuntime",
     "encode_alert",
+    "entry_lines",
     "history_key",
     "pairs_prefix",
     "window_key",

@@ -31,8 +31,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-# Lua's unpack() has a limited stack: long argument lists go in slices of this many.
-_SLICE = 4000
+# Lua's unpack() takes at most ~8,000 values: long argument lists go in slices of this many
+# entries (HSET takes two values per entry; 4,000 failed once batches of 4,096 merged).
+_SLICE = 2000
 
 # KEYS: prefix. ARGV: mine, theirs, now, key_ttl_s, roll_after_s, roll_at_items, the event
 # ids (a JSON array) and their values (JSON documents, one per line: JSON never holds a raw
@@ -203,12 +204,10 @@ class RedisLabelJoin:
         self._sweep = client.register_script(_SWEEP)
 
     async def _call(
-        self, mine: str, theirs: str, items: Sequence[tuple[str, Any]], now: float
+        self, mine: str, theirs: str, ids: Sequence[str], lines: Sequence[bytes], now: float
     ) -> list[Any]:
-        if not items:
+        if not ids:
             return []
-        ids = orjson.dumps([event_id for event_id, _ in items])
-        values = _lines(items)
         args: list[str | bytes | float] = [
             mine,
             theirs,
@@ -216,24 +215,36 @@ class RedisLabelJoin:
             int(self.ttl_s * 2) + 1,
             self.ttl_s / 8,
             max(1, self.max_items // 8),
-            ids,
-            values,
+            orjson.dumps(ids),
+            b"\n".join(lines),
         ]
         return list(await self._add(keys=[self.prefix], args=args))
 
     async def add_predictions(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
         """Store what was predicted for each event; return ``(event_id, prediction, label)``
         for those whose label had already arrived."""
-        flat = await self._call("p", "l", items, now)
-        mine = dict(items)
+        return await self.add_prediction_lines(
+            [event_id for event_id, _ in items], [orjson.dumps(v) for _, v in items], now
+        )
+
+    async def add_prediction_lines(
+        self, ids: Sequence[str], lines: Sequence[bytes], now: float
+    ) -> Joined:
+        """:meth:`add_predictions` of values already encoded: ``lines[i]`` is the JSON of
+        what was predicted for ``ids[i]``, without a raw newline (JSON never has one)."""
+        flat = await self._call("p", "l", ids, lines, now)
+        if not flat:
+            return []
+        where = {event_id: i for i, event_id in enumerate(ids)}  # the last one, as stored
         return [
-            (_s(flat[i]), mine[_s(flat[i])], orjson.loads(flat[i + 1]))
+            (_s(flat[i]), orjson.loads(lines[where[_s(flat[i])]]), orjson.loads(flat[i + 1]))
             for i in range(0, len(flat), 2)
         ]
 
     async def add_labels(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
         """Store each label; return ``(event_id, prediction, label)`` for predictions found."""
-        flat = await self._call("l", "p", items, now)
+        ids = [event_id for event_id, _ in items]
+        flat = await self._call("l", "p", ids, [orjson.dumps(v) for _, v in items], now)
         mine = dict(items)
         return [
             (_s(flat[i]), orjson.loads(flat[i + 1]), mine[_s(flat[i])])
@@ -264,27 +275,6 @@ class RedisLabelJoin:
             pending_labels=counters.get("pending_l", 0),
         )
         return out
-
-
-_NEXT = b'},{"f":'
-
-
-def _lines(items: Sequence[tuple[str, Any]]) -> bytes:
-    """The JSON of each value, one per line; fast for the monitor's entries.
-
-    The monitor stores ``{"f": features or None, "p": [...]}`` per event: for those, one
-    ``orjson.dumps`` of the whole list is split where one entry ends and the next begins,
-    rather than one call per entry (the per-entry calls were a fifth of the time of
-    storing a batch). Inside such an entry ``},{"f":`` cannot occur: ``"f"`` comes first
-    and is followed by ``"p"``, features are flat and a quote within a string is escaped.
-    Any other value, or a split that does not give one line per value, takes the slow path.
-    """
-    values = [value for _, value in items]
-    if values and all(type(v) is dict and next(iter(v), None) == "f" for v in values):
-        lines = orjson.dumps(values)[1:-1].replace(_NEXT, b'}\n{"f":')
-        if lines.count(b"\n") == len(values) - 1:
-            return lines
-    return b"\n".join([orjson.dumps(value) for value in values])
 
 
 def _s(value: bytes | str) -> str:

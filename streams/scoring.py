@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from models.errors import InvalidInputError
-from models.scorer import Scorer
+from models.scorer import NumericColumns, Scorer, predict_with_numeric
 from streams.messages import SCHEMA_VERSION, Event
 from streams.routing import Routing, in_canary
 
@@ -65,6 +65,9 @@ class Scored:
     features: list[dict[str, Any]]
     labels: NDArray[np.int64]
     scores: NDArray[np.float32]
+    # The numeric features as the scorer read them (name -> column), when it could say:
+    # the monitors in the same process then need not read them from ``features`` again.
+    numeric: NumericColumns | None = None
 
 
 @dataclass
@@ -184,7 +187,7 @@ class BatchScorer:
         if not events:
             return events
         try:
-            labels, proba = scorer.predict_batch([e.features for e in events])
+            labels, proba, numeric = predict_with_numeric(scorer, [e.features for e in events])
         except InvalidInputError as exc:
             bad = exc.row_errors
             for i, reason in bad.items():
@@ -192,7 +195,7 @@ class BatchScorer:
             events = [e for i, e in enumerate(events) if i not in bad]
             if not events:
                 return events
-            labels, proba = scorer.predict_batch([e.features for e in events])
+            labels, proba, numeric = predict_with_numeric(scorer, [e.features for e in events])
         now = time.time()
         head = {"schema_version": SCHEMA_VERSION, "model": self.model}
         version = scorer.version
@@ -204,6 +207,7 @@ class BatchScorer:
                 [e.features for e in events],
                 labels,
                 proba[:, 1],
+                numeric,
             )
         )
         now_ms = now * 1000.0

@@ -70,3 +70,27 @@ def test_generations_join_once_and_expire_whole(services: Endpoints, unique: str
 
 def test_join_in_either_order_with_ttl_and_bound(services: Endpoints, unique: str) -> None:
     asyncio.run(_scenario(services.redis, f"m-{unique}"))
+
+
+async def _large(url: str, model: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    join = RedisLabelJoin(client, model, ttl_s=1000, max_items=100_000)
+    n = 20_000  # several slices of Lua's unpack() limit, on every path of the script
+    try:
+        half = [(f"e{i}", i) for i in range(n // 2)]
+        assert await join.add_labels(half, now=0) == []  # labels first for half of them
+        lines = [b'{"i":%d}' % i for i in range(n)]
+        joined = await join.add_prediction_lines([f"e{i}" for i in range(n)], lines, now=1)
+        assert sorted((e, p["i"], y) for e, p, y in joined) == [(e, y, y) for e, y in sorted(half)]
+        rest = [(f"e{i}", i) for i in range(n // 2, n)]
+        later = await join.add_labels(rest, now=2)
+        assert len(later) == n // 2 and all(p["i"] == y for _, p, y in later)
+        stats = await join.stats()
+        assert stats["joined"] == n
+        assert stats["pending_predictions"] == 0 and stats["pending_labels"] == 0
+    finally:
+        await client.aclose()
+
+
+def test_a_batch_larger_than_a_script_slice_joins_whole(services: Endpoints, unique: str) -> None:
+    asyncio.run(_large(services.redis, f"big-{unique}"))

@@ -142,3 +142,20 @@ def rows_of_agrawal(count: int) -> list[dict[str, object]]:
     from models.data import synthetic
 
     return rows_of(synthetic("agrawal", rows=count, seed=99), count)
+
+
+def test_predict_numeric_gives_the_columns_the_model_was_fed(sea_result: TrainResult) -> None:
+    scorer = OnnxScorer(sea_result.card, sea_result.payload)
+    rows: list[dict[str, object]] = [
+        {"x0": 1.0, "x1": None, "x2": 3},
+        {"x0": 7.5, "x1": 2.0, "x2": 0.0},
+    ]
+    labels, proba, columns = scorer.predict_numeric(rows)
+    want_labels, want_proba = scorer.predict_batch(rows)
+    assert np.array_equal(labels, want_labels) and np.array_equal(proba, want_proba)
+    assert list(columns) == ["x0", "x1", "x2"]
+    assert columns["x0"].tolist() == [1.0, 7.5]
+    assert math.isnan(columns["x1"][0]) and columns["x1"][1] == 2.0  # None is missing: NaN
+    assert columns["x2"].dtype == np.float64 and columns["x2"].tolist() == [3.0, 0.0]
+    empty = scorer.predict_numeric([])
+    assert empty[0].shape == (0,) and all(len(c) == 0 for c in empty[2].values())

@@ -9,7 +9,7 @@ from streams.monitor_agents import _scored_parts, merge_scored, scored_records
 from streams.scoring import BatchResult, Scored
 
 
-def _part(variant: str, version: str, ids: list[str]) -> Scored:
+def _part(variant: str, version: str, ids: list[str], *, columns: bool = False) -> Scored:
     n = len(ids)
     return Scored(
         variant,
@@ -18,6 +18,7 @@ def _part(variant: str, version: str, ids: list[str]) -> Scored:
         [{"x": float(i)} for i in range(n)],
         np.arange(n, dtype=np.int64) % 2,
         np.linspace(0, 1, n, dtype=np.float32),
+        {"x": np.arange(n, dtype=np.float64)} if columns else None,
     )
 
 
@@ -68,3 +69,13 @@ def test_merged_batches_keep_one_part_per_variant_and_every_event_in_order() -> 
     assert merged[0].labels.tolist() == [0, 1, 0]
     assert merged[0].scores.dtype == np.float32 and len(merged[0].scores) == 3
     assert merge_scored([first]) == first
+
+
+def test_merged_batches_keep_the_scorers_columns_when_every_batch_has_them() -> None:
+    first = [_part("champion", "1", ["a", "b"], columns=True)]
+    second = [_part("champion", "1", ["c"], columns=True)]
+    merged = merge_scored([first, second])
+    assert merged[0].numeric is not None
+    assert merged[0].numeric["x"].tolist() == [0.0, 1.0, 0.0]  # in event order, like features
+    without = [_part("champion", "1", ["d"])]
+    assert merge_scored([first, without])[0].numeric is None  # read from features instead
