@@ -45,7 +45,7 @@ def throughput(
 ) -> Throughput:
     """Preload ``n`` events, start the contender, time how fast it drains them."""
     topics = world.topics()
-    events = event_payloads(world.rows, prefix="t", n=n)
+    events = event_payloads(world.rows, prefix="t", n=n, partitions=PARTITIONS)
     asyncio.run(preload(world.bootstrap, topics["events"], events))
     env = world.env(topics, **_extra(kind, monitoring))
     log = world.root / "logs" / f"{kind}-{topics['events']}.log"
@@ -94,13 +94,15 @@ def latency(
     """
     topics = world.topics()
     n = max(50, int(rate * seconds))
-    events = event_payloads(world.rows, prefix="l", n=n)
-    steady = event_payloads(world.rows, prefix="warmup", n=int(rate * warmup_s))
+    events = event_payloads(world.rows, prefix="l", n=n, partitions=PARTITIONS)
+    steady = event_payloads(
+        world.rows, prefix="warmup", n=int(rate * warmup_s), partitions=PARTITIONS
+    )
     log = world.root / "logs" / f"latency-{topics['events']}.log"
 
     async def offer() -> tuple[dict[str, float], dict[str, float], float]:
         async with Collector(world.bootstrap, topics["predictions"], PARTITIONS) as col:
-            warm = event_payloads(world.rows, prefix="warm", n=200)
+            warm = event_payloads(world.rows, prefix="warm", n=200, partitions=PARTITIONS)
             await paced(world.bootstrap, topics["events"], warm, rate=min(rate, 2000))
             if not await col.wait_for(len(warm), 120):
                 raise BenchError("the worker did not start scoring within 120 s")
@@ -148,7 +150,7 @@ def hot_swap(world: World, rate: float, seconds: float, new_version: str) -> Hot
 
     topics = world.topics()
     n = max(100, int(rate * seconds))
-    events = event_payloads(world.rows, prefix="s", n=n)
+    events = event_payloads(world.rows, prefix="s", n=n, partitions=PARTITIONS)
     log = world.root / "logs" / f"swap-{topics['events']}.log"
     settings = load_settings(kafka_bootstrap=world.bootstrap, topic_model_updates=topics["updates"])
     old = world.registry.aliases(world.model)["champion"].version
@@ -157,7 +159,7 @@ def hot_swap(world: World, rate: float, seconds: float, new_version: str) -> Hot
         async with Collector(
             world.bootstrap, topics["predictions"], PARTITIONS, keep_versions=True
         ) as col:
-            warm = event_payloads(world.rows, prefix="warm", n=200)
+            warm = event_payloads(world.rows, prefix="warm", n=200, partitions=PARTITIONS)
             await paced(world.bootstrap, topics["events"], warm, rate=min(rate, 2000))
             if not await col.wait_for(len(warm), 120):
                 raise BenchError("the worker did not start scoring within 120 s")
