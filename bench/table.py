@@ -11,7 +11,7 @@ _NAMES = {
     "p99_ms_at_50": "p99 latency at 50% load (ms)",
     "p50_ms_at_50": "p50 latency at 50% load (ms)",
     "monitoring_cost_fraction": "throughput lost to monitoring",
-    "swap_gap_ms": "largest gap during a promotion (ms)",
+    "swap_gap_ms": "largest gap during a promotion, worst run (ms)",
     "swap_lost": "events lost during a promotion",
     "worker_peak_rss_mb": "worker peak RSS (MiB)",
 }
@@ -31,7 +31,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu']}, "
         f"Kafka {report['machine']['kafka']}, Python {report['machine']['python']}",
-        f"runs per throughput figure: {report['plan']['runs']} (median)",
+        f"runs per figure: {report['plan']['runs']} (median; events lost: total over the runs)",
         "",
     ]
     lines.append(f"{'throughput':<44} {'events/s':>10} {'peak RSS MiB':>13}")
@@ -58,8 +58,9 @@ def render(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"hot swap at {_num(s['offered_per_s'])}/s: largest gap {s['max_gap_ms']:.0f} ms "
-        f"(median {s['median_gap_ms']:.1f} ms), lost {s['lost']} of {s['sent']}, new "
-        f"version live {s['swapped_after_s']:.2f} s after the announcement",
+        f"(worst run {s['worst_gap_ms']:.0f} ms; median gap {s['median_gap_ms']:.1f} ms), "
+        f"lost {s['lost']} of {s['sent']}, new version live {s['swapped_after_s']:.2f} s "
+        "after the announcement",
         "",
     ]
     lines.append(f"{'cost by component':<58} {'µs/event':>9}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.harness import TARGETS, run
+from bench.harness import TARGETS, medians, run
 from bench.table import render
 from streams.cli import main
 from tests.conftest import Endpoints
@@ -32,10 +32,13 @@ def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) ->
         lat = f["latency"][share]
         assert lat["lost"] == 0
         assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
+        assert len(lat["runs"]) == report["plan"]["runs"]
     swap = f["hot_swap"]
     assert swap["lost"] == 0, "a promotion under load lost events"
     assert swap["sent"] > 0 and math.isfinite(swap["max_gap_ms"])
     assert math.isfinite(swap["swapped_after_s"]), "the new version never served"
+    assert len(swap["runs"]) == report["plan"]["runs"]
+    assert swap["worst_gap_ms"] >= swap["max_gap_ms"]
     cost = f["monitoring_cost_us_per_event"]
     assert cost["monitoring: total per event"] > 0
     assert set(report["targets"]) == set(TARGETS)
@@ -54,3 +57,15 @@ def test_bench_command_explains_a_bad_argument(capsys: pytest.CaptureFixture[str
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "unrecognized arguments: --runs" in err and "usage: driftline" in err
+
+
+def test_figures_are_medians_over_the_runs_and_losses_are_totals() -> None:
+    runs = [
+        {"p99_ms": 30.0, "lost": 0, "sent": 100},
+        {"p99_ms": 90.0, "lost": 2, "sent": 100},
+        {"p99_ms": 40.0, "lost": 1, "sent": 100},
+    ]
+    figure = medians(runs, summed=("lost", "sent"))
+    assert figure["p99_ms"] == 40.0  # the median, not the mean (53.3) nor the last run
+    assert figure["lost"] == 3 and figure["sent"] == 300
+    assert figure["runs"] == runs
