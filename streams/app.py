@@ -176,7 +176,7 @@ def create_app(
         )
         return consumer, producer
 
-    feed = MonitorFeed(app, settings, runtime.model, runtime.monitor)
+    feed = MonitorFeed(runtime.model, runtime.monitor)
     loop = ScoringLoop(
         settings,
         clients,
@@ -217,7 +217,7 @@ def create_app(
     if settings.monitoring:
         add_label_forwarder(app, settings, runtime.model, runtime.scorer, deliver)
     if runtime.monitor is not None:
-        add_monitor_agent(app, settings, runtime.monitor, feed)
+        add_monitor_agent(app, settings, bootstrap, runtime.monitor, feed)
     return app
 
 

@@ -3,8 +3,9 @@
 Every worker sends what it scored (one record per batch: ids, features, labels, scores, per
 variant) and the labels it consumed to the ``monitor-input`` topic, **keyed by model**: all of
 a model's monitoring input lands on one partition, so exactly one process at a time — the one
-Kafka assigns that partition to — runs the model's monitors. When ownership moves (a rebalance,
-a restart), the new owner resumes from the model's snapshot in Redis. The owner is a worker
+Kafka assigns that partition to (:mod:`streams.monitor_input`) — runs the model's monitors.
+When ownership moves (a rebalance, a restart), the new owner resumes from the model's snapshot
+in Redis and reads on from the offset recorded in it. The owner is a worker
 (``monitor_in_worker``, the default) or ``driftline monitor``, a process of its own.
 
 The owner's own scored batches skip the topic (:class:`MonitorFeed`): encoding them, a broker
@@ -14,6 +15,7 @@ round trip and decoding them again cost more than the monitors themselves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -21,13 +23,13 @@ from typing import Any, cast
 import faust
 import numpy as np
 import orjson
-from aiokafka.partitioner import murmur2
 from faust.streams import Stream
 from pydantic import ValidationError
 
 from models.card import ModelCard
 from models.scorer import NumericColumns
 from streams.messages import Label
+from streams.monitor_input import MonitorInput
 from streams.monitor_runtime import MonitorRuntime, Send
 from streams.scoring import BatchResult, BatchScorer, Encoded, RawRecord, Scored
 from streams.settings import Settings
@@ -212,15 +214,30 @@ def add_label_forwarder(
             yield None
 
 
-async def _observe(monitor: MonitorRuntime, work: Awaitable[None]) -> None:
-    """Run one piece of monitoring input through the monitors, then the periodic work."""
-    try:
-        await work
-        await monitor.tick()
-    except Exception:
-        # A monitoring bug never stops the agent (nor scoring): log, flag, go on.
-        log.exception("monitoring failed on a record")
-        monitor.degraded = "monitor error (see log)"
+async def _observe(
+    monitor: MonitorRuntime,
+    work: Callable[[], Awaitable[None]],
+    next_offset: int | None = None,
+) -> None:
+    """Run one piece of monitoring input through the monitors, then the periodic work.
+
+    ``next_offset`` (after a record of the topic's) is recorded with its effect, under the
+    lock that keeps a snapshot from falling between the two. A record that waited for the
+    lock while the monitors were handed over is left to the next owner, who reads it again.
+    """
+    async with monitor.lock:
+        if next_offset is not None and not monitor.owned:
+            return
+        try:
+            await work()
+            await monitor.tick()
+        except Exception:
+            # A monitoring bug never stops the agent (nor scoring): log, flag, go on.
+            log.exception("monitoring failed on a record")
+            monitor.degraded = "monitor error (see log)"
+        finally:
+            if next_offset is not None:
+                monitor.input_next = next_offset
 
 
 async def _record_call(monitor: MonitorRuntime, value: bytes | None) -> None:
@@ -249,16 +266,12 @@ class MonitorFeed:
 
     def __init__(
         self,
-        app: faust.App,
-        settings: Settings,
         model: str,
         monitor: MonitorRuntime | None,
         max_events: int = 16_384,
         merge_events: int = 4_096,
         linger_s: float = 0.05,
     ) -> None:
-        self.app = app
-        self.settings = settings
         self.model = model
         self.key = model.encode()
         self.monitor = monitor
@@ -271,11 +284,7 @@ class MonitorFeed:
 
     def route(self, result: BatchResult) -> list[Encoded]:
         """Take ``result`` in-process when possible; return the records still to send."""
-        if (
-            self.monitor is not None
-            and self.queued_events < self.max_events
-            and owns_monitors(self.app, self.settings, self.model)
-        ):
+        if self.monitor is not None and self.monitor.owned and self.queued_events < self.max_events:
             self.queue.put_nowait(result.scored)
             self.queued_events += _events(result.scored)
             self.local_batches += 1
@@ -296,7 +305,7 @@ class MonitorFeed:
                 batches.append(self.queue.get_nowait())
                 events += _events(batches[-1])
             try:
-                await _observe(monitor, monitor.on_scored(merge_scored(batches)))
+                await _observe(monitor, functools.partial(monitor.on_scored, merge_scored(batches)))
             finally:
                 self.queued_events -= events
                 for _ in batches:
@@ -314,76 +323,39 @@ class MonitorFeed:
 def add_monitor_agent(
     app: faust.App,
     settings: Settings,
+    bootstrap: str,
     monitor: MonitorRuntime,
     feed: MonitorFeed | None = None,
-) -> None:
-    """The owner side: feed the monitors from ``monitor-input`` (and from ``feed``, the
-    worker's own batches); snapshot on a timer."""
-    topic = app.topic(
-        settings.topic_monitor,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-    )
+) -> MonitorInput:
+    """The owner side: feed the monitors from ``monitor-input`` (:class:`MonitorInput`) and
+    from ``feed``, the worker's own batches, while this process owns them; snapshot on a
+    timer; hand over on a stop."""
 
-    @app.agent(topic, name=f"monitor-{monitor.model}")
-    async def observe(agent_stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in agent_stream.events():
-            if event.key == monitor.model.encode():
-                await _observe(monitor, _record_call(monitor, event.value))
-            yield None
+    async def observe(value: bytes | None, next_offset: int) -> None:
+        await _observe(monitor, lambda: _record_call(monitor, value), next_offset)
 
-    async def snapshot() -> None:
-        # Only the owner writes: another worker's runtime holds a stale copy (or none).
-        if not owns_monitors(app, settings, monitor.model):
-            return
-        try:
-            await monitor.tick(force=True)
-        except Exception:
-            log.exception("monitoring snapshot failed")
-
-    app.timer(interval=settings.snapshot_interval_s)(snapshot)
+    reader = MonitorInput(settings, bootstrap, monitor, observe, feed)
+    app.task(reader.run)
     if feed is not None:
         app.task(feed.run)
 
-    # The owner changes on a rebalance or a stop: leave a snapshot that has every record the
-    # committed offsets say was processed, so the next owner neither loses nor repeats them;
-    # and forget what we held, so that owning it again later resumes from the newest snapshot.
-    async def on_revoked(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        revoked = args[0] if args else kwargs.get("revoked", ())
-        key = _key_partition(app, settings, monitor.model)
-        if any(tp.topic == settings.topic_monitor and tp.partition == key for tp in revoked):
-            if feed is not None:
-                await feed.drain()
+    async def snapshot() -> None:
+        # Only the owner writes: another worker's runtime holds a stale copy (or none).
+        async with monitor.lock:
+            if not monitor.owned:
+                return
             try:
                 await monitor.tick(force=True)
             except Exception:
                 log.exception("monitoring snapshot failed")
-            monitor.release()
+
+    app.timer(interval=settings.snapshot_interval_s)(snapshot)
 
     async def on_shutdown(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        if feed is not None:
-            await feed.drain()
-        await snapshot()
+        await reader.stop()  # Faust sends no revocation on a stop: the reader hands over
 
-    app.on_partitions_revoked.connect(on_revoked)
     app.on_before_shutdown.connect(on_shutdown)
-
-
-def _key_partition(app: faust.App, settings: Settings, model: str) -> int:
-    count = app.consumer.topic_partitions(settings.topic_monitor) or settings.topic_partitions
-    return int((murmur2(model.encode()) & 0x7FFFFFFF) % count)
-
-
-def owns_monitors(app: faust.App, settings: Settings, model: str) -> bool:
-    """Whether this process holds the monitor-input partition of ``model``'s key, i.e. runs
-    its monitors now."""
-    try:
-        assignment = app.consumer.assignment()
-    except Exception:  # the consumer is not started yet
-        return False
-    key = _key_partition(app, settings, model)
-    return any(tp.topic == settings.topic_monitor and tp.partition == key for tp in assignment)
+    return reader
 
 
 def create_monitor_app(
@@ -403,7 +375,7 @@ def create_monitor_app(
     monitor = MonitorRuntime(
         settings, model, card, redis_url, sender(delivery(app), model), card_loader=card_loader
     )
-    add_monitor_agent(app, settings, monitor)
+    add_monitor_agent(app, settings, bootstrap, monitor)
     return app, monitor
 
 
@@ -416,7 +388,6 @@ __all__ = [
     "faust_app",
     "faust_worker",
     "merge_scored",
-    "owns_monitors",
     "scored_records",
     "sender",
 ]

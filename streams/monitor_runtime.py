@@ -180,6 +180,17 @@ class MonitorRuntime:
         self._feature_clock = time.monotonic()
         self._started = False
         self._starting = asyncio.Lock()
+        # Whether this process runs the model's monitors now, as the rebalance callbacks of the
+        # monitor-input consumer say (:class:`streams.monitor_input.MonitorInput`). Its
+        # assignment cannot say it: it keeps naming the old partitions until the new
+        # assignment lands, long after the revocation has handed them over.
+        self.owned = False
+        # The next monitor-input offset to read: part of the snapshot, so that a new owner
+        # reads on exactly where the state it loads stops (streams.monitor_input).
+        self.input_next: int | None = None
+        # One piece of input (and the snapshot that may follow it) at a time: a snapshot
+        # taken halfway through a record would hold its effect without its offset.
+        self.lock = asyncio.Lock()
 
     # -- redis guard --------------------------------------------------------------------
     async def _guarded(self, what: str, call: Awaitable[Any]) -> Any:
@@ -218,6 +229,7 @@ class MonitorRuntime:
             self.monitor.restore(state["monitor"])
             self.policy.restore(state["policy"])
             self.retrain.restore(state.get("retrain", {}))
+            self.input_next = state.get("input_next")
             if self.challenger is not None and state.get("challenger"):
                 self.challenger.restore(state["challenger"])
             self.restored = True
@@ -225,6 +237,7 @@ class MonitorRuntime:
 
     def release(self) -> None:
         """This process no longer owns the monitors: resume from Redis if it owns them again."""
+        self.owned = False
         self._started = False
 
     def add_card(self, card: ModelCard) -> None:
@@ -245,8 +258,9 @@ class MonitorRuntime:
             )
 
     async def close(self) -> None:
-        """Write a last snapshot and disconnect."""
-        await self.tick(force=True)
+        """Write a last snapshot (unless the monitors were handed over) and disconnect."""
+        if self._started:
+            await self.tick(force=True)
         await self.redis.aclose()
 
     # -- per batch ----------------------------------------------------------------------
@@ -483,6 +497,7 @@ class MonitorRuntime:
                 "policy": self.policy.snapshot(),
                 "retrain": self.retrain.snapshot(),
                 "challenger": self.challenger.snapshot() if self.challenger else None,
+                "input_next": self.input_next,
                 "at": now,
             }
         )

@@ -36,7 +36,6 @@ from prometheus_client.metrics_core import Metric
 
 from streams.app import WorkerRuntime
 from streams.liveness import Watchdog, WatchdogThread
-from streams.monitor_agents import owns_monitors
 from streams.observability import Probe, WorkerMetrics
 from streams.quality_metrics import monitor_families
 from streams.scoring_loop import BatchStats
@@ -128,7 +127,7 @@ class WorkerObservability:
         monitor = self.runtime.monitor
         if monitor is not None:
             try:
-                owner = self._owns_monitors()
+                owner = monitor.owned
                 health = monitor.health() if owner else {}
                 status = health.get("status")
                 drift = monitor.monitor.drift_statistics() if owner else {}
@@ -144,12 +143,6 @@ class WorkerObservability:
             log.exception("%s (logged once)", what)
         else:
             log.debug("%s", what, exc_info=True)
-
-    def _owns_monitors(self) -> bool:
-        """Whether this worker holds the monitor-input partition of the model's key."""
-        if self.app is None:
-            return False
-        return owns_monitors(self.app, self.settings, self.runtime.model)
 
     # -- any thread -----------------------------------------------------------------------
     def probe(self) -> Probe:

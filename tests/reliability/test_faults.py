@@ -237,6 +237,11 @@ def _state(client: redis.Redis, key: str) -> dict[str, Any] | None:
     return orjson.loads(raw) if raw else None
 
 
+def _monitored(client: redis.Redis, state_key: str) -> int:
+    """How many scored events the model's monitoring snapshot has seen."""
+    return int(((_state(client, state_key) or {}).get("monitor") or {}).get("events", 0))
+
+
 def test_redis_outage_scoring_goes_on_and_monitoring_resumes_from_its_snapshot(
     own_redis: OwnServices,
     unique: str,
@@ -421,7 +426,22 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
             wait_for("the group to commit every event", lambda: bg.run(probe.lag()) == 0, 30, 0.5)
         finally:
             bg.run(probe.close())
-        time.sleep(1.0)
+        # the monitors changed hands on the join (or not) and on a's stop: they saw every
+        # scored event once, the duplicates as often as they were scored
+        monitored_should = total + preds.duplicates()
+        client = sync_redis(services.redis, None, socket_timeout=5)
+        state_key = f"driftline:model:{dep.model}:state"
+        try:
+            wait_for(
+                "the monitors' snapshot to count every scored event",
+                lambda: _monitored(client, state_key) >= monitored_should,
+                60,
+                0.5,
+            )
+            time.sleep(1.0)
+            monitored = _monitored(client, state_key)
+        finally:
+            client.close()
         alive = workers.procs["b"].poll() is None
         log_a, log_b = workers.full_log("a"), workers.full_log("b")
     preds.stop()
@@ -439,6 +459,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
         b_join_s=b_joined - b_started,
         a_stop_s=a_stop_s,
         a_stopped_at_s=a_stopped - started,
+        monitored_events=monitored,
         max_gap_s=overall,
         max_partition_gap_s=max(gaps.values()),
         partition_gaps_s={str(p): round(g, 2) for p, g in gaps.items()},
@@ -446,6 +467,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     )
     assert alive, log_b[-4000:]
     assert not lost, f"{len(lost)} events never predicted, e.g. {sorted(lost)[:5]}"
+    assert monitored == monitored_should, (log_a[-3000:], log_b[-3000:])
     assignments = re.findall(r"scoring partitions: (\[[\d, ]*\])", log_b)
     assert assignments and assignments[-1] == "[0, 1, 2, 3]", assignments  # b took a's share
     assert max(gaps.values()) <= STALL_BOUND_S, (gaps, log_a[-3000:], log_b[-3000:])
