@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import numpy as np
 import orjson
 import pytest
 import redis
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from sklearn.metrics import accuracy_score, f1_score
 
 from models.data import synthetic
@@ -239,3 +242,52 @@ def test_two_workers_see_what_one_worker_sees(
     assert m1.keys() == m2.keys()
     for key, value in m1.items():  # sums may be added in another order: equal to rounding
         assert m2[key] == (value if value is None else pytest.approx(value, rel=1e-9)), key
+
+
+async def _rewind_group(kafka: str, group: str, topic: str) -> dict[int, int]:
+    """Commit offset 0 on the 4 partitions of ``topic`` for ``group``; return what the group
+    had committed before."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        consumer.assign(tps)
+        before = {tp.partition: await consumer.committed(tp) for tp in tps}
+        await consumer.commit({tp: 0 for tp in tps})
+        return {p: o for p, o in before.items() if o is not None}
+    finally:
+        await consumer.stop()
+
+
+def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
+    services: Endpoints, unique: str, tmp_path: Path, client: redis.Redis
+) -> None:
+    """The monitors' position in monitor-input is part of their state: a restarted owner
+    reads on from the offset in the snapshot, even when the group's committed offsets were
+    rewound meanwhile (what a lagging commit or an operator's reset leaves), so nothing it
+    counted is counted again."""
+    dep = _deployment(services, unique, tmp_path, fairness_gap_threshold=1.0)
+    _promote(dep, "agrawal")
+    events, labels = _events("agrawal", 3000, seed=10, prefix="r")
+    with dep.worker():
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1500]))
+        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:1500]))
+        first = _settle(client, dep.model, 1500, 1500, 60)
+    state = orjson.loads(client.get(f"driftline:model:{dep.model}:state") or b"{}")
+    assert first["events"] == first["labels"] == 1500, dep.log()
+    assert state.get("input_next", 0) > 0, "the snapshot holds the next offset to read"
+    group = f"driftline-monitors-{dep.model}"
+    before = asyncio.run(_rewind_group(dep.services.kafka, group, dep.topics["monitor"]))
+    assert list(before.values()) == [state["input_next"]], "the handover committed its offset"
+    with dep.worker():
+        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1500:]))
+        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[1500:]))
+        second = _settle(client, dep.model, 3000, 3000, 60)
+        time.sleep(2.0)  # a record read twice would show in the next snapshot
+        second = _health(client, dep.model)
+    assert second["events"] == 3000 and second["labels"] == 3000, (second, dep.log())
+    # label records read again would wait in the join for predictions long joined
+    assert second["join"]["joined"] == 3000, second["join"]
+    assert second["join"]["pending_labels"] == 0, second["join"]
+    log = (dep.root / "worker.log").read_text(errors="replace")
+    assert re.search(rf"owner, reading .* from {state['input_next']}\b", log), log[-4000:]
