@@ -138,23 +138,25 @@ def running(
             and env.get(env_name("monitoring"), "true") == "true"
             and env.get(env_name("monitor_in_worker"), "true") == "false"
         )
-        monitor = (
-            subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "monitor"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=log.parent,
-            )
-            if split
-            else None
-        )
-        spy = None
-        if profile is not None:
-            time.sleep(8.0)  # past the imports and the group join: the steady state
-            argv = ["py-spy", "record", "--gil", "-f", "raw", "-r", "200", "-o", str(profile)]
-            spy = subprocess.Popen([*argv, "-p", str(proc.pid)], stdout=out, stderr=out)
+        # Whatever fails below (py-spy missing, say), the contender is stopped, not left behind.
+        monitor: subprocess.Popen[bytes] | None = None
+        spy: subprocess.Popen[bytes] | None = None
         try:
+            monitor = (
+                subprocess.Popen(
+                    [sys.executable, "-m", "streams.cli", "monitor"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=log.parent,
+                )
+                if split
+                else None
+            )
+            if profile is not None:
+                time.sleep(8.0)  # past the imports and the group join: the steady state
+                argv = [_py_spy(), "record", "--gil", "-f", "raw", "-r", "200", "-o", str(profile)]
+                spy = subprocess.Popen([*argv, "-p", str(proc.pid)], stdout=out, stderr=out)
             yield proc
         finally:
             if spy is not None:
@@ -163,6 +165,12 @@ def running(
             for child in (monitor, proc):
                 if child is not None:
                     _terminate(child)
+
+
+def _py_spy() -> str:
+    """py-spy beside this interpreter (a virtualenv's bin need not be on PATH), else PATH's."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else "py-spy"
 
 
 def _terminate(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
