@@ -66,7 +66,6 @@ class MonitorInput:
         self.key = monitor.model.encode()
         self.consumer: AIOKafkaConsumer | None = None
         self.key_tp: TopicPartition | None = None
-        self.records = 0
         self._stopping = False
         self._stopped = asyncio.Event()
 
@@ -135,7 +134,6 @@ class MonitorInput:
                         if not self.monitor.owned or self._stopping:
                             break  # handed over meanwhile: the next owner reads these
                         self._check_position(message.offset)
-                        self.records += 1
                         if message.key == self.key:
                             await self.observe(message.value, message.offset + 1)
                         else:

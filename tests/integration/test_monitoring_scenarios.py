@@ -20,6 +20,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from models.data import synthetic
 from models.workflow import TrainOptions, train
 from streams.kafka_admin import create_topics
+from streams.monitor_input import monitors_group
 from streams.producer import dataset_events
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, collect, send
@@ -276,7 +277,7 @@ def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
     state = orjson.loads(client.get(f"driftline:model:{dep.model}:state") or b"{}")
     assert first["events"] == first["labels"] == 1500, dep.log()
     assert state.get("input_next", 0) > 0, "the snapshot holds the next offset to read"
-    group = f"driftline-monitors-{dep.model}"
+    group = monitors_group(dep.model)
     before = asyncio.run(_rewind_group(dep.services.kafka, group, dep.topics["monitor"]))
     assert list(before.values()) == [state["input_next"]], "the handover committed its offset"
     with dep.worker():
