@@ -69,25 +69,48 @@ def _window_checks(
     res: Mapping[str, Any],
     config: MonitorConfig,
     details: dict[str, Any],
+    streaks: dict[str, int],
     ks_tests: int = 1,
 ) -> list[Check]:
-    """PSI and KS verdicts of one closed window (KS level split over ``ks_tests`` tests)."""
+    """PSI and KS verdicts of one closed window (KS level split over ``ks_tests`` tests).
+
+    ``streaks`` counts, per check key, the consecutive windows that failed; a failure is a
+    finding from the ``config.confirm_windows``-th on (see :class:`MonitorConfig`).
+    """
     checks: list[Check] = []
     name = feature or ""
     extra = {**details, "rows": res["present"]}
     if "psi" in config.drift_tests and res.get("psi") is not None:
+        key = f"{kind}|{name}|psi"
         value = float(res["psi"])
-        bad = value > config.psi_threshold
-        f = Finding(kind, "psi", value, config.psi_threshold, feature, extra) if bad else None
-        checks.append((f"{kind}|{name}|psi", f, True))
+        run = _streak(streaks, key, value > config.psi_threshold, config.confirm_windows)
+        psi_extra = {**extra, "windows_failed": run}
+        f = Finding(kind, "psi", value, config.psi_threshold, feature, psi_extra) if run else None
+        checks.append((key, f, True))
     if "ks" in config.drift_tests and res.get("ks_pvalue") is not None:
+        key = f"{kind}|{name}|ks"
         p = float(res["ks_pvalue"])
         level = config.ks_pvalue / max(ks_tests, 1)
-        bad = p < level
-        ks_extra = {**extra, "distance": res["ks_distance"], "tests": ks_tests}
-        f = Finding(kind, "ks", p, level, feature, ks_extra) if bad else None
-        checks.append((f"{kind}|{name}|ks", f, True))
+        run = _streak(streaks, key, p < level, config.confirm_windows)
+        ks_extra = {
+            **extra,
+            "distance": res["ks_distance"],
+            "tests": ks_tests,
+            "windows_failed": run,
+        }
+        f = Finding(kind, "ks", p, level, feature, ks_extra) if run else None
+        checks.append((key, f, True))
     return checks
+
+
+def _streak(streaks: dict[str, int], key: str, failed: bool, confirm: int) -> int:
+    """Consecutive failed windows of ``key`` once confirmed, else 0 (a pass resets it)."""
+    if not failed:
+        streaks.pop(key, None)
+        return 0
+    run = streaks.get(key, 0) + 1
+    streaks[key] = run
+    return run if run >= confirm else 0
 
 
 def _window_stats(res: Mapping[str, Any]) -> dict[str, float | None]:
@@ -138,6 +161,7 @@ class FeatureMonitor:
         self._std = np.array([r.std for r in self.num_refs])
         self.rows = 0  # rows in the current window
         self.windows = 0  # windows closed
+        self.streaks: dict[str, int] = {}  # consecutive failed windows per drift check
         # Rows since the detectors' last update: they update once per block of
         # ``detector_block`` rows, whatever the size of the batches that brought them, so that
         # their false-alarm rate does not depend on how a worker happened to batch the stream.
@@ -208,12 +232,14 @@ class FeatureMonitor:
         base = {**details, "window": self.windows}
         for ref, res in zip(self.num_refs, self.window.results(), strict=True):
             self.last[ref.name] = _window_stats(res)
-            checks += _window_checks("data_drift", ref.name, res, self.config, base, self.ks_tests)
+            checks += _window_checks(
+                "data_drift", ref.name, res, self.config, base, self.streaks, self.ks_tests
+            )
             checks += self._quality(ref.name, ref.missing_rate, res, base)
         for w in self.cat_windows:
             res = w.results()
             self.last[w.ref.name] = _window_stats(res)
-            checks += _window_checks("data_drift", w.ref.name, res, self.config, base)
+            checks += _window_checks("data_drift", w.ref.name, res, self.config, base, self.streaks)
             checks += self._quality(w.ref.name, w.ref.missing_rate, res, base)
         self.window.reset()
         for w in self.cat_windows:
@@ -254,6 +280,7 @@ class FeatureMonitor:
             },
             "numeric": self.window.snapshot(),
             "categorical": {w.ref.name: w.snapshot() for w in self.cat_windows},
+            "streaks": dict(self.streaks),
             "detectors": {
                 n: d.snapshot() for n, d in zip(self.numeric, self.detectors, strict=True)
             },
@@ -270,6 +297,7 @@ class FeatureMonitor:
             self.block_sums = np.asarray(block["sums"], dtype=np.float64)
             self.block_present = np.asarray(block["present"], dtype=np.int64)
         self.window.restore(state["numeric"])
+        self.streaks = {str(k): int(v) for k, v in state.get("streaks", {}).items()}
         for w in self.cat_windows:
             w.restore(state["categorical"][w.ref.name])
         for n, d in zip(self.numeric, self.detectors, strict=True):
@@ -286,6 +314,7 @@ class ScoreMonitor:
         self.detector = stream_detector(config)
         self.rows = 0
         self.windows = 0
+        self.streaks: dict[str, int] = {}  # consecutive failed windows per drift check
         self.block_sum = 0.0  # scores since the detector's last update (see FeatureMonitor)
         self.block_count = 0
         self.last: dict[str, float | None] = {}  # last closed window; not snapshotted
@@ -305,7 +334,9 @@ class ScoreMonitor:
                 res = self.window.results()[0]
                 self.last = _window_stats(res)
                 base = {**details, "window": self.windows}
-                checks += _window_checks("prediction_drift", None, res, self.config, base)
+                checks += _window_checks(
+                    "prediction_drift", None, res, self.config, base, self.streaks
+                )
                 self.window.reset()
                 self.rows = 0
         ok = scores[~np.isnan(scores)]
@@ -343,6 +374,7 @@ class ScoreMonitor:
             "window": self.window.snapshot(),
             "detector": self.detector.snapshot(),
             "block": [self.block_sum, self.block_count],
+            "streaks": dict(self.streaks),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -351,6 +383,7 @@ class ScoreMonitor:
         self.window.restore(state["window"])
         _restore_detector(self.detector, state["detector"])
         self.block_sum, self.block_count = state.get("block", (0.0, 0))
+        self.streaks = {str(k): int(v) for k, v in state.get("streaks", {}).items()}
 
 
 def _profile(profiles: Mapping[str, Profile], name: str, kind: str) -> Profile:
