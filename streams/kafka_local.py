@@ -105,8 +105,8 @@ def kafka_properties(port: int, cport: int, logs: Path, sasl_port: int | None = 
             "transaction.state.log.min.isr=1",
             "share.coordinator.state.topic.replication.factor=1",
             "group.initial.rebalance.delay.ms=0",
-            # Offset commits are written at once rather than batched for 5 ms: a worker
-            # commits once per micro-batch, and the linger was most of its end-to-end latency.
+            # Offset commits are written at once rather than batched for 5 ms: a worker's
+            # committer awaits each commit before it takes the acks of the batches after it.
             "group.coordinator.append.linger.ms=0",
             "log.retention.hours=24",
             "",

@@ -8,13 +8,16 @@ per-event callbacks; at micro-batch sizes that bookkeeping cost more than scorin
 
 Delivery is at least once, and pipelined: the loop scores a batch, hands its sends to the
 broker and goes on with the next batch while a committer task waits, in batch order, for the
-broker's acknowledgements and only then commits the batch's offsets (coalescing commits when
-several batches were acknowledged meanwhile). At most ``max_inflight_batches`` batches wait
-for acks: a slow broker slows the loop rather than filling memory. A rebalance or a stop
-waits until every batch in flight is acknowledged and committed, so a handover repeats
-nothing in the normal case; a crash repeats at most the batches in flight. A batch whose
-sends fail for good is never committed: the loop stops, and the events are scored again
-when the worker is restarted.
+broker's acknowledgements and marks the batch's offsets ready. Ready offsets are committed
+on a timer, once every ``COMMIT_EVERY_S`` (and at once when nothing follows them for that
+long), not once per batch: on this path every request costs the broker and the client more
+than the events in it (bench/README.md), and a commit per batch was a third of the worker's
+requests. At most ``max_inflight_batches`` batches wait for acks: a slow broker slows the
+loop rather than filling memory. A rebalance or a stop waits until every batch in flight is
+acknowledged and committed, so a handover repeats nothing in the normal case; a crash
+repeats what followed the last commit (at most ``COMMIT_EVERY_S`` of events and the batches
+in flight). A batch whose sends fail for good is never committed: the loop stops, and the
+events are scored again when the worker is restarted.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ log = logging.getLogger("driftline.worker")
 
 # Record batches we build stay well under the broker's default 1 MiB message limit.
 MAX_BATCH_BYTES = 524_288
-COMMIT_EVERY_S = 0.1
+COMMIT_EVERY_S = 0.1  # acknowledged offsets wait at most this long for their commit
 
 
 @dataclass
@@ -156,6 +159,9 @@ class ScoringLoop:
         self.stopping = asyncio.Event()
         self.batches = 0
         self.failure: BaseException | None = None
+        self.commit_every_s = COMMIT_EVERY_S
+        self._ready: dict[TopicPartition, OffsetAndMetadata] = {}  # acknowledged, uncommitted
+        self._committing = asyncio.Lock()
         self._inflight: asyncio.Queue[_InFlight] = asyncio.Queue(
             maxsize=settings.max_inflight_batches
         )
@@ -194,6 +200,7 @@ class ScoringLoop:
         async with self.lock:
             if self.failure is None:
                 await self._inflight.join()
+                await self._commit_ready()
 
     async def stop(self) -> None:
         """Finish the batches in hand, commit them and stop."""
@@ -263,33 +270,44 @@ class ScoringLoop:
         await self._inflight.put(_InFlight(acks, offsets, stats))
 
     async def _committer(self) -> None:
-        """Await each batch's acks in order; commit what is acknowledged."""
-        ready: dict[TopicPartition, OffsetAndMetadata] = {}
+        """Await each batch's acks in order; commit what is acknowledged, on a timer."""
         committed_at = time.monotonic()
-        while True:
-            batch = await self._inflight.get()
-            try:
-                await asyncio.gather(*batch.acks)
-            except Exception as exc:
-                # Never commit past a batch that was not delivered: stop, and let the next
-                # start score it again from the last committed offset.
-                log.error("delivery of a batch of %d failed: %s", batch.stats.events, exc)
-                self.failure = exc
-                self.stopping.set()
-                self._drain()
-                return
-            ready.update(batch.offsets)
-            self.batches += 1
-            if self.on_batch is not None:
-                batch.stats.seconds = time.perf_counter() - batch.stats.seconds
-                self.on_batch(batch.stats)
-            # Coalesce: one commit for all the batches acknowledged meanwhile, but at least
-            # every COMMIT_EVERY_S under a steady load (the lag that operators see).
-            if self._inflight.empty() or time.monotonic() - committed_at > COMMIT_EVERY_S:
-                await self._commit(ready)
-                ready = {}
-                committed_at = time.monotonic()
-            self._inflight.task_done()
+        getter: asyncio.Future[_InFlight] | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(self._inflight.get())
+                if self._ready:  # commit them when it is time, even if no batch comes
+                    due = committed_at + self.commit_every_s - time.monotonic()
+                    done, _ = await asyncio.wait({getter}, timeout=max(due, 0.0))
+                    if not done:
+                        await self._commit_ready()
+                        committed_at = time.monotonic()
+                        continue
+                batch = await getter
+                getter = None
+                try:
+                    await asyncio.gather(*batch.acks)
+                except Exception as exc:
+                    # Never commit past a batch that was not delivered: stop, and let the
+                    # next start score it again from the last committed offset.
+                    log.error("delivery of a batch of %d failed: %s", batch.stats.events, exc)
+                    self.failure = exc
+                    self.stopping.set()
+                    self._drain()
+                    return
+                self._ready.update(batch.offsets)
+                self.batches += 1
+                if self.on_batch is not None:
+                    batch.stats.seconds = time.perf_counter() - batch.stats.seconds
+                    self.on_batch(batch.stats)
+                if time.monotonic() - committed_at >= self.commit_every_s:
+                    await self._commit_ready()
+                    committed_at = time.monotonic()
+                self._inflight.task_done()
+        finally:
+            if getter is not None:
+                getter.cancel()
 
     def _drain(self) -> None:
         while not self._inflight.empty():
@@ -297,12 +315,17 @@ class ScoringLoop:
             self._inflight.task_done()
         self._inflight.task_done()
 
-    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # The partitions moved on: their new owner scores these events again.
-            log.warning("commit of %s failed (%s); they will be rescored", offsets, exc)
+    async def _commit_ready(self) -> None:
+        """Commit the acknowledged offsets not committed yet (the newest per partition)."""
+        async with self._committing:  # a settle waits for the commit the timer started
+            if not self._ready:
+                return
+            offsets, self._ready = self._ready, {}
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                # The partitions moved on: their new owner scores these events again.
+                log.warning("commit of %s failed (%s); they will be rescored", offsets, exc)
 
 
 @dataclass
