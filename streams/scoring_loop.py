@@ -9,9 +9,10 @@ per-event callbacks; at micro-batch sizes that bookkeeping cost more than scorin
 Delivery is at least once, and pipelined: the loop scores a batch, hands its sends to the
 broker and goes on with the next batch while a committer task waits, in batch order, for the
 broker's acknowledgements and marks the batch's offsets ready. Ready offsets are committed
-on a timer, once every ``COMMIT_EVERY_S`` (and at once when nothing follows them for that
-long), not once per batch: on this path every request costs the broker and the client more
-than the events in it (bench/README.md), and a commit per batch was a third of the worker's
+on a timer, once every ``COMMIT_EVERY_S`` while batches keep coming, and as soon as no batch
+has followed them for ``COMMIT_IDLE_S`` (a caught-up or drained stream shows no lag), not
+once per batch: on this path every request costs the broker and the client more than the
+events in it (bench/README.md), and a commit per batch was a third of the worker's
 requests. At most ``max_inflight_batches`` batches wait for acks: a slow broker slows the
 loop rather than filling memory. A rebalance or a stop waits until every batch in flight is
 acknowledged and committed, so a handover repeats nothing in the normal case; a crash
@@ -41,6 +42,7 @@ log = logging.getLogger("driftline.worker")
 # Record batches we build stay well under the broker's default 1 MiB message limit.
 MAX_BATCH_BYTES = 524_288
 COMMIT_EVERY_S = 0.1  # acknowledged offsets wait at most this long for their commit
+COMMIT_IDLE_S = 0.02  # ... or this long when no batch follows them
 
 
 @dataclass
@@ -160,6 +162,7 @@ class ScoringLoop:
         self.batches = 0
         self.failure: BaseException | None = None
         self.commit_every_s = COMMIT_EVERY_S
+        self.commit_idle_s = COMMIT_IDLE_S
         self._ready: dict[TopicPartition, OffsetAndMetadata] = {}  # acknowledged, uncommitted
         self._committing = asyncio.Lock()
         self._inflight: asyncio.Queue[_InFlight] = asyncio.Queue(
@@ -277,9 +280,10 @@ class ScoringLoop:
             while True:
                 if getter is None:
                     getter = asyncio.ensure_future(self._inflight.get())
-                if self._ready:  # commit them when it is time, even if no batch comes
+                if self._ready:  # commit them when it is time, or when no batch comes
                     due = committed_at + self.commit_every_s - time.monotonic()
-                    done, _ = await asyncio.wait({getter}, timeout=max(due, 0.0))
+                    wait = min(due, self.commit_idle_s)
+                    done, _ = await asyncio.wait({getter}, timeout=max(wait, 0.0))
                     if not done:
                         await self._commit_ready()
                         committed_at = time.monotonic()

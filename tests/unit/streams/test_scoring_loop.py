@@ -124,10 +124,13 @@ def _fetches(n: int, size: int = 10) -> list[dict[TopicPartition, list[_Message]
     ]
 
 
-def _loop(consumer: _Consumer, producer: _Producer, commit_every_s: float) -> ScoringLoop:
+def _loop(
+    consumer: _Consumer, producer: _Producer, commit_every_s: float, commit_idle_s: float = 3600
+) -> ScoringLoop:
     settings = load_settings(batch_wait_ms=5)
     loop = ScoringLoop(settings, lambda: (consumer, producer), _Scorer(), lambda: None)  # type: ignore[arg-type]
     loop.commit_every_s = commit_every_s
+    loop.commit_idle_s = commit_idle_s
     return loop
 
 
@@ -152,12 +155,17 @@ async def test_batches_acknowledged_within_the_interval_share_one_commit_and_sto
     assert producer.sent == 30
 
 
-async def test_acknowledged_offsets_are_committed_when_the_stream_goes_quiet() -> None:
+@pytest.mark.parametrize(
+    ("every_s", "idle_s"), [(0.05, 3600), (3600, 0.05)], ids=["interval", "idle"]
+)
+async def test_acknowledged_offsets_are_committed_without_a_stop(
+    every_s: float, idle_s: float
+) -> None:
     consumer, producer = _Consumer(_fetches(2)), _Producer()
-    loop = _loop(consumer, producer, commit_every_s=0.05)
+    loop = _loop(consumer, producer, commit_every_s=every_s, commit_idle_s=idle_s)
     running = asyncio.create_task(loop.run())
     try:
-        # no stop, no further batch: the timer alone commits what was acknowledged
+        # no stop, no further batch: the interval, or the idle timer, commits the acks
         await _until(
             "the commit of both batches",
             lambda: consumer.commits[-1:] == [{TopicPartition(TOPIC, 0): 20}],
