@@ -109,13 +109,16 @@ def entry_lines(part: Scored, keep: int, groups: list[Any] | None) -> list[bytes
     ``orjson`` call per column rather than built as a dict per event and dumped: that was
     three quarters of what storing a batch cost the worker (0.72 -> 0.19 µs per event).
     A label, a score (a float, or null) and an encoded group never hold a comma, so each
-    column's array splits into its values at the commas.
+    column's array splits into its values at the commas. Scores are written as the float32
+    they are (``0.82345676``, not ``0.8234567642211914``): a tenth of the bytes the join
+    stores per event.
     """
     n = len(part.event_ids)
     if n == 0:
         return []
     labels = orjson.dumps(part.labels.tolist())[1:-1].split(b",")
-    scores = orjson.dumps(part.scores.tolist())[1:-1].split(b",")
+    f32 = np.ascontiguousarray(part.scores, dtype=np.float32)
+    scores = orjson.dumps(f32, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
     middle = b',"p":[[' + orjson.dumps([part.version, part.variant])[1:-1] + b","
     features = [orjson.dumps(f) for f in part.features[:keep]] + [b"null"] * (n - keep)
     if groups is None:
