@@ -50,9 +50,9 @@ from tests.reliability.hostile import Hostile, HostileEvents
 
 SOAK_S = float(os.environ.get("DRIFTLINE_SOAK_S") or 60)
 SOAK_RATE = os.environ.get("DRIFTLINE_SOAK_RATE")
-# Three times the floor of 10,000: the worker drains each backlog in about a CPU second,
-# and over half as long its start-up work and the clock's 10 ms ticks moved the ratio of
-# the two rates by up to a third between runs (1.2 to 2.1 for the same code).
+# Three times the floor of 10,000: at the floor each drain took under half a CPU
+# second, short enough that the worker's start-up work and the clock's 10 ms ticks moved
+# the ratio of the two rates from 1.2 to 2.1 between runs of the same code.
 MALFORMED = 30_000
 
 
