@@ -117,9 +117,9 @@ class Collector:
             seen = self.seen
             keep_versions = self.keep_versions
             while True:
-                # A few thousand records per call at most: the paced sender shares this loop,
-                # and a call over a backlog of 10,000 held it for ~30 ms, delaying the sends
-                # whose latency the run then measured.
+                # At most a thousand records per call: the paced sender shares this loop, and
+                # a call over a backlog of 10,000 held it for ~30 ms, delaying the sends whose
+                # latency the run then measured.
                 batch = await consumer.getmany(timeout_ms=100, max_records=COLLECT_MAX_RECORDS)
                 now = time.perf_counter()
                 for messages in batch.values():
