@@ -27,8 +27,9 @@ async def _scenario(url: str, model: str) -> None:
         swept = await join.sweep(now=200)
         assert swept["expired_predictions"] == 1
         assert swept["expired_labels"] == 1  # the second label of "a" never found a prediction
-        # bound: beyond max_items the oldest are evicted
-        await join.add_predictions([(f"e{i}", {"i": i}) for i in range(8)], now=300)
+        # bound: beyond max_items the oldest generations go (one entry each here: 5 // 8 < 1)
+        for i in range(8):
+            await join.add_predictions([(f"e{i}", {"i": i})], now=300)
         swept = await join.sweep(now=301)
         assert swept["evicted"] == 3
         stats = await join.stats()
@@ -62,6 +63,32 @@ async def _generations(url: str, model: str) -> None:
         assert await join.add_labels([("p1a", 1)], now=83) == []
     finally:
         await client.aclose()
+
+
+async def _bound(url: str, model: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    join = RedisLabelJoin(client, model, ttl_s=80, max_items=16)  # generations of 2 entries
+    try:
+        for t in range(20):  # 40 entries in 20 generations: 24 beyond the bound
+            await join.add_predictions([(f"p{t}a", {"t": t}), (f"p{t}b", {"t": t})], now=t)
+        swept = await join.sweep(now=20)  # nothing has expired yet
+        assert swept == {"expired_predictions": 0, "expired_labels": 0, "evicted": 24}
+        assert (await join.stats())["pending_predictions"] == 16
+        assert len(await client.zrange(f"{join.prefix}:pg", 0, -1)) == 8
+        got = await join.add_labels([("p11b", 1), ("p12a", 0)], now=21)
+        assert [(e, p["t"], y) for e, p, y in got] == [("p12a", 12, 0)]  # p11 was evicted
+        # a batch larger than the bound: its generation goes whole once newer ones exist
+        await join.add_predictions([(f"big{i}", {"i": i}) for i in range(20)], now=22)
+        await join.add_predictions([("last", {"i": -1})], now=23)
+        swept = await join.sweep(now=23)
+        assert swept["evicted"] == 15 + 20  # the 15 older entries, then the big generation
+        assert (await join.stats())["pending_predictions"] == 1
+    finally:
+        await client.aclose()
+
+
+def test_whole_generations_go_beyond_the_bound(services: Endpoints, unique: str) -> None:
+    asyncio.run(_bound(services.redis, f"b-{unique}"))
 
 
 def test_generations_join_once_and_expire_whole(services: Endpoints, unique: str) -> None:
