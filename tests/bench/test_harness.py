@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.harness import TARGETS, medians, run
+from bench.harness import TARGETS, medians, monitoring_cost_fraction, run
 from bench.table import render
 from streams.cli import main
 from tests.conftest import Endpoints
@@ -69,3 +69,12 @@ def test_figures_are_medians_over_the_runs_and_losses_are_totals() -> None:
     assert figure["p99_ms"] == 40.0  # the median, not the mean (53.3) nor the last run
     assert figure["lost"] == 3 and figure["sent"] == 300
     assert figure["runs"] == runs
+
+
+def test_monitoring_cost_pairs_the_drains_of_each_round() -> None:
+    # Each round's pair says what monitoring cost in its own minute: 20, 20 and 33 %. The
+    # medians would set round 3's on (30,000) against round 2's off (40,000): 25 %.
+    on, off = [24_000.0, 32_000.0, 30_000.0], [30_000.0, 40_000.0, 45_000.0]
+    assert monitoring_cost_fraction(on, off) == pytest.approx(0.20)
+    assert monitoring_cost_fraction([30_000.0], [20_000.0]) == pytest.approx(-0.5)
+    assert math.isnan(monitoring_cost_fraction([], []))
