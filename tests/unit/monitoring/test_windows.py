@@ -48,6 +48,44 @@ def test_psi_read_off_the_ks_histogram_equals_direct_binning() -> None:
     assert window.psi_counts[0].tolist() == direct.tolist()
 
 
+def _interpolated_ks_hist(ref: NumericReference, values: np.ndarray, bins: int = 200) -> list[int]:
+    """The KS histogram by definition: F_ref(x) of every present value, binned."""
+    assert ref.knots_x is not None and ref.knots_p is not None
+    u = np.interp(values[~np.isnan(values)], ref.knots_x, ref.knots_p)
+    return np.bincount(np.minimum(u * bins, bins - 1).astype(np.int64), minlength=bins).tolist()
+
+
+def test_ks_histogram_bins_the_reference_cdf_of_every_present_value() -> None:
+    rng = np.random.default_rng(9)
+    ref = _ref()
+    values = rng.normal(10.5, 4.0, 5000)  # a tenth of them beyond the training range
+    values[::50] = np.nan
+    window = NumericWindow([ref])
+    for chunk in np.array_split(values, 3):
+        window.add(chunk.reshape(-1, 1))
+    assert window.ks_hist[0].tolist() == _interpolated_ks_hist(ref, values)
+    # knots that stop short of levels 0 and 1: F_ref is flat (0.1, 0.9) beyond them
+    short = NumericReference(
+        "s",
+        None,
+        None,
+        np.array([0.0, 1.0, 2.0]),
+        np.array([0.1, 0.5, 0.9]),
+        1.0,
+        1.0,
+        None,
+        None,
+        0.0,
+        100,
+    )
+    x = rng.uniform(-1.0, 3.0, 2000)
+    window = NumericWindow([short])
+    window.add(x.reshape(-1, 1))
+    assert window.ks_hist[0].tolist() == _interpolated_ks_hist(short, x)
+    hist = window.ks_hist[0]
+    assert hist[:20].sum() == 0 and hist[180] == np.sum(x >= 2.0) and hist[181:].sum() == 0
+
+
 def test_missing_and_out_of_range_are_counted_and_excluded_from_tests() -> None:
     ref = _ref()
     x = np.random.default_rng(4).normal(10.0, 2.0, (1000, 1))
