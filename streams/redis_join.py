@@ -25,7 +25,7 @@ least ``max_items`` less one generation when the bound was reached. Whole genera
 what keeps this cheap: an id list per generation for exact oldest-first eviction, and the
 ``LPOP`` and ``HDEL`` of every evicted entry, had cost Redis 5.5 µs of CPU per stored event
 (append-only-file rewrites included) against 4.1 for whole generations, and evicting at most
-10,000 entries per sweep had let the join outgrow its bound at 25,000 events/s. ``UNLINK``
+10,000 entries per sweep had let the join outgrow its bound at ~30,000 events/s. ``UNLINK``
 frees a dropped generation off Redis's main thread. Every key also carries a Redis TTL of
 twice the join TTL as a safety net.
 """
@@ -109,14 +109,15 @@ for i = 1, #ids do
 end
 if #pairs_ > 0 then
   local gens = prefix .. ':gen'
-  local n = tonumber(redis.call('HGET', gens, mine) or '0')
   -- zero-padded: generations written in the same instant sort oldest first
-  local gen = string.format('%s:%s:%012d', prefix, mine, n)
+  local function named(k) return string.format('%s:%s:%012d', prefix, mine, k) end
+  local n = tonumber(redis.call('HGET', gens, mine) or '0')
+  local gen = named(n)
   local opened = tonumber(redis.call('HGET', gens, mine .. ':at') or '0')
   if n == 0 or now - opened >= roll_after or redis.call('HLEN', gen) >= roll_at then
     n = redis.call('HINCRBY', gens, mine, 1)
     redis.call('HSET', gens, mine .. ':at', now)
-    gen = string.format('%s:%s:%012d', prefix, mine, n)
+    gen = named(n)
   end
   local added = 0
   for a = 1, #pairs_, 2 * S do
