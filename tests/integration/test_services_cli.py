@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 
 def _driftline(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -59,6 +60,15 @@ def test_services_up_status_down(broker: str, tmp_path: Path) -> None:
         assert report["kafka"]["bootstrap"] == first["kafka"]["bootstrap"]
         assert report["redis"]["url"] == first["redis"]["url"]
         assert report["kafka"]["healthy"] is True and report["redis"]["healthy"] is True
+
+        # The settings that keep pauses short on two cores took effect (see services.py).
+        client = redis.Redis.from_url(report["redis"]["url"])
+        assert client.config_get("auto-aof-rewrite-percentage") == {
+            "auto-aof-rewrite-percentage": "400"
+        }
+        client.close()
+        if broker == "kafka":
+            assert "Using G1" in (tmp_path / "kafka" / "gc.log").read_text()
     finally:
         down = _driftline("services", "down", data_dir=tmp_path)
     assert down.returncode == 0, down.stderr
