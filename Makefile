@@ -4,13 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test check lint typecheck unit services-up services-down clean
+.PHONY: install demo test quick check lint typecheck unit services-up services-down clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,local]'
 	@touch $@
 
 install: $(STAMP)
@@ -19,11 +19,16 @@ install: $(STAMP)
 demo: install
 	$(BIN)/driftline demo
 
-## The whole suite: unit, integration (real Kafka + Redis, started by the fixtures) and e2e.
+## The whole suite: unit, docstring examples, integration (real Kafka + Redis, started by the
+## fixtures), reliability and e2e. A service that cannot start fails the run; nothing is skipped.
 test: install
 	$(BIN)/pytest
 
-## Lint, format check, strict types and the unit tests.
+## Day to day: the same suite without the long scenarios marked `slow` (soak, quick bench).
+quick: install
+	$(BIN)/pytest -m "not slow"
+
+## Lint, format check, strict types, the unit tests and the docstring examples.
 check: install lint typecheck unit
 
 lint: install
@@ -34,7 +39,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit streams models monitoring
 
 services-up: install
 	$(BIN)/driftline services up

@@ -22,7 +22,8 @@ from typing import Any
 from bench import scenarios
 from bench.components import monitoring_cost
 from bench.world import World, make_world
-from streams.services import LocalServices, kafka_version
+from streams.kafka_jars import kafka_version
+from streams.services import LocalServices
 from streams.settings import load_settings
 
 

@@ -63,7 +63,8 @@ class History:
     Examples
     --------
     >>> import tempfile
-    >>> history = History(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> history = History(tmp.name)
     >>> rec = history.record("credit", "request", reason="concept_drift", alert_ids=["a1"])
     >>> sorted(rec)
     ['alert_ids', 'at', 'id', 'kind', 'model', 'reason']
@@ -72,6 +73,7 @@ class History:
     ['request', 'gates']
     >>> history.read("credit", limit=1)[0]["passed"]
     False
+    >>> tmp.cleanup()
     """
 
     def __init__(self, root: Path | str) -> None:

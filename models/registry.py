@@ -93,7 +93,8 @@ class Registry:
     >>> from models.workflow import TrainOptions, train
     >>> from models.data import synthetic
     >>> result = train(synthetic("sea", rows=400, seed=1), TrainOptions(name="sea", folds=3))
-    >>> reg = Registry(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> reg = Registry(tmp.name)
     >>> card = reg.register(result.payload, result.card)
     >>> card.version, reg.versions("sea")
     ('1', ['1'])
@@ -102,6 +103,7 @@ class Registry:
     ('sea', '1')
     >>> reg.load("sea").card.onnx.sha256 == card.onnx.sha256
     True
+    >>> tmp.cleanup()
     """
 
     def __init__(self, root: str | Path) -> None:

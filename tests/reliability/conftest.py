@@ -2,8 +2,7 @@
 Redis, started through :class:`streams.services.LocalServices` like every other service.
 
 The secrets are fresh random strings for each run, so that a test can search any output for
-them. With ``CI=true`` a service that cannot start fails the run; elsewhere the tests that
-need it are skipped with the reason.
+them. A service that cannot start ends the run with the reason (``tests/conftest.py``).
 """
 
 from __future__ import annotations

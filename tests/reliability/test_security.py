@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import os
-import shutil
+import ssl
 import stat
 import subprocess
 import sys
@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+import trustme
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
@@ -32,9 +33,11 @@ from streams.kafka_admin import client_options, create_topics, diagnose
 from streams.redis_client import async_redis, sync_redis
 from streams.services import free_port, redis_healthy
 from streams.settings import Settings
+from streams.toolchain import find_redis_server
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, agrawal_events
 from tests.reliability.conftest import KAFKA_USER, SecureServices, consume, produce, secret
+from tests.reliability.harness import Background
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 300
@@ -292,80 +295,49 @@ def test_nothing_is_unpickled_anywhere_in_the_packages() -> None:
     assert not found, found
 
 
-# -- TLS: a real redis-server over TLS, trusted through redis_ssl_cafile ---------------------
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+# -- TLS: a real Redis behind TLS, trusted through redis_ssl_cafile ---------------------------
+# The server is the one `services up` runs (the system's redis-server or the packaged Valkey,
+# which is built without TLS), so TLS is terminated in front of it, as stunnel or a managed
+# proxy would: what is under test is the client, which must trust only the configured CA.
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _tls_front(backend_port: int, context: ssl.SSLContext) -> asyncio.Server:
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", backend_port)
+        await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
+
+    return await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
 
 
 @pytest.fixture
-def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
-    """A redis-server that speaks TLS only, with a certificate for 127.0.0.1 from a test CA."""
-    server = shutil.which("redis-server")
-    if server is None or shutil.which("openssl") is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI needs redis-server and openssl", pytrace=False)
-        pytest.skip("redis-server or openssl missing")
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=driftline-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        cwd=tmp_path,
-    )
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        cwd=tmp_path,
-    )
-    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.pem",
-        cwd=tmp_path,
-    )
+def tls_redis(tmp_path: Path, bg: Background) -> Iterator[tuple[str, Path, str]]:
+    """A Redis with a password that speaks TLS only, certified for 127.0.0.1 by a test CA."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
     password, port = secret("tls"), free_port()
     conf = tmp_path / "redis.conf"
     conf.write_text(
-        f"port 0\ntls-port {port}\nbind 127.0.0.1\ntls-cert-file {tmp_path / 'server.pem'}\n"
-        f"tls-key-file {tmp_path / 'server.key'}\ntls-ca-cert-file {tmp_path / 'ca.pem'}\n"
-        f'tls-auth-clients no\nrequirepass {password}\nsave ""\ndir {tmp_path}\n'
+        f'port {port}\nbind 127.0.0.1\nrequirepass {password}\nsave ""\ndir {tmp_path}\n'
     )
-    proc = subprocess.Popen(
-        [server, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
+    server = find_redis_server().path
+    proc = subprocess.Popen([server, str(conf)], stdout=subprocess.DEVNULL)
+    front = bg.run(_tls_front(port, context))
+    tls_port = front.sockets[0].getsockname()[1]
     try:
-        yield f"rediss://127.0.0.1:{port}/0", tmp_path / "ca.pem", password
+        yield f"rediss://127.0.0.1:{tls_port}/0", tmp_path / "ca.pem", password
     finally:
+        front.close()
         proc.terminate()
         proc.wait(timeout=30)
 
