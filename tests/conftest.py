@@ -28,6 +28,10 @@ class Endpoints:
     redis: str
 
 
+# --doctest-modules imports every module under tests/; this one is a Faust app that a test
+# runs as a process of its own, configured by that process's environment.
+collect_ignore = ["integration/relay_app.py"]
+
 # pytest's own code for "usage error": distinct from failed tests, and never 0.
 SERVICE_MISSING = pytest.ExitCode.USAGE_ERROR
 
