@@ -16,6 +16,7 @@ Snapshot format (``schema_version`` 1), a JSON object::
     features         {"numeric": [...], "categorical": [...]}
     config           the MonitorConfig as a dict (informational)
     events, batches, labels           counters
+    ungrouped        [events, labels] whose sensitive group was unknown (0, 0 without one)
     groups           sensitive group names, in code order
     feature_state    {variant: {rows, windows, numeric: {rows, missing, out_of_range,
                       psi_counts, ks_hist (sparse: [[bin...], [count...]] per feature)},
@@ -36,7 +37,7 @@ see :mod:`monitoring.detectors`. Windows and metrics are counts and restore exac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,9 @@ class ModelMonitor:
         self._groups: list[str] = [] if spec is None else list(spec.groups or spec.labels)
         self._group_index = {g: i for i, g in enumerate(self._groups)}
         self.events = self.batches = self.labels = 0
+        # Events and labels with no sensitive group: a producer that forgets the attribute
+        # shows here rather than as a fairness monitor with silently nothing to measure.
+        self.ungrouped_events = self.ungrouped_labels = 0
         self._counts = dict.fromkeys(FINDING_KINDS, 0)
         self._last: dict[str, dict[str, Any]] = {}
         self._active: dict[str, dict[str, Any]] = {}
@@ -130,6 +134,7 @@ class ModelMonitor:
         scores: NDArray[np.floating],
         version: str,
         variant: str,
+        groups: NDArray[np.object_] | None = None,
     ) -> list[Finding]:
         """Feed one scored micro-batch; return the findings it raised.
 
@@ -143,6 +148,8 @@ class ModelMonitor:
             Positive-class probability of each event.
         version, variant : str
             Which model answered (variant ``champion``, ``challenger``, ``shadow``, ``canary``).
+        groups : ndarray of object or None
+            Sensitive group of each event (:meth:`groups_of`); those unknown are counted.
 
         Raises
         ------
@@ -153,6 +160,11 @@ class ModelMonitor:
         n = p.shape[0]
         scope = f"{version}/{variant}"
         details = {"version": version, "variant": variant}
+        if groups is not None and self.card.sensitive is not None:
+            if len(groups) != n:
+                raise BatchError(f"{len(groups)} groups for {n} scores", **details)
+            if variant != "shadow":  # a shadow scores the champion's events once more
+                self.ungrouped_events += int(np.count_nonzero(groups == ""))
         emit = variant == self.config.champion_variant or self.config.drift_all_variants
         self.events += n
         self.batches += 1
@@ -244,6 +256,8 @@ class ModelMonitor:
         if ((y != 0) & (y != 1)).any() or ((yp != 0) & (yp != 1)).any():
             raise BatchError("labels must be 0 or 1", **details)
         codes = self._codes(groups, y.size)
+        if self.card.sensitive is not None and variant != "shadow":
+            self.ungrouped_labels += int(np.count_nonzero(codes < 0))
         scope = f"{version}/{variant}"
         lm = self._labels.get(scope)
         if lm is None:
@@ -274,10 +288,12 @@ class ModelMonitor:
         self,
         numeric: Mapping[str, NDArray[np.float64]],
         categorical: Mapping[str, NDArray[np.object_]],
+        context: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> NDArray[np.object_] | None:
         """Sensitive group of each row from the card's spec (``""`` when unknown).
 
-        The sensitive column may be a feature or an extra column of the mappings. When it is
+        The sensitive column may be a feature, an extra column of the mappings, or an
+        attribute of each event's ``context`` (attributes the model never reads). When it is
         absent every row's group is ``""`` (fairness then has nothing to measure). None when
         the card has no sensitive attribute.
         """
@@ -289,6 +305,9 @@ class ModelMonitor:
             values = np.asarray(numeric[spec.column])
         elif spec.column in categorical:
             values = np.asarray(categorical[spec.column], dtype=object)
+        elif context is not None:
+            col = spec.column
+            values = np.array([c.get(col) if c else None for c in context], dtype=object)
         if values is None:
             n = next((len(v) for v in (*numeric.values(), *categorical.values())), 0)
             return np.full(n, "", dtype=object)
@@ -355,6 +374,8 @@ class ModelMonitor:
             "events": self.events,
             "batches": self.batches,
             "labels": self.labels,
+            "sensitive": None if self.card.sensitive is None else self.card.sensitive.name,
+            "ungrouped": {"events": self.ungrouped_events, "labels": self.ungrouped_labels},
             "scopes": dict(sorted(self._scope_events.items())),
             "active": active,
             "last": dict(sorted(self._last.items())),
@@ -374,6 +395,7 @@ class ModelMonitor:
             "events": self.events,
             "batches": self.batches,
             "labels": self.labels,
+            "ungrouped": [self.ungrouped_events, self.ungrouped_labels],
             "scopes": dict(self._scope_events),
             "groups": list(self._groups),
             "feature_state": {v: m.snapshot() for v, m in self._features.items()},
@@ -425,6 +447,8 @@ class ModelMonitor:
     def _load(self, state: Mapping[str, Any]) -> None:
         self.events, self.batches = int(state["events"]), int(state["batches"])
         self.labels = int(state["labels"])
+        # Snapshots from before the counts existed restore as zero.
+        self.ungrouped_events, self.ungrouped_labels = map(int, state.get("ungrouped", (0, 0)))
         self._scope_events = {str(k): int(v) for k, v in state["scopes"].items()}
         self._groups = [str(g) for g in state["groups"]]
         self._group_index = {g: i for i, g in enumerate(self._groups)}

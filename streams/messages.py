@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, NotRequired
 
 from pydantic import (
     AllowInfNan,
@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    StrictBool,
     StrictInt,
     StrictStr,
     create_model,
@@ -28,6 +29,9 @@ from models.card import ModelCard
 SCHEMA_VERSION = 1
 
 FeatureValue = float | int | str | bool | None
+# What an event's context holds: plain scalars, never nested, never NaN or infinite.
+ContextValue = StrictStr | StrictBool | StrictInt | Annotated[float, AllowInfNan(False)] | None
+MAX_CONTEXT = 64
 
 
 class _Message(BaseModel):
@@ -43,6 +47,17 @@ class Event(_Message):
     features: dict[str, FeatureValue]
     entity: str | None = Field(default=None, max_length=256, description="Key for sticky A/B.")
     ts: float | None = Field(default=None, description="Event time, Unix seconds.")
+    context: dict[str, ContextValue] | None = Field(
+        default=None,
+        max_length=MAX_CONTEXT,
+        description="Attributes that travel with the event but are never given to the model: "
+        "the sensitive attribute that fairness is watched by, a segment or region to slice "
+        "metrics by. Name to string, number, boolean or null.",
+    )
+
+    # Names that a producer may also send inside ``features`` although the model does not
+    # read them (the card's sensitive column): the worker moves them to ``context``.
+    context_features: ClassVar[tuple[str, ...]] = ()
 
 
 class Prediction(_Message):
@@ -57,6 +72,9 @@ class Prediction(_Message):
     ts: float | None = None
     scored_at: float = Field(default_factory=time.time)
     latency_ms: float
+    context: dict[str, ContextValue] | None = Field(
+        default=None, description="The event's context, when it had one."
+    )
 
 
 class Label(_Message):
@@ -136,31 +154,53 @@ def _feature(kind: str) -> Any:
     return Annotated[base | None, Field(description=kind)]
 
 
-def event_model(model: str, features: Mapping[str, str]) -> type[Event]:
+def event_model(
+    model: str, features: Mapping[str, str], context_features: tuple[str, ...] = ()
+) -> type[Event]:
     """Return the pydantic model of an event for a feature schema (name → kind).
 
     Every feature is required; ``null`` is a missing value. Numeric features take finite
     numbers within float32 range, categorical ones strings (or integers); unknown features
-    are refused.
+    are refused. ``context_features`` are context attributes also accepted, optionally, among
+    the features (the worker moves them to the context; the model never reads them).
 
     Examples
     --------
     >>> Ev = event_model("demo", {"age": "numeric", "city": "categorical"})
     >>> Ev.model_validate_json(b'{"event_id": "1", "features": {"age": 3, "city": null}}').event_id
     '1'
+    >>> doc = b'{"event_id": "2", "features": {"age": 3, "city": "Oslo"}, "context": {"seg": "b"}}'
+    >>> Ev.model_validate_json(doc).context
+    {'seg': 'b'}
+    >>> Sv = event_model("demo", {"age": "numeric"}, context_features=("seg",))
+    >>> Sv.model_validate_json(b'{"event_id": "3", "features": {"age": 3, "seg": "b"}}').features
+    {'age': 3.0, 'seg': 'b'}
     """
     fields: dict[str, Any] = {name: _feature(kind) for name, kind in features.items()}
+    fields.update({name: NotRequired[ContextValue] for name in context_features})
     # A TypedDict validates straight into the dict the scorer reads: building a model
     # instance per event cost as much as validating it.
     feature_type = with_config(ConfigDict(extra="forbid"))(
         TypedDict(f"{model}_features", fields)  # type: ignore[operator]
     )
-    return create_model(f"{model}_event", __base__=Event, features=(feature_type, ...))
+    event = create_model(f"{model}_event", __base__=Event, features=(feature_type, ...))
+    event.context_features = tuple(context_features)
+    return event
+
+
+def context_columns(card: ModelCard) -> tuple[str, ...]:
+    """The card's attributes that events carry for monitoring only: its sensitive column,
+    unless the model reads it (or derives the group from a feature, as age bands do)."""
+    spec = card.sensitive
+    if spec is None or spec.column in {f.name for f in card.features}:
+        return ()
+    return (spec.column,)
 
 
 def card_event_model(card: ModelCard) -> type[Event]:
     """Return :func:`event_model` for the feature schema of a model card."""
-    return event_model(card.name, {f.name: f.kind for f in card.features})
+    features = {f.name: f.kind for f in card.features}
+    return event_model(card.name, features, context_columns(card))
 
 
 CONTRACTS: dict[str, type[BaseModel]] = {
@@ -181,8 +221,10 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 __all__ = [
     "CONTRACTS",
+    "MAX_CONTEXT",
     "SCHEMA_VERSION",
     "Alert",
+    "ContextValue",
     "DeadLetter",
     "Event",
     "Label",
@@ -190,6 +232,7 @@ __all__ = [
     "Prediction",
     "RetrainRequest",
     "card_event_model",
+    "context_columns",
     "event_model",
     "json_schemas",
 ]

@@ -117,6 +117,7 @@ def scored_records(result: BatchResult, max_events: int = 256) -> list[bytes]:
                 "features": part.features[i:j],
                 "labels": part.labels[i:j].tolist(),
                 "scores": part.scores[i:j].tolist(),
+                "context": part.context[i:j] if part.context else None,
             }
             for part in result.scored
             if part.event_ids[i:j]
@@ -146,9 +147,17 @@ def merge_scored(batches: Sequence[Sequence[Scored]]) -> list[Scored]:
             np.concatenate([p.labels for p in same]),
             np.concatenate([p.scores for p in same]),
             _merged_numeric(same),
+            _merged_context(same),
         )
         for (variant, version), same in groups.items()
     ]
+
+
+def _merged_context(parts: Sequence[Scored]) -> list[dict[str, Any] | None] | None:
+    """The parts' contexts end to end (None for each event of a part without any)."""
+    if not any(p.context for p in parts):
+        return None
+    return [c for p in parts for c in (p.context or [None] * len(p.event_ids))]
 
 
 def _merged_numeric(parts: Sequence[Scored]) -> NumericColumns | None:
@@ -172,6 +181,7 @@ def _scored_parts(record: dict[str, Any]) -> list[Scored]:
             p["features"],
             np.asarray(p["labels"], dtype=np.int64),
             np.asarray(p["scores"], dtype=np.float32),
+            context=p.get("context"),
         )
         for p in record["parts"]
     ]

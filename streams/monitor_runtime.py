@@ -281,10 +281,10 @@ class MonitorRuntime:
             if part.variant == "champion":
                 self.champion_version = part.version
             numeric, categorical = self._vectors(part)
+            groups = self.monitor.groups_of(numeric, categorical, part.context)
             findings += self.monitor.observe_batch(
-                numeric, categorical, part.scores, part.version, part.variant
+                numeric, categorical, part.scores, part.version, part.variant, groups
             )
-            groups = self.monitor.groups_of(numeric, categorical)
             glist = groups.tolist() if groups is not None else None
             keep = self._features_budget(len(part.event_ids)) if part.variant != "shadow" else 0
             if not shared:  # a shadow scores the champion's events; canary and champion split

@@ -129,6 +129,13 @@ def _show(console: Console, entry: dict[str, Any]) -> None:
             _f(roll.get("f1")),
         )
     console.print(metrics)
+    if health.get("sensitive"):
+        none = health.get("ungrouped") or {}
+        console.print(
+            f"  fairness by {health['sensitive']}: {none.get('events', 0)} events and "
+            f"{none.get('labels', 0)} labels had no group",
+            markup=False,
+        )
     for finding in health.get("active") or []:
         console.print(
             f"  active: {finding['kind']} {finding.get('feature') or ''} "

@@ -71,6 +71,8 @@ class Scored:
     # The numeric features as the scorer read them (name -> column), when it could say:
     # the monitors in the same process then need not read them from ``features`` again.
     numeric: NumericColumns | None = None
+    # Each event's context (None for an event without one); None when no event had one.
+    context: list[dict[str, Any] | None] | None = None
 
 
 @dataclass
@@ -93,6 +95,7 @@ class _Event:
     features: dict[str, Any]
     entity: str | None
     ts: float | None
+    context: dict[str, Any] | None
 
 
 class BatchScorer:
@@ -127,7 +130,12 @@ class BatchScorer:
             ev = event_type.model_validate_json(raw)
         except ValidationError as exc:
             raise _BadEventError(*_explain(exc)) from None
-        return _Event(rec, ev.event_id, ev.features, ev.entity, ev.ts)
+        features, context = ev.features, ev.context
+        for name in event_type.context_features:  # the model never reads these
+            if name in features:
+                value = features.pop(name)
+                context = {name: value, **(context or {})}
+        return _Event(rec, ev.event_id, features, ev.entity, ev.ts, context)
 
     def dead_letter(self, rec: RawRecord, error: str, error_type: str) -> Encoded:
         """Encode the dead letter of ``rec``: its raw value, the reason and its origin."""
@@ -202,6 +210,7 @@ class BatchScorer:
         now = time.time()
         head = {"schema_version": SCHEMA_VERSION, "model": self.model}
         version = scorer.version
+        context = [e.context for e in events]
         out.scored.append(
             Scored(
                 variant,
@@ -211,6 +220,7 @@ class BatchScorer:
                 labels,
                 proba[:, 1],
                 numeric,
+                context if any(context) else None,
             )
         )
         now_ms = now * 1000.0
@@ -228,6 +238,8 @@ class BatchScorer:
                 "scored_at": now,
                 "latency_ms": latency,
             }
+            if e.context:  # subscribers see it too: a slice or a group needs no lookup
+                doc["context"] = e.context
             out.predictions.append((e.record.key, orjson.dumps(doc)))
             out.prediction_partitions.append(e.record.partition)
             out.latencies_ms.append(latency)

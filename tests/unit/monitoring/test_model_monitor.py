@@ -207,6 +207,29 @@ def test_groups_of_follows_the_sensitive_spec(
     assert by_column is not None and by_column.tolist() == ["a", "", "b"]
 
 
+def test_groups_come_from_the_context_and_events_without_one_are_counted(
+    hyperplane: Stream, grouped_card: ModelCard
+) -> None:
+    mon = ModelMonitor(grouped_card)
+    x, p, pred = hyperplane.scored()
+    num = {n: x[:4, j] for j, n in enumerate(hyperplane.live.numeric_names)}
+    context = [{"grp": "a", "region": "n"}, None, {"region": "s"}, {"grp": "b"}]
+    groups = mon.groups_of(num, {}, context)
+    assert groups is not None and groups.tolist() == ["a", "", "", "b"]
+    mon.observe_batch(num, {}, p[:4], "v", "champion", groups)
+    mon.observe_batch(num, {}, p[:4], "w", "shadow", groups)  # the same events again
+    mon.observe_labels(hyperplane.live.y[:4], pred[:4], p[:4], groups, "v", "champion")
+    mon.observe_labels(hyperplane.live.y[:4], pred[:4], p[:4], groups, "w", "shadow")
+    assert mon.health()["ungrouped"] == {"events": 2, "labels": 2}
+    assert mon.health()["sensitive"] == "grp"
+    again = ModelMonitor(grouped_card)
+    again.restore(mon.snapshot())
+    assert again.health()["ungrouped"] == {"events": 2, "labels": 2}
+    plain = ModelMonitor(hyperplane.card)
+    assert plain.groups_of(num, {}, context) is None
+    assert plain.health()["sensitive"] is None
+
+
 def test_inconsistent_batches_are_refused(hyperplane: Stream) -> None:
     mon = ModelMonitor(hyperplane.card)
     with pytest.raises(BatchError, match="x0"):

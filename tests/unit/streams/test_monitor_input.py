@@ -79,3 +79,16 @@ def test_merged_batches_keep_the_scorers_columns_when_every_batch_has_them() -> 
     assert merged[0].numeric["x"].tolist() == [0.0, 1.0, 0.0]  # in event order, like features
     without = [_part("champion", "1", ["d"])]
     assert merge_scored([first, without])[0].numeric is None  # read from features instead
+
+
+def test_context_travels_with_its_events_across_records_and_merges() -> None:
+    ids = [f"e{i}" for i in range(300)]
+    part = _part("champion", "1", ids)
+    context = [{"segment": "b"} if i % 3 == 0 else None for i in range(300)]
+    with_context = Scored(**{**part.__dict__, "context": context})
+    records = scored_records(BatchResult(scored=[with_context]), max_events=256)
+    parts = [p for raw in records for p in _scored_parts(orjson.loads(raw))]
+    assert [c for p in parts for c in (p.context or [])] == context
+    merged = merge_scored([[with_context], [_part("champion", "1", ["z1", "z2"])]])
+    assert merged[0].context == [*context, None, None], "one context (or None) per event"
+    assert merge_scored([[part], [part]])[0].context is None

@@ -134,3 +134,61 @@ def test_latency_is_measured_from_the_record_timestamp() -> None:
     out = BatchScorer("m").process([_rec(_event(1))], _models())
     assert orjson.loads(out.predictions[0][1])["latency_ms"] > 0
     assert np.isfinite(orjson.loads(out.predictions[0][1])["latency_ms"])
+
+
+# -- context: attributes that travel with the event, never given to the model ----------------
+SENSITIVE = event_model("m", {"a": "numeric", "b": "numeric"}, context_features=("segment",))
+
+
+def test_context_travels_to_the_prediction_and_the_monitors_not_the_model() -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Recording(TypedScorer):
+        def predict_batch(self, rows: Any) -> Any:
+            seen.extend(rows)
+            return super().predict_batch(rows)
+
+    models = ModelSet(Recording(0.8, name="m", version="3"), SENSITIVE)
+    records = [
+        _rec(_event(0, context={"segment": "b", "region": "north", "vip": True, "n": 2.5})),
+        _rec(_event(1, features={"a": 1.0, "b": 2, "segment": "a"}), 1),  # inside features
+        _rec(_event(2, features={"a": 1.0, "b": 2, "segment": "a"}, context={"segment": "c"}), 2),
+        _rec(_event(3), 3),  # no context at all
+    ]
+    out = BatchScorer("m").process(records, models)
+    assert out.dead_letters == []
+    assert seen == [{"a": 1.0, "b": 2}] * 4, "the model never sees a context attribute"
+    docs = [Prediction.model_validate_json(v) for _, v in out.predictions]
+    assert [d.context for d in docs] == [
+        {"segment": "b", "region": "north", "vip": True, "n": 2.5},
+        {"segment": "a"},
+        {"segment": "c"},  # the context's own value wins over the copy in features
+        None,
+    ]
+    [part] = out.scored
+    assert part.context == [d.context for d in docs]
+    assert part.features == [{"a": 1.0, "b": 2}] * 4
+
+
+def test_a_batch_without_context_carries_none() -> None:
+    out = BatchScorer("m").process([_rec(_event(i), i) for i in range(3)], _models())
+    assert out.scored[0].context is None
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        # Only the card's sensitive column may stand among the features; anything else is
+        # still an unknown feature, with the same reason as before.
+        (_event(0, features={"a": 1, "b": 2, "region": "n"}), "features.region: Extra inputs"),
+        (_event(0, context={"deep": {"x": 1}}), "context.deep"),
+        (_event(0, context={"f": [1]}), "context.f"),
+        (_event(0, context=["segment"]), "context"),
+    ],
+)
+def test_what_context_cannot_hold_is_a_dead_letter(event: dict[str, Any], reason: str) -> None:
+    out = BatchScorer("m").process([_rec(event)], ModelSet(TypedScorer(0.8), SENSITIVE))
+    assert out.predictions == []
+    [(_, raw)] = out.dead_letters
+    letter = DeadLetter.model_validate_json(raw)
+    assert reason in letter.error, letter.error
