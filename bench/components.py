@@ -6,6 +6,13 @@ model's monitors (the default): the feature columns (the scorer's own, in-proces
 monitors, the label-join store, and the label side (join, label monitors, window, online
 challenger). The ``owner in another process:`` rows are what the ``monitor-input`` topic adds
 when the monitors run elsewhere: encoding, decoding, and reading the features from the input.
+
+Beside them, figures that are parts of a row or another input, not summed into the total:
+``scoring: ONNX call alone`` (one ``OnnxScorer.predict_batch`` per batch), ``scoring, half
+malformed`` (the same batch with every other record broken, per record: dead letters with
+their reasons instead of predictions; :func:`malformed_slowdown` sets it against the clean
+batch), and ``monitors alone`` (the model's monitors and the online challenger, in memory,
+without the label join).
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import orjson
 
 from bench.world import World
+from models.data import synthetic
 from models.scorer import OnnxScorer
+from monitoring import ModelMonitor
+from monitoring.challenger import OnlineChallenger
 from streams.messages import card_event_model
 from streams.monitor_agents import _scored_parts, scored_records
 from streams.monitor_runtime import MonitorRuntime
@@ -33,6 +44,46 @@ def _per_event(fn: Callable[[], Any], events: int, repeat: int) -> float:
     for _ in range(repeat):
         fn()
     return (time.perf_counter() - started) / repeat / events * 1e6
+
+
+# Row names of the figures that are not summed into the monitoring total.
+ONNX_ALONE = "scoring: ONNX call alone (OnnxScorer.predict_batch)"
+CLEAN = "scoring: decode, validate, score, encode"
+MALFORMED = "scoring, half malformed (dead letters), per record"
+MONITORS_ALONE = "monitors alone: observe_batch + observe_labels"
+CHALLENGER_ALONE = "monitors alone: online challenger (logreg), per label"
+
+
+def malformed(i: int, row: dict[str, float]) -> bytes:
+    """A broken record, of one of the kinds a careless producer sends (``i`` picks which)."""
+    features: dict[str, object] = dict(row)
+    event = {"event_id": f"bad-{i}", "features": features}
+    first = next(iter(row))
+    kind = i % 9
+    if kind == 0:
+        return b"\x00\xff not json at all"
+    if kind == 1:
+        return orjson.dumps(event)[: 20 + i % 40]  # cut short
+    if kind == 2:
+        features[first] = "rich"  # a string for a number
+    elif kind == 3:
+        del features[first]  # a feature missing
+    elif kind == 4:
+        features["shoe_size"] = 44.0  # a feature the model does not know
+    elif kind == 5:
+        return orjson.dumps(event).replace(b'"bad-', b'"surprise":true,"event_id":"bad-', 1)
+    elif kind == 6:
+        return orjson.dumps(event).replace(orjson.dumps(row[first]), b"1e39", 1)  # > float32
+    elif kind == 7:
+        features[first] = "x" * 100_000  # beyond the worker's size limit
+    else:
+        return orjson.dumps({"event_id": f"bad-{i}", "features": [[[[1]]]]})  # nested
+    return orjson.dumps(event)
+
+
+def malformed_slowdown(costs: dict[str, float]) -> float:
+    """Per record, the batch with half its records broken against the clean batch."""
+    return costs[MALFORMED] / costs[CLEAN]
 
 
 def _renamed(parts: list[Scored], tag: str) -> list[Scored]:
@@ -68,9 +119,19 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
     ]
     batch_scorer = BatchScorer(world.model)
     out: dict[str, float] = {}
-    out["scoring: decode, validate, score, encode"] = _per_event(
-        lambda: batch_scorer.process(records, models), batch, repeat
-    )
+    out[CLEAN] = _per_event(lambda: batch_scorer.process(records, models), batch, repeat)
+    rows = [world.rows[i % len(world.rows)] for i in range(batch)]
+    out[ONNX_ALONE] = _per_event(lambda: scorer.predict_batch(rows), batch, repeat)
+    mixed = [
+        RawRecord(malformed(i, rows[i]), r.key, r.topic, r.partition, r.offset, r.timestamp_ms)
+        if i % 2
+        else r
+        for i, r in enumerate(records)
+    ]
+    result = batch_scorer.process(mixed, models)
+    assert len(result.dead_letters) == batch // 2, "every malformed record is a dead letter"
+    out[MALFORMED] = _per_event(lambda: batch_scorer.process(mixed, models), batch, repeat)
+    out.update(_monitors_alone(scorer, batch, repeat))
     result = batch_scorer.process(records, models)
     out["owner in another process: encode input (worker)"] = _per_event(
         lambda: scored_records(result), batch, repeat
@@ -139,8 +200,52 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
     return out
 
 
+def _monitors_alone(scorer: OnnxScorer, batch: int, repeat: int) -> dict[str, float]:
+    """The model's monitors (drift and label monitors) and the online challenger, in memory:
+    µs per event of a labelled hyperplane stream in batches of ``batch``, without Redis, the
+    label join or the runtime around them."""
+    card = scorer.card
+    live = synthetic("hyperplane", rows=batch * repeat, seed=1, features=len(card.features))
+    num = {n: live.numeric[:, j] for j, n in enumerate(live.numeric_names)}
+    labels, proba = scorer.predict_batch(
+        [dict(zip(live.numeric_names, r, strict=True)) for r in live.numeric.tolist()]
+    )
+    scores = proba[:, 1].astype(np.float64)
+    y = live.y.astype(np.int64)
+    preds = np.asarray(labels, dtype=np.int64)
+    slices = [slice(s, s + batch) for s in range(0, len(live), batch)]
+
+    def monitors() -> None:
+        mon = ModelMonitor(card)
+        for sl in slices:
+            part = {n: col[sl] for n, col in num.items()}
+            mon.observe_batch(part, {}, scores[sl], "1", "champion")
+            mon.observe_labels(y[sl], preds[sl], scores[sl], None, "1", "champion")
+
+    rows = [dict(zip(live.numeric_names, r, strict=True)) for r in live.numeric.tolist()]
+
+    def challenger() -> None:
+        learner = OnlineChallenger(card, "logreg")
+        for sl in slices:
+            learner.learn(rows[sl], y[sl])
+
+    return {
+        MONITORS_ALONE: _per_event(monitors, len(live), 1),
+        CHALLENGER_ALONE: _per_event(challenger, len(live), 1),
+    }
+
+
 def _labelled(parts: list[Scored]) -> list[tuple[str, int]]:
     return [(e, int(y)) for p in parts for e, y in zip(p.event_ids, p.labels.tolist(), strict=True)]
 
 
-__all__ = ["monitoring_cost"]
+__all__ = [
+    "CHALLENGER_ALONE",
+    "CLEAN",
+    "MALFORMED",
+    "MONITORS_ALONE",
+    "ONNX_ALONE",
+    "malformed",
+    "malformed_slowdown",
+    "monitoring_cost",
+]

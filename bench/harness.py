@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.components import monitoring_cost
+from bench.components import malformed_slowdown, monitoring_cost
 from bench.world import World, make_world
 from streams.kafka_jars import kafka_version
 from streams.services import LocalServices
@@ -72,6 +72,7 @@ TARGETS = {
     "swap_gap_ms": ("<=", 250.0),
     "swap_lost": ("<=", 0.0),
     "worker_peak_rss_mb": ("<=", 400.0),
+    "malformed_slowdown": ("<=", 2.0),
 }
 
 
@@ -266,6 +267,7 @@ def verdict(figures: dict[str, Any]) -> dict[str, Any]:
             figures["driftline_monitoring_on"]["peak_rss_mb"],
             figures["driftline_monitoring_off"]["peak_rss_mb"],
         ),
+        "malformed_slowdown": malformed_slowdown(figures["monitoring_cost_us_per_event"]),
     }
     targets = {
         name: {

@@ -14,6 +14,7 @@ _NAMES = {
     "swap_gap_ms": "largest gap during a promotion, worst run (ms)",
     "swap_lost": "events lost during a promotion",
     "worker_peak_rss_mb": "worker peak RSS (MiB)",
+    "malformed_slowdown": "scoring per record, half malformed ÷ clean",
 }
 
 

@@ -20,7 +20,8 @@ from streams.kafka_admin import create_topics
 from streams.messages import RetrainRequest
 from streams.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, collect, send
+from tests.integration.workerkit import Deployment, collect, nothing_pending, send
+from tests.waiting import poll, wait_until
 
 
 @pytest.fixture
@@ -69,13 +70,18 @@ def _kinds(dep: Deployment) -> list[str]:
     return [h["kind"] for h in _history(dep)]
 
 
-def _wait(predicate: Any, timeout_s: float, step: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(step)
-    return predicate()
+def _live_labels(dep: Deployment, version: str) -> int:
+    """Labels the monitors joined for ``version`` as champion, as the retrainer reads them."""
+    import redis
+
+    client = redis.Redis.from_url(dep.services.redis)
+    try:
+        raw = client.hget(f"driftline:model:{dep.model}:health", "monitor")
+    finally:
+        client.close()
+    scope = (orjson.loads(raw) if raw else {}).get("metrics", {}).get(f"{version}/champion", {})
+    has_accuracy = scope.get("rolling", {}).get("accuracy") is not None
+    return int(scope.get("labels") or 0) if has_accuracy else 0
 
 
 def _accuracy(preds: list[dict], truth: dict[str, int], ids: set[str]) -> float:
@@ -117,9 +123,14 @@ def test_concept_drift_is_retrained_shadow_tested_and_promoted(deployment: Deplo
         _feed(dep, after_e, after_l)
         truth.update({x["event_id"]: x["label"] for x in after_l})
         total = len(pre_e) + len(sent) + len(after_e)
-        preds = asyncio.run(
+        preds = asyncio.run(  # shadow predictions count too: read until every event is scored
             collect(
-                dep.services.kafka, dep.topics["predictions"], total, timeout_s=120, worker=worker
+                dep.services.kafka,
+                dep.topics["predictions"],
+                total,
+                timeout_s=120,
+                worker=worker,
+                complete=dep.scored_all,
             )
         )
     champion_ids = {p["event_id"] for p in preds if p["variant"] == "champion"}
@@ -160,25 +171,43 @@ def test_a_candidate_failing_a_gate_is_refused_and_named(
                 dep.topics["predictions"],
                 1200,
                 timeout_s=60,
-                settle_s=0,
                 worker=worker,
             )
         )
-        assert _wait(lambda: _window_len(dep) >= 1200, 30)
+        wait_until("1200 events in the window", lambda: _window_len(dep) >= 1200, 30, 0.5)
         request = RetrainRequest(
             request_id="forced-1", model=dep.model, version=v1, reason="test: forced"
         )
         asyncio.run(
             send(dep.services.kafka, dep.topics["retrain"], [request.model_dump(mode="json")])
         )
-        rejected = _wait(lambda: [h for h in _history(dep) if h["kind"] == "reject"], 90)
+        rejected = wait_until(
+            "the candidate's rejection",
+            lambda: [h for h in _history(dep) if h["kind"] == "reject"],
+            90,
+            0.5,
+            detail=lambda: f"{_kinds(dep)}\n{dep.log('retrainer')}",
+        )
         assert worker.poll() is None
-    assert rejected, f"{_kinds(dep)}\n{dep.log('retrainer')}"
     assert "fairness" in rejected[0]["reason"]
     assert dep.registry.aliases(dep.model)["champion"].version == v1
     assert "challenger" not in dep.registry.aliases(dep.model)
-    updates = asyncio.run(collect(dep.services.kafka, dep.topics["updates"], 1, timeout_s=10))
-    assert any(u["action"] == "reject" and "fairness" in u["reason"] for u in updates)
+    wait_until(
+        "the rejection announced on the updates topic",
+        lambda: any(u["action"] == "reject" and "fairness" in u["reason"] for u in _updates(dep)),
+        30,
+        0.5,
+        detail=lambda: _updates(dep),
+    )
+
+
+def _updates(dep: Deployment) -> list[dict[str, Any]]:
+    """Every model update announced so far."""
+    return asyncio.run(
+        collect(
+            dep.services.kafka, dep.topics["updates"], 0, timeout_s=30, complete=nothing_pending
+        )
+    )
 
 
 def _window_len(dep: Deployment) -> int:
@@ -204,17 +233,28 @@ def test_a_promoted_version_that_performs_worse_is_rolled_back(deployment: Deplo
                 dep.topics["predictions"],
                 1500,
                 timeout_s=60,
-                settle_s=0,
                 worker=worker,
             )
         )
-        time.sleep(3)  # the good champion's live accuracy reaches Redis
+        wait_until(  # the good champion's live accuracy reaches Redis: the rollback's bar
+            "the good champion's live accuracy over its 1500 labels",
+            lambda: _live_labels(dep, good) >= 1500,
+            60,
+            0.25,
+            detail=dep.log,
+        )
         dep.registry.promote(dep.model, bad)
-        assert _wait(lambda: "stage" in _kinds(dep), 20), dep.log("retrainer")
-        for chunk in range(8):
+        wait_until(
+            "the promotion staged",
+            lambda: "stage" in _kinds(dep),
+            20,
+            0.5,
+            detail=lambda: dep.log("retrainer"),
+        )
+        for chunk in range(8):  # more evidence until the retrainer rolls back (or 8 chunks)
             ev, lab = _stream(400, concept=5, seed=50 + chunk, prefix=f"b{chunk}")
             _feed(dep, ev, lab)
-            if _wait(lambda: "rollback" in _kinds(dep), 3):
+            if poll(lambda: "rollback" in _kinds(dep), 3, 0.5):
                 break
     rollback = [h for h in _history(dep) if h["kind"] == "rollback"]
     assert rollback, f"{_kinds(dep)}\n{dep.log('retrainer')}"
@@ -235,11 +275,10 @@ def test_a_retrainer_killed_mid_training_retries_the_request(deployment: Deploym
                 dep.topics["predictions"],
                 4000,
                 timeout_s=90,
-                settle_s=0,
                 worker=worker,
             )
         )
-        assert _wait(lambda: _window_len(dep) >= 4000, 30)
+        wait_until("4000 events in the window", lambda: _window_len(dep) >= 4000, 30, 0.5)
         request = RetrainRequest(
             request_id="crash-1", model=dep.model, version=v1, reason="test: crash"
         )
@@ -247,19 +286,27 @@ def test_a_retrainer_killed_mid_training_retries_the_request(deployment: Deploym
             asyncio.run(
                 send(dep.services.kafka, dep.topics["retrain"], [request.model_dump(mode="json")])
             )
-            assert _wait(lambda: "request" in _kinds(dep), 60, step=0.05), dep.log("retrainer-1")
+            wait_until(
+                "the retrainer taking the request",
+                lambda: "request" in _kinds(dep),
+                60,
+                0.05,
+                detail=lambda: dep.log("retrainer-1"),
+            )
             first.send_signal(signal.SIGKILL)
             first.wait()
         assert "gates" not in _kinds(dep), "killed before the gates"
         with dep.worker("retrainer-2", command="retrainer"):
-            done = _wait(
+            wait_until(
+                "the retried request through the gates",
                 lambda: [
                     h
                     for h in _history(dep)
                     if h["kind"] == "gates" and h.get("request_id") == "crash-1"
                 ],
                 120,
+                0.5,
+                detail=lambda: f"{_kinds(dep)}\n{dep.log('retrainer-2')}",
             )
-    assert done, f"{_kinds(dep)}\n{dep.log('retrainer-2')}"
     requests = [h for h in _history(dep) if h["kind"] == "request"]
     assert [r["request_id"] for r in requests] == ["crash-1", "crash-1"], "retried, not lost"

@@ -10,10 +10,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from streams.kafka_admin import create_topics
 from tests.conftest import Endpoints
+from tests.integration.workerkit import collect, group_lag
 
 N_EVENTS = 10_000
 N_KEYS = 64
@@ -30,34 +32,6 @@ async def _produce(bootstrap: str, topic: str) -> None:
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def _consume(
-    bootstrap: str, topic: str, group: str, timeout_s: float, worker: subprocess.Popen[bytes]
-) -> list[dict]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    received: list[dict] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        # Read past N_EVENTS for a moment so that duplicates would be seen too.
-        quiet_until = None
-        while asyncio.get_running_loop().time() < deadline and worker.poll() is None:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, messages in batch.items():
-                for msg in messages:
-                    value = orjson.loads(msg.value)
-                    value["dst_partition"] = tp.partition
-                    received.append(value)
-            if len(received) >= N_EVENTS:
-                quiet_until = quiet_until or asyncio.get_running_loop().time() + 2.0
-                if asyncio.get_running_loop().time() > quiet_until:
-                    break
-    finally:
-        await consumer.stop()
-    return received
 
 
 def test_faust_agent_relays_each_event_once_in_partition_order(
@@ -82,7 +56,19 @@ def test_faust_agent_relays_each_event_once_in_partition_order(
     )
     try:
         asyncio.run(_produce(services.kafka, source))
-        received = asyncio.run(_consume(services.kafka, sink, f"check-{unique}", 120, worker))
+
+        async def relayed_all() -> bool:  # committed after relaying: no event comes again
+            try:
+                return await group_lag(services.kafka, f"relay-{unique}", source) == 0
+            except KafkaError:  # no coordinator for the group yet
+                return False
+
+        # every record of the sink once the relay committed its input: duplicates included
+        received = asyncio.run(
+            collect(
+                services.kafka, sink, N_EVENTS, timeout_s=120, worker=worker, complete=relayed_all
+            )
+        )
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -95,7 +81,7 @@ def test_faust_agent_relays_each_event_once_in_partition_order(
 
     by_partition: dict[int, list[dict]] = defaultdict(list)
     for r in received:
-        by_partition[r["dst_partition"]].append(r)
+        by_partition[r["_partition"]].append(r)
     assert len(by_partition) == 4, "keys spread over all four partitions"
     for partition, rows in by_partition.items():
         assert {r["src_partition"] for r in rows} == {partition}, "a key keeps its partition"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,14 @@ import redis
 from streams.kafka_admin import create_topics
 from streams.messages import Alert
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, agrawal_events, collect, send
+from tests.integration.workerkit import (
+    Deployment,
+    agrawal_events,
+    collect,
+    nothing_pending,
+    send,
+)
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -37,14 +43,14 @@ def _health(client: redis.Redis, dep: Deployment) -> dict[str, Any]:
     return orjson.loads(raw) if raw else {}
 
 
-def _wait(predicate: Any, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    return predicate()
+def _forwarded_labels(dep: Deployment) -> int:
+    """Labels the workers forwarded to the monitors' input topic so far."""
+    records = asyncio.run(
+        collect(
+            dep.services.kafka, dep.topics["monitor"], 0, timeout_s=30, complete=nothing_pending
+        )
+    )
+    return sum(len(r["items"]) for r in records if r.get("kind") == "labels")
 
 
 def _alerts(client: redis.Redis, model: str) -> list[dict[str, Any]]:
@@ -73,12 +79,19 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
             )
         )
         assert len(preds) == 8000, dep.log()
-        alerts = _wait(
-            lambda: [a for a in _alerts(client, dep.model) if a["kind"] == "data_drift"], 20
+        # the monitors saw every event (their alerts come before the health that counts them)
+        health = wait_until(
+            "health to count the 8000 events and say alerting",
+            lambda: (
+                (h := _health(client, dep)).get("events", 0) >= 8000
+                and h["status"] == "alerting"
+                and h
+            ),
+            30,
+            0.25,
+            detail=lambda: (_health(client, dep), dep.log()),
         )
-        health = _wait(
-            lambda: _health(client, dep).get("status") == "alerting" and _health(client, dep), 10
-        )
+        alerts = [a for a in _alerts(client, dep.model) if a["kind"] == "data_drift"]
     assert alerts, dep.log()
     for a in alerts:
         Alert.model_validate(a)
@@ -94,11 +107,16 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
     assert {a["alert_id"] for a in published if a["model"] == dep.model} >= {salary[0]["alert_id"]}
     final = _alerts(client, dep.model)  # the worker has stopped: nothing more comes
     on_topic = asyncio.run(
-        collect(dep.services.kafka, dep.topics["alerts"], len(final), timeout_s=20)
+        collect(
+            dep.services.kafka,
+            dep.topics["alerts"],
+            len(final),
+            timeout_s=20,
+            complete=nothing_pending,
+        )
     )
     assert {a["alert_id"] for a in on_topic} == {a["alert_id"] for a in final}
     print("\nalerts:", sorted((a["kind"], a["feature"], a["detector"]) for a in final))
-    assert health, _health(client, dep)
     assert health["status"] == "alerting"
     assert health["events"] >= 8000
 
@@ -145,15 +163,17 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
                 dep.topics["predictions"],
                 1200,
                 timeout_s=90,
-                settle_s=0,
                 worker=worker,
             )
         )
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[400:1200]))
-        first = _wait(
-            lambda: _health(client, dep).get("labels", 0) >= 1200 and _health(client, dep), 30
+        first = wait_until(
+            "the monitors to count 1200 labels",
+            lambda: _health(client, dep).get("labels", 0) >= 1200 and _health(client, dep),
+            30,
+            0.25,
+            detail=lambda: dep.log("first"),
         )
-    assert first, dep.log("first")
     scope = next(iter(first["metrics"].values()))
     assert scope["labels"] == 1200
     assert scope["cumulative"]["accuracy"] > 0.8
@@ -168,15 +188,17 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
                 dep.topics["predictions"],
                 2400,
                 timeout_s=90,
-                settle_s=0,
                 worker=worker,
             )
         )
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[1200:]))
-        second = _wait(
-            lambda: _health(client, dep).get("labels", 0) >= 2400 and _health(client, dep), 30
+        second = wait_until(
+            "the monitors to count 2400 labels",
+            lambda: _health(client, dep).get("labels", 0) >= 2400 and _health(client, dep),
+            30,
+            0.25,
+            detail=lambda: dep.log("second"),
         )
-    assert second, dep.log("second")
     assert second["resumed"] is True
     assert next(iter(second["metrics"].values()))["labels"] == 2400, "metrics continue, not reset"
     assert second["events"] >= 2400
@@ -197,17 +219,28 @@ def test_a_monitor_process_of_its_own_owns_the_monitors(deployment: Deployment) 
                 dep.topics["predictions"],
                 600,
                 timeout_s=90,
-                settle_s=0,
                 worker=worker,
             )
         )
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
-        time.sleep(3)
+        # the worker got that far: it scored the events and forwarded every label
+        wait_until(
+            "the worker forwarding the 600 labels to the monitors",
+            lambda: _forwarded_labels(dep) >= 600,
+            60,
+            0.5,
+            detail=dep.log,
+        )
         assert _health(client, dep) == {}, "no worker runs the monitors"
         with dep.worker("monitor", command="monitor") as monitor:
-            seen = _wait(lambda: _health(client, dep).get("labels", 0) >= 600, 60)
+            wait_until(
+                "the monitor process to count the 600 labels",
+                lambda: _health(client, dep).get("labels", 0) >= 600,
+                60,
+                0.25,
+                detail=lambda: dep.log("monitor"),
+            )
             assert monitor.poll() is None, dep.log("monitor")
-    assert seen, dep.log("monitor")
     health = _health(client, dep)
     assert health["labels"] == 600 and health["events"] == 600
     client.close()

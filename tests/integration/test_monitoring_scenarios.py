@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from streams.kafka_admin import create_topics
 from streams.monitor_input import monitors_group
 from streams.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, collect, send
+from tests.integration.workerkit import Deployment, collect, end_offsets, send
+from tests.waiting import wait_until
 
 
 def _deployment(services: Endpoints, unique: str, root: Path, **monitor: Any) -> Deployment:
@@ -65,15 +66,46 @@ def _health(client: redis.Redis, model: str) -> dict[str, Any]:
     return orjson.loads(raw) if raw else {}
 
 
-def _settle(client: redis.Redis, model: str, events: int, labels: int, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        h = _health(client, model)
-        if h.get("events", 0) >= events and h.get("labels", 0) >= labels:
-            time.sleep(1.0)  # one more snapshot: alerts of the last window are out
-            return _health(client, model)
-        time.sleep(0.5)
-    return _health(client, model)
+def _settle(
+    client: redis.Redis, dep: Deployment, events: int, labels: int, timeout_s: float
+) -> dict:
+    """The monitors' health once they counted ``events`` and ``labels``: the one of the
+    snapshot after the first that did (the alerts of the last window are out by then)."""
+
+    def counts() -> str:
+        h = _health(client, dep.model)
+        return f"counted {h.get('events')} events, {h.get('labels')} labels\n{dep.log()}"
+
+    counted = wait_until(
+        f"the monitors to count {events} events and {labels} labels",
+        lambda: (
+            (h := _health(client, dep.model)).get("events", 0) >= events
+            and h.get("labels", 0) >= labels
+            and h
+        ),
+        timeout_s,
+        0.25,
+        detail=counts,
+    )
+    return wait_until(
+        "the next monitoring snapshot",
+        lambda: (h := _health(client, dep.model)).get("at", 0) > counted["at"] and h,
+        30,
+        0.1,
+    )
+
+
+def _assignments(dep: Deployment, names: list[str]) -> dict[str, list[list[int]]]:
+    return {name: dep.assignments(name) for name in names}
+
+
+def _scoring_together(dep: Deployment, names: list[str]) -> bool:
+    """Whether the workers' scoring loops hold the 4 partitions between them, each some."""
+    latest = [dep.assignments(name)[-1:] for name in names]
+    if not all(latest):
+        return False
+    held = [p for (partitions,) in latest for p in partitions]
+    return sorted(held) == [0, 1, 2, 3] and all(partitions for (partitions,) in latest)
 
 
 @pytest.fixture
@@ -94,7 +126,7 @@ def test_100k_stationary_events_raise_no_alert(
     with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
-        health = _settle(client, dep.model, 100_000, 100_000, 240)
+        health = _settle(client, dep, 100_000, 100_000, 240)
         assert worker.poll() is None
     assert health.get("events") == 100_000 and health.get("labels") == 100_000, dep.log()
     assert _alerts(client, dep.model) == []
@@ -113,11 +145,11 @@ def test_one_feature_shift_alerts_that_feature_only_within_a_bounded_delay(
     delay = None
     with dep.worker() as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], normal))
-        _settle(client, dep.model, 5000, 0, 60)
+        _settle(client, dep, 5000, 0, 60)
         assert _alerts(client, dep.model) == []
         for i in range(0, len(shifted), 250):
             asyncio.run(send(dep.services.kafka, dep.topics["events"], shifted[i : i + 250]))
-            _settle(client, dep.model, 5000 + i + 250, 0, 30)
+            _settle(client, dep, 5000 + i + 250, 0, 30)
             if any(a["kind"] == "data_drift" for a in _alerts(client, dep.model)):
                 delay = i + 250
                 break
@@ -140,12 +172,12 @@ def test_switch_of_labelling_function_raises_concept_drift(
     with dep.worker():
         asyncio.run(send(dep.services.kafka, dep.topics["events"], before))
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], before_l))
-        _settle(client, dep.model, 3000, 3000, 60)
+        _settle(client, dep, 3000, 3000, 60)
         assert not [a for a in _alerts(client, dep.model) if a["kind"] == "concept_drift"]
         asyncio.run(send(dep.services.kafka, dep.topics["events"], after))
         for i in range(0, len(after_l), 250):
             asyncio.run(send(dep.services.kafka, dep.topics["labels"], after_l[i : i + 250]))
-            _settle(client, dep.model, 7000, 3000 + i + 250, 30)
+            _settle(client, dep, 7000, 3000 + i + 250, 30)
             if any(a["kind"] == "concept_drift" for a in _alerts(client, dep.model)):
                 delay = i + 250
                 break
@@ -167,13 +199,13 @@ def test_a_gap_introduced_for_one_group_raises_a_fairness_alert(
     with dep.worker():
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:3000]))
-        _settle(client, dep.model, 6000, 3000, 60)
+        _settle(client, dep, 6000, 3000, 60)
         assert not [a for a in _alerts(client, dep.model) if a["kind"] == "fairness"]
         flipped = [
             {**x, "label": 1 - x["label"]} if x["event_id"] in young else x for x in labels[3000:]
         ]
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], flipped))
-        _settle(client, dep.model, 6000, 6000, 60)
+        _settle(client, dep, 6000, 6000, 60)
     fairness = [a for a in _alerts(client, dep.model) if a["kind"] == "fairness"]
     assert fairness, dep.log()
     assert fairness[0]["feature"] == "age_band"
@@ -200,12 +232,11 @@ def test_late_out_of_order_labels_give_the_offline_metrics(
                 dep.topics["predictions"],
                 3000,
                 timeout_s=60,
-                settle_s=0,
                 worker=worker,
             )
         )
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], shuffled[1000:]))  # late
-        health = _settle(client, dep.model, 3000, 3000, 60)
+        health = _settle(client, dep, 3000, 3000, 60)
     truth = {x["event_id"]: x["label"] for x in labels}
     y_true = [truth[p["event_id"]] for p in preds]
     y_pred = [p["label"] for p in preds]
@@ -228,10 +259,17 @@ def test_two_workers_see_what_one_worker_sees(
         workers = [dep.worker(f"w{i}") for i in range(n_workers)]
         procs = [w.__enter__() for w in workers]
         try:
-            time.sleep(8)  # every worker has joined the group before the input flows
+            names = [f"w{i}" for i in range(n_workers)]
+            wait_until(  # every worker has joined the group before the input flows
+                f"{n_workers} worker(s) scoring the 4 partitions between them",
+                partial(_scoring_together, dep, names),
+                120,
+                0.25,
+                detail=partial(_assignments, dep, names),
+            )
             asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
             asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
-            reports.append(_settle(client, dep.model, 4000, 4000, 90))
+            reports.append(_settle(client, dep, 4000, 4000, 90))
             assert all(p.poll() is None for p in procs)
         finally:
             for w in workers:
@@ -273,7 +311,7 @@ def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
     with dep.worker():
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1500]))
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:1500]))
-        first = _settle(client, dep.model, 1500, 1500, 60)
+        first = _settle(client, dep, 1500, 1500, 60)
     state = orjson.loads(client.get(f"driftline:model:{dep.model}:state") or b"{}")
     assert first["events"] == first["labels"] == 1500, dep.log()
     assert state.get("input_next", 0) > 0, "the snapshot holds the next offset to read"
@@ -283,9 +321,28 @@ def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
     with dep.worker():
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1500:]))
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[1500:]))
-        second = _settle(client, dep.model, 3000, 3000, 60)
-        time.sleep(2.0)  # a record read twice would show in the next snapshot
-        second = _health(client, dep.model)
+        _settle(client, dep, 3000, 3000, 60)
+        # A record read twice would be counted twice: wait until the monitors have read their
+        # input to its end, then take the health of that snapshot (or a later one).
+        (end,) = [
+            e for e in asyncio.run(end_offsets(services.kafka, dep.topics["monitor"])).values() if e
+        ]
+        read = wait_until(
+            f"the monitors reading their input to its end ({end})",
+            lambda: (
+                (st := orjson.loads(client.get(f"driftline:model:{dep.model}:state") or b"{}"))
+                and st.get("input_next") == end
+                and st
+            ),
+            60,
+            0.25,
+        )
+        second = wait_until(
+            "the health of that snapshot",
+            lambda: (h := _health(client, dep.model)).get("at", 0) >= read["at"] and h,
+            30,
+            0.1,
+        )
     assert second["events"] == 3000 and second["labels"] == 3000, (second, dep.log())
     # label records read again would wait in the join for predictions long joined
     assert second["join"]["joined"] == 3000, second["join"]

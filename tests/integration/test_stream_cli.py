@@ -13,7 +13,14 @@ import pytest
 
 from streams.kafka_admin import create_topics
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, agrawal_events, collect, send
+from tests.integration.workerkit import (
+    Deployment,
+    agrawal_events,
+    collect,
+    nothing_pending,
+    send,
+)
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -31,6 +38,27 @@ def _cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=180,
         check=False,
+    )
+
+
+def _wait_for_swap(dep: Deployment, *, champion: str, mode: str, challenger: str = "") -> None:
+    """Wait until the worker has swapped to ``champion`` with ``mode`` routing (and
+    ``challenger`` when given): what the announced change is."""
+
+    def swapped() -> bool:
+        last = (dep.swaps() or [{}])[-1]
+        return (
+            last.get("champion") == champion
+            and last.get("routing", {}).get("mode") == mode
+            and (not challenger or last.get("challenger") == challenger)
+        )
+
+    wait_until(
+        f"the worker to swap to champion {champion}, {mode} routing",
+        swapped,
+        60,
+        0.1,
+        detail=lambda: (dep.swaps(), dep.log()),
     )
 
 
@@ -56,13 +84,22 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
     )
     assert done.returncode == 0, done.stderr
 
-    sent = asyncio.run(collect(dep.services.kafka, dep.topics["events"], 40, timeout_s=30))
+    # the two commands have exited: whatever they sent is on the topics
+    sent = asyncio.run(
+        collect(
+            dep.services.kafka, dep.topics["events"], 40, timeout_s=30, complete=nothing_pending
+        )
+    )
     assert len(sent) == 40
     replayed = {e["event_id"]: e for e in sent}
     assert replayed["file-3"]["features"] == events[3]["features"]
     assert "label" not in replayed["file-3"], "the label is not part of the event"
     assert replayed["csv-0"]["features"]["salary"] == pytest.approx(events[0]["features"]["salary"])
-    labels = asyncio.run(collect(dep.services.kafka, dep.topics["labels"], 40, timeout_s=30))
+    labels = asyncio.run(
+        collect(
+            dep.services.kafka, dep.topics["labels"], 40, timeout_s=30, complete=nothing_pending
+        )
+    )
     by_id = {lab["event_id"]: lab["label"] for lab in labels}
     assert len(by_id) == 40
     assert by_id["file-3"] == 1 and by_id["csv-9"] == 1
@@ -101,7 +138,6 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
                 dep.topics["predictions"],
                 200,
                 timeout_s=60,
-                settle_s=0,
                 worker=worker,
             )
         )
@@ -111,7 +147,7 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
         routed = _cli(dep, "models", "route", dep.model, "--shadow")
         assert routed.returncode == 0, routed.stderr
         assert "announced" in routed.stderr and "not announced" not in routed.stderr
-        asyncio.run(asyncio.sleep(3))
+        _wait_for_swap(dep, champion=v1, challenger=v2, mode="shadow")
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[200:400]))
         asyncio.run(
             collect(
@@ -119,17 +155,23 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
                 dep.topics["predictions"],
                 600,
                 timeout_s=60,
-                settle_s=0,
                 worker=worker,
             )
         )
         promoted = _cli(dep, "models", "promote", dep.model, v2)
         assert promoted.returncode == 0, promoted.stderr
         assert _cli(dep, "models", "route", dep.model, "--off").returncode == 0
-        asyncio.run(asyncio.sleep(3))
+        _wait_for_swap(dep, champion=v2, mode="off")
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[400:]))
         preds = asyncio.run(
-            collect(dep.services.kafka, dep.topics["predictions"], 800, timeout_s=60, worker=worker)
+            collect(
+                dep.services.kafka,
+                dep.topics["predictions"],
+                800,
+                timeout_s=60,
+                worker=worker,
+                complete=dep.scored_all,  # a stray shadow prediction would be in
+            )
         )
     seen = {
         (p["event_id"][:2], int(p["event_id"][3:]) // 200, p["variant"], p["version"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -15,7 +14,13 @@ from streams.kafka_admin import create_topics
 from streams.messages import DeadLetter, ModelUpdate, Prediction
 from streams.routing import Routing, save_routing
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, agrawal_events, collect, send
+from tests.integration.workerkit import (
+    Deployment,
+    agrawal_events,
+    collect,
+    nothing_pending,
+    send,
+)
 
 
 @pytest.fixture
@@ -41,7 +46,12 @@ def test_ten_thousand_events_each_predicted_once_by_the_champion(deployment: Dep
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
         preds = asyncio.run(
             collect(
-                dep.services.kafka, dep.topics["predictions"], 10_000, timeout_s=120, worker=worker
+                dep.services.kafka,
+                dep.topics["predictions"],
+                10_000,
+                timeout_s=120,
+                worker=worker,
+                complete=dep.scored_all,  # duplicates, if any, are in
             )
         )
     assert len(preds) == 10_000, dep.log()
@@ -53,7 +63,10 @@ def test_ten_thousand_events_each_predicted_once_by_the_champion(deployment: Dep
     assert {(p["model"], p["version"], p["variant"]) for p in preds} == {
         (dep.model, version, "champion")
     }
-    dead = asyncio.run(collect(dep.services.kafka, dep.topics["dlq"], 0, timeout_s=3))
+    # every event was committed, after its dead letter (if any) was acknowledged
+    dead = asyncio.run(
+        collect(dep.services.kafka, dep.topics["dlq"], 0, timeout_s=30, complete=nothing_pending)
+    )
     assert dead == []
 
 
@@ -95,10 +108,18 @@ def test_malformed_events_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
                 2 * len(bad) + 1,
                 timeout_s=90,
                 worker=worker,
+                complete=dep.scored_all,  # a malformed event predicted would be in
             )
         )
-        dead = asyncio.run(
-            collect(dep.services.kafka, dep.topics["dlq"], len(bad), timeout_s=30, worker=worker)
+        dead = asyncio.run(  # the worker committed every event: its dead letters are all in
+            collect(
+                dep.services.kafka,
+                dep.topics["dlq"],
+                len(bad),
+                timeout_s=30,
+                worker=worker,
+                complete=nothing_pending,
+            )
         )
         assert worker.poll() is None, "the worker survives hostile input"
     predicted = {p["event_id"] for p in preds}
@@ -134,7 +155,6 @@ def test_promotion_mid_stream_loses_nothing_and_switches_between_batches(
                 dep.topics["predictions"],
                 2000,
                 timeout_s=90,
-                settle_s=0,
                 worker=worker,
             )
         )
@@ -143,7 +163,11 @@ def test_promotion_mid_stream_loses_nothing_and_switches_between_batches(
             sending = asyncio.create_task(
                 send(dep.services.kafka, dep.topics["events"], events[2000:], rate=4000)
             )
-            await asyncio.sleep(1.0)
+            # mid-stream: once v1 has scored a thousand of the streamed events
+            scored = await collect(
+                dep.services.kafka, dep.topics["predictions"], 3000, timeout_s=90, worker=worker
+            )
+            assert len(scored) >= 3000, dep.log()
             dep.registry.promote(dep.model, v2)
             update = ModelUpdate(model=dep.model, action="promote", version=v2, alias="champion")
             await send(dep.services.kafka, dep.topics["updates"], [update.model_dump(mode="json")])
@@ -152,7 +176,12 @@ def test_promotion_mid_stream_loses_nothing_and_switches_between_batches(
         asyncio.run(stream_and_promote())
         preds = asyncio.run(
             collect(
-                dep.services.kafka, dep.topics["predictions"], 12_000, timeout_s=120, worker=worker
+                dep.services.kafka,
+                dep.topics["predictions"],
+                12_000,
+                timeout_s=120,
+                worker=worker,
+                complete=dep.scored_all,  # a late v1 prediction would be in
             )
         )
     assert set(_by_event(preds)) == {e["event_id"] for e in events}, "zero events lost"
@@ -184,6 +213,7 @@ def test_canary_of_ten_percent_is_sticky_per_entity(deployment: Deployment) -> N
                 len(first) + len(repeat),
                 timeout_s=150,
                 worker=worker,
+                complete=dep.scored_all,
             )
         )
     variant = {p["event_id"]: p["variant"] for p in preds}
@@ -201,20 +231,23 @@ def test_worker_killed_mid_stream_rescoring_loses_nothing(deployment: Deployment
     events = agrawal_events(20_000, prefix="kill", entities=1000)
 
     with dep.worker("first") as worker:
-        deadline = time.monotonic() + 60
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1000]))
-        while time.monotonic() < deadline:  # wait until it is scoring
-            got = asyncio.run(
-                collect(dep.services.kafka, dep.topics["predictions"], 1, timeout_s=2, settle_s=0)
-            )
-            if got:
-                break
+        scoring = asyncio.run(  # wait until it is scoring
+            collect(dep.services.kafka, dep.topics["predictions"], 1, timeout_s=60, worker=worker)
+        )
+        assert scoring, dep.log("first")
         sender = asyncio.new_event_loop()
         try:
             task = sender.create_task(
                 send(dep.services.kafka, dep.topics["events"], events[1000:], rate=5000)
             )
-            sender.run_until_complete(asyncio.sleep(1.5))
+            # mid-stream: once it has scored a thousand of the streamed events
+            scored = sender.run_until_complete(
+                collect(
+                    dep.services.kafka, dep.topics["predictions"], 2000, timeout_s=60, worker=worker
+                )
+            )
+            assert len(scored) >= 2000, dep.log("first")
             worker.send_signal(signal.SIGKILL)
             worker.wait()
             sender.run_until_complete(task)
@@ -223,7 +256,12 @@ def test_worker_killed_mid_stream_rescoring_loses_nothing(deployment: Deployment
     with dep.worker("second") as worker:
         preds = asyncio.run(
             collect(
-                dep.services.kafka, dep.topics["predictions"], 20_000, timeout_s=120, worker=worker
+                dep.services.kafka,
+                dep.topics["predictions"],
+                20_000,
+                timeout_s=120,
+                worker=worker,
+                complete=dep.scored_all,  # every rescored duplicate is counted
             )
         )
     ids = Counter(p["event_id"] for p in preds)

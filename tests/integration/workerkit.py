@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,9 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 
 from models.data import synthetic
 from models.registry import Registry
@@ -107,8 +112,35 @@ class Deployment:
             log.close()
 
     def log(self, name: str = "worker") -> str:
+        return self.full_log(name)[-4000:]
+
+    def full_log(self, name: str = "worker") -> str:
         path = self.root / f"{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
+    def scorer_group(self) -> str:
+        """The consumer group of the workers' scoring loops."""
+        return f"driftline-scorer-{self.model}"
+
+    async def scored_all(self) -> bool:
+        """Whether the workers committed every event sent so far: they acknowledged every
+        output for them first, and will not score them again."""
+        try:
+            lag = await group_lag(self.services.kafka, self.scorer_group, self.topics["events"])
+        except KafkaError:  # e.g. no coordinator for the group yet: not there yet either
+            return False
+        return lag == 0
+
+    def assignments(self, name: str = "worker") -> list[list[int]]:
+        """The partitions a worker's scoring loop was given, one list per rebalance."""
+        found = re.findall(r"scoring partitions: \[([\d, ]*)\]", self.full_log(name))
+        return [[int(p) for p in f.split(",") if p.strip()] for f in found]
+
+    def swaps(self, name: str = "worker") -> list[dict[str, Any]]:
+        """What a worker swapped to (versions and routing), one entry per swap, in order."""
+        found = re.findall(r": swap .* -> (\{.*\})\s*$", self.full_log(name), re.MULTILINE)
+        return [ast.literal_eval(f) for f in found]
 
 
 def agrawal_events(
@@ -145,23 +177,37 @@ async def send(
     return n
 
 
+async def nothing_pending() -> bool:
+    """For :func:`collect`'s ``complete``: whatever writes the topic has finished (it exited,
+    or it was this test and its sends were acknowledged)."""
+    return True
+
+
 async def collect(
     bootstrap: str,
     topic: str,
     until: int,
     *,
     timeout_s: float,
-    settle_s: float = 2.0,
     worker: subprocess.Popen[bytes] | None = None,
+    complete: Callable[[], Awaitable[bool]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Read ``topic`` from the start until ``until`` messages came and ``settle_s`` passed."""
+    """Read ``topic`` from the start until ``until`` messages came.
+
+    With ``complete``, an async check that nothing more will be written for what was sent
+    (:meth:`Deployment.scored_all`: the worker committed every event, after its outputs were
+    acknowledged; :func:`nothing_pending`: the writer has finished), read on until it holds
+    and then up to the end of the topic as it was then: every record, duplicates and strays
+    included, however slow the machine. ``AssertionError`` when it does not hold in time.
+    """
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     out: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
-    deadline, settled = loop.time() + timeout_s, None
+    deadline = loop.time() + timeout_s
+    ends: dict[TopicPartition, int] | None = None
     try:
         while loop.time() < deadline:
             if worker is not None and worker.poll() is not None:
@@ -173,13 +219,62 @@ async def collect(
                     doc["_partition"] = tp.partition
                     doc["_offset"] = m.offset
                     out.append(doc)
-            if len(out) >= until:
-                settled = settled or loop.time() + settle_s
-                if loop.time() >= settled:
-                    break
+            if len(out) < until:
+                continue
+            if complete is None:
+                return out
+            if ends is None and await complete():
+                ends = await consumer.end_offsets(list(consumer.assignment()))
+            if ends is not None and all(
+                [await consumer.position(tp) >= end for tp, end in ends.items()]
+            ):
+                return out
     finally:
         await consumer.stop()
+    if complete is not None and len(out) >= until:
+        raise AssertionError(
+            f"{topic}: {len(out)} records read, but in {timeout_s:g}s "
+            + ("nothing said that no more are coming" if ends is None else "not up to its end")
+        )
     return out
 
 
-__all__ = ["Deployment", "agrawal_events", "collect", "send"]
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of each partition of ``topic`` now."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()  # with the topic's metadata
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        assert parts, f"no partitions known for {topic}"
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(parts)])
+        return {tp.partition: end for tp, end in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of ``topic`` that ``group`` has not committed yet (all, before its first)."""
+    ends = await end_offsets(bootstrap, topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    total = 0
+    for partition, end in ends.items():
+        meta = committed.get(TopicPartition(topic, partition))
+        done = meta.offset if meta is not None and meta.offset >= 0 else 0
+        total += max(end - done, 0)
+    return total
+
+
+__all__ = [
+    "Deployment",
+    "agrawal_events",
+    "collect",
+    "end_offsets",
+    "group_lag",
+    "nothing_pending",
+    "send",
+]

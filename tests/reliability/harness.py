@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +33,8 @@ from aiokafka.structs import TopicPartition
 
 from streams.kafka_admin import create_topics
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment
+from tests.integration.workerkit import Deployment, end_offsets
+from tests.waiting import wait_for
 
 T = TypeVar("T")
 # a JSON document, raw bytes, a null value, or (key, value) as it is to be sent
@@ -75,16 +76,6 @@ def deployment(kafka: str, redis_url: str, unique: str, root: Path) -> Deploymen
     asyncio.run(create_topics(kafka, dep.topics.values(), partitions=4))
     dep.registry.promote(dep.model, dep.add_version())
     return dep
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float, every: float = 0.1) -> float:
-    """Poll ``check`` until it holds; return the seconds it took (AssertionError on timeout)."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout_s:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(every)
-    return time.monotonic() - start
 
 
 # -- producing --------------------------------------------------------------------------
@@ -191,6 +182,7 @@ class Collector:
         self.numbered = bytearray()
         self.count = 0
         self.errors = 0
+        self.positions: dict[int, int] = {}  # partition -> the next offset to read
         self._stop = threading.Event()
         self.ready = threading.Event()
 
@@ -216,6 +208,8 @@ class Collector:
                 for messages in batch.values():
                     for m in messages:
                         self._take(m, now)
+                for tp in batch:
+                    self.positions[tp.partition] = await consumer.position(tp)
         finally:
             await consumer.stop()
 
@@ -240,6 +234,10 @@ class Collector:
     def stop(self) -> None:
         self._stop.set()
 
+    def read_up_to(self, ends: dict[int, int]) -> bool:
+        """Whether every partition was read up to its offset in ``ends``."""
+        return all(self.positions.get(p, 0) >= end for p, end in ends.items())
+
     def missing(self, wanted: Iterable[str]) -> set[str]:
         return {eid for eid in wanted if eid not in self.ids}
 
@@ -252,6 +250,17 @@ class Collector:
         if self.keep == "numbered":
             return sum(n - 1 for n in self.numbered if n > 1)
         return sum(n - 1 for n in self.ids.values() if n > 1)
+
+
+def settle(bg: Background, dep: Deployment, *collectors: Collector, timeout_s: float = 90) -> None:
+    """Wait until the workers committed every event sent, and each collector read its topic up
+    to where it ended then: a worker commits an event after its outputs were acknowledged and
+    never scores it again, so every output for those events (late duplicates included) has
+    been read, however slow the machine; no fixed wait for stragglers."""
+    wait_for("the workers to commit every event", lambda: bg.run(dep.scored_all()), timeout_s, 0.25)
+    for c in collectors:
+        ends = bg.run(end_offsets(c.bootstrap, c.topic))
+        wait_for(f"{c.topic} read to its end", lambda c=c, ends=ends: c.read_up_to(ends), timeout_s)
 
 
 # -- worker processes --------------------------------------------------------------------
@@ -424,6 +433,7 @@ __all__ = [
     "cpu_s",
     "produce",
     "rss_kib",
+    "settle",
     "stamped",
     "wait_for",
 ]

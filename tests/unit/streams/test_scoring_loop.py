@@ -7,7 +7,6 @@ score, send, await acks, commit) is the real one.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from streams.scoring import BatchResult, RawRecord
 from streams.scoring_loop import ScoringLoop
 from streams.settings import load_settings
+from tests.waiting import wait_until_async
 
 TOPIC = "events"
 
@@ -134,20 +134,13 @@ def _loop(
     return loop
 
 
-async def _until(what: str, check: Any, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_batches_acknowledged_within_the_interval_share_one_commit_and_stop_commits_it() -> (
     None
 ):
     consumer, producer = _Consumer(_fetches(3)), _Producer()
     loop = _loop(consumer, producer, commit_every_s=3600)
     running = asyncio.create_task(loop.run())
-    await _until("three batches acknowledged", lambda: loop.batches == 3)
+    await wait_until_async("three batches acknowledged", lambda: loop.batches == 3, 10, 0.01)
     assert consumer.commits == []  # the timer has not come round: nothing committed yet
     await loop.stop()
     await running
@@ -166,9 +159,11 @@ async def test_acknowledged_offsets_are_committed_without_a_stop(
     running = asyncio.create_task(loop.run())
     try:
         # no stop, no further batch: the interval, or the idle timer, commits the acks
-        await _until(
+        await wait_until_async(
             "the commit of both batches",
             lambda: consumer.commits[-1:] == [{TopicPartition(TOPIC, 0): 20}],
+            10,
+            0.01,
         )
     finally:
         await loop.stop()
