@@ -6,7 +6,9 @@ page needs nothing from the network: the style sheet is inline and every plot is
 with matplotlib's Agg canvas and embedded as base64, so the file can be mailed or archived.
 
 Cards written before holdout curves were recorded still render: their ROC and calibration
-plots are replaced by a note saying so.
+plots are replaced by a note saying so. With ``slices`` (the per-slice metrics of the
+monitors' health, when they slice by a context attribute) a table shows each slice's labels,
+accuracy and F1.
 """
 
 from __future__ import annotations
@@ -230,6 +232,38 @@ def _live(history: LiveHistory | None) -> list[str]:
     return out
 
 
+def _slices(slices: Mapping[str, Any]) -> list[str]:
+    """A table of labels, accuracy and F1 per slice, scope by scope."""
+    rows: list[list[str]] = []
+    by: set[str] = set()
+    for scope, summary in sorted(slices.items()):
+        by.add(str(summary.get("by", "")))
+        for name, windows in (summary.get("values") or {}).items():
+            cum, roll = windows.get("cumulative") or {}, windows.get("rolling") or {}
+            rows.append(
+                [
+                    f"v{scope}",
+                    str(name),
+                    str(cum.get("count", 0)),
+                    _f(cum.get("accuracy")),
+                    _f(cum.get("f1")),
+                    str(roll.get("count", 0)),
+                    _f(roll.get("accuracy")),
+                    _f(roll.get("f1")),
+                ]
+            )
+    head = ["version/variant", "slice", "labels", "accuracy", "F1"]
+    head += ["rolling labels", "rolling accuracy", "rolling F1"]
+    out = [f'<h3 id="slices">Slices by {escape(", ".join(sorted(by)))}</h3>']
+    out.append(
+        '<p class="meta">The most frequent values of the attribute, each its own slice; '
+        "(other): every other value; (none): events without it. Cumulative since the value "
+        "became a slice; rolling over the last labelled events.</p>"
+    )
+    out.append(_table(head, rows, numeric_from=2) if rows else "<p>None.</p>")
+    return out
+
+
 def render_report(
     cards: Sequence[ModelCard],
     history: LiveHistory | None = None,
@@ -237,6 +271,7 @@ def render_report(
     champion: str | None = None,
     generated_at: float | None = None,
     notes: Sequence[str] = (),
+    slices: Mapping[str, Any] | None = None,
 ) -> str:
     """The report of one model as a self-contained HTML page.
 
@@ -252,6 +287,10 @@ def render_report(
         UNIX time shown as the generation time (default now).
     notes : sequence of str
         Warnings shown at the top (e.g. that Redis could not be read).
+    slices : mapping or None
+        Per ``"<version>/<variant>"``, the ``slices`` of the monitors' metrics
+        (``{"by", "values": {slice: {"cumulative": {count, accuracy, f1}, "rolling":
+        {...}}}}``); shown as a table after the live history when given.
 
     Returns
     -------
@@ -290,6 +329,7 @@ def render_report(
         _summary(cards, champion),
         *_training(cards),
         *_live(history),
+        *(_slices(slices) if slices else []),
     ]
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

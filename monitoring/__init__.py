@@ -6,6 +6,8 @@ Nothing here imports Faust, Kafka or Redis clients; functions take and return pl
 - :class:`ModelMonitor` — all monitors of one model, built from its card;
 - :class:`MonitorConfig` — their settings; :class:`Finding` — what they report;
 - :class:`LabelJoin` — late-label join; :class:`AlertPolicy` — dedupe and cooldown;
+- :class:`Slices`, :class:`SliceCounter` — metrics per slice of one context attribute, over
+  a bounded set of its values;
 - :class:`StateStore`, :class:`AlertSink`, :class:`DriftMonitor` — extension points, with
   in-memory implementations for tests;
 - :func:`history_point` — one compact point of a model's monitoring timeline.
@@ -23,6 +25,7 @@ from monitoring.join import LabelJoin
 from monitoring.model_monitor import SNAPSHOT_SCHEMA_VERSION, ModelMonitor
 from monitoring.retrain_policy import RetrainPolicy, RetrainRequestDecision
 from monitoring.sequential import PairedMSPRT
+from monitoring.slices import SliceCounter, Slices
 from monitoring.state import (
     AlertSink,
     DriftMonitor,
@@ -54,6 +57,8 @@ __all__ = [
     "PairedMSPRT",
     "RetrainPolicy",
     "RetrainRequestDecision",
+    "SliceCounter",
+    "Slices",
     "SnapshotError",
     "StateStore",
     "history_point",

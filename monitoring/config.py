@@ -42,6 +42,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("error_replay_limit", 100, 10_000_000, True),
     ("ks_bins", 10, 100_000, True),
     ("confirm_windows", 1, 1000, True),
+    ("slice_top", 1, 100, True),
 )
 
 
@@ -119,6 +120,12 @@ class MonitorConfig:
         Errors kept per concept-drift detector to rebuild it after a restore.
     ks_bins : int
         Resolution of the histogram on which KS is computed (error at most ``1/ks_bins``).
+    slice_by : str or None
+        A context attribute whose values slice the labelled events: per slice, cumulative
+        and rolling counts, accuracy and F1 (see :mod:`monitoring.slices`). None: no slices.
+    slice_top : int
+        Values of ``slice_by`` shown as their own slice (the most frequent ones); every other
+        value is ``(other)``, a missing one ``(none)``.
 
     Examples
     --------
@@ -156,6 +163,8 @@ class MonitorConfig:
     replay_limit: int = 500
     error_replay_limit: int = 5000
     ks_bins: int = 200
+    slice_by: str | None = None
+    slice_top: int = 10
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -177,6 +186,12 @@ class MonitorConfig:
         _check_choice("concept_detectors", self.concept_detectors, CONCEPT_DETECTORS)
         _check_choice("drift_tests", self.drift_tests, DRIFT_TESTS)
         _check_choice("performance_metric", (self.performance_metric,), PERFORMANCE_METRICS)
+        if self.slice_by is not None and not self.slice_by.strip():
+            raise MonitorConfigError(
+                "slice_by must name a context attribute (or be null)",
+                option="slice_by",
+                value=self.slice_by,
+            )
         if not self.champion_variant:
             raise MonitorConfigError(
                 "champion_variant must not be empty", option="champion_variant", value=""
@@ -226,6 +241,9 @@ def _check_type(name: str, annotation: object, value: object) -> None:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         ok = ok and math.isfinite(float(value))  # type: ignore[arg-type]
         expected = "a finite number"
+    elif text == "str | None":
+        ok = value is None or isinstance(value, str)
+        expected = "a string or null"
     elif text == "bool":
         ok = isinstance(value, bool)
         expected = "true or false"

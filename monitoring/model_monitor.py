@@ -29,6 +29,11 @@ Snapshot format (``schema_version`` 1), a JSON object::
                       concept: {name: detector}}}
     findings         {counts: {kind: n}, last: {kind: finding}, active: {key: {finding,
                       until, clock}}}
+    slices           null, or {by, counter: {top, capacity, values, counts, errors, ids,
+                      next_id, seen}, scopes: {"version/variant": {cumulative: [[rows],
+                      [selected], [positives], [true positives]] per column, rolling: {y,
+                      y_pred, ids}}}} (:mod:`monitoring.slices`; absent in older snapshots,
+                      which restore without slices, as does one of another ``slice_by``)
 
 A ``detector`` is ``{kind, params, updates, detections, replay}``: River detectors are rebuilt
 by replaying ``replay`` (the inputs since their last reset, capped) into a fresh detector;
@@ -50,6 +55,7 @@ from monitoring.drift import Check, FeatureMonitor, ScoreMonitor
 from monitoring.errors import BatchError, MonitoringError, SnapshotError
 from monitoring.findings import FINDING_KINDS, Finding
 from monitoring.labels import LabelMonitor
+from monitoring.slices import Slices, slice_values
 
 SNAPSHOT_SCHEMA_VERSION = 1
 
@@ -104,6 +110,10 @@ class ModelMonitor:
         self._last: dict[str, dict[str, Any]] = {}
         self._active: dict[str, dict[str, Any]] = {}
         self._scope_events: dict[str, int] = {}
+        by = self.config.slice_by
+        self._slices = (
+            None if by is None else Slices(by, self.config.slice_top, self.config.rolling_window)
+        )
 
     def add_card(self, card: ModelCard) -> None:
         """Register the card of another version (a challenger) for its score and metric references.
@@ -226,6 +236,7 @@ class ModelMonitor:
         groups: NDArray[np.object_] | None,
         version: str,
         variant: str,
+        slices: Sequence[str | None] | None = None,
     ) -> list[Finding]:
         """Feed one batch of joined (label, prediction) pairs; return the findings raised.
 
@@ -239,6 +250,9 @@ class ModelMonitor:
             Sensitive group of each event (see :meth:`groups_of`); ``""``/None = unknown.
         version, variant : str
             Which model answered.
+        slices : sequence of str or None
+            Value of the ``slice_by`` context attribute of each event (:meth:`slices_of`;
+            ``""``/None = missing); None when no event had one. Ignored without ``slice_by``.
 
         Raises
         ------
@@ -249,8 +263,14 @@ class ModelMonitor:
         yp = np.asarray(y_pred, dtype=np.int64).reshape(-1)
         p = np.asarray(scores, dtype=np.float64).reshape(-1)
         details = {"version": version, "variant": variant}
-        if not y.shape == yp.shape == p.shape or (groups is not None and len(groups) != y.size):
-            raise BatchError("y_true, y_pred, scores and groups differ in length", **details)
+        if (
+            not y.shape == yp.shape == p.shape
+            or (groups is not None and len(groups) != y.size)
+            or (slices is not None and len(slices) != y.size)
+        ):
+            raise BatchError(
+                "y_true, y_pred, scores, groups and slices differ in length", **details
+            )
         if y.size == 0:
             return []
         if ((y != 0) & (y != 1)).any() or ((yp != 0) & (yp != 1)).any():
@@ -264,6 +284,8 @@ class ModelMonitor:
             lm = self._labels[scope] = LabelMonitor(self._card(version), self.config)
         self.labels += int(y.size)
         checks = lm.observe(y, yp, p, codes, self._groups, details)
+        if self._slices is not None:  # a shadow's events are counted once, as the champion's
+            self._slices.observe(scope, slices, y, yp, count=variant != "shadow")
         findings = self._record(scope, checks, "labels")
         self._expire()
         return findings
@@ -283,6 +305,12 @@ class ModelMonitor:
                 self._groups.append(str(g))
             out[i] = code
         return out
+
+    def slices_of(self, context: Sequence[Mapping[str, Any] | None] | None) -> list[str] | None:
+        """Each event's value of the ``slice_by`` context attribute, as text (``""`` when
+        absent); None without ``slice_by`` or when no event had a context."""
+        by = self.config.slice_by
+        return None if by is None else slice_values(context, by)
 
     def groups_of(
         self,
@@ -347,8 +375,13 @@ class ModelMonitor:
             del self._active[k]
 
     def metrics(self) -> dict[str, Any]:
-        """Per ``"<version>/<variant>"``: cumulative, rolling and group metrics and labels."""
-        return {scope: lm.metrics(self._groups) for scope, lm in sorted(self._labels.items())}
+        """Per ``"<version>/<variant>"``: cumulative, rolling and group metrics and labels,
+        and with ``slice_by`` the slices (:meth:`monitoring.slices.Slices.summary`)."""
+        out = {scope: lm.metrics(self._groups) for scope, lm in sorted(self._labels.items())}
+        if self._slices is not None:
+            for scope, m in out.items():
+                m["slices"] = self._slices.summary(scope)
+        return out
 
     def drift_statistics(self) -> dict[str, Any]:
         """PSI, KS p-value and missing rate of the last closed window of every monitor.
@@ -376,6 +409,7 @@ class ModelMonitor:
             "labels": self.labels,
             "sensitive": None if self.card.sensitive is None else self.card.sensitive.name,
             "ungrouped": {"events": self.ungrouped_events, "labels": self.ungrouped_labels},
+            "slices": None if self._slices is None else self._slices.describe(),
             "scopes": dict(sorted(self._scope_events.items())),
             "active": active,
             "last": dict(sorted(self._last.items())),
@@ -406,6 +440,7 @@ class ModelMonitor:
                 "last": dict(self._last),
                 "active": {k: dict(v) for k, v in self._active.items()},
             },
+            "slices": None if self._slices is None else self._slices.snapshot(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -469,6 +504,9 @@ class ModelMonitor:
         self._counts = {k: int(found["counts"].get(k, 0)) for k in FINDING_KINDS}
         self._last = {str(k): dict(v) for k, v in found["last"].items()}
         self._active = {str(k): dict(v) for k, v in found["active"].items()}
+        saved = state.get("slices")  # absent before slices, null without slice_by
+        if saved and self._slices is not None:
+            self._slices.restore(saved)  # another slice_by or slice_top: start afresh
 
 
 __all__ = ["SNAPSHOT_SCHEMA_VERSION", "ModelMonitor"]

@@ -101,17 +101,23 @@ def encode_alert(model: str, finding: Finding, now: float) -> dict[str, Any]:
     }
 
 
-def entry_lines(part: Scored, keep: int, groups: list[Any] | None) -> list[bytes]:
+def entry_lines(
+    part: Scored, keep: int, groups: list[Any] | None, slices: list[str] | None = None
+) -> list[bytes]:
     """The label-join entry of each event of ``part``, as JSON, one per event.
 
     An entry is ``{"f": features or null, "p": [[version, variant, label, score, group]]}``:
-    the first ``keep`` events keep their features. The entries are written out from one
-    ``orjson`` call per column rather than built as a dict per event and dumped: that was
-    three quarters of what storing a batch cost the worker (0.72 -> 0.19 µs per event).
-    A label, a score (a float, or null) and an encoded group never hold a comma, so each
-    column's array splits into its values at the commas. Scores are written as the float32
-    they are (``0.82345676``, not ``0.8234567642211914``): a tenth of the bytes the join
-    stores per event.
+    the first ``keep`` events keep their features. With ``slices`` (``slice_by`` is set and
+    the batch had a context) each event's slice value follows its group, ``[..., group,
+    slice]``: it waits for the label with the prediction, as the group does (an entry
+    without it reads as no value).
+
+    The entries are written out from one ``orjson`` call per column rather than built as a
+    dict per event and dumped: that was three quarters of what storing a batch cost the
+    worker (0.72 -> 0.19 µs per event). A label and a score (a float, or null) never hold a
+    comma, so each column's array splits into its values at the commas. Scores are written
+    as the float32 they are (``0.82345676``, not ``0.8234567642211914``): a tenth of the
+    bytes the join stores per event.
     """
     n = len(part.event_ids)
     if n == 0:
@@ -121,16 +127,25 @@ def entry_lines(part: Scored, keep: int, groups: list[Any] | None) -> list[bytes
     scores = orjson.dumps(f32, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
     middle = b',"p":[[' + orjson.dumps([part.version, part.variant])[1:-1] + b","
     features = [orjson.dumps(f) for f in part.features[:keep]] + [b"null"] * (n - keep)
-    if groups is None:
+    if groups is None and slices is None:
         tail = b",null]]}"
         return [
             b"".join((b'{"f":', f, middle, label, b",", score, tail))
             for f, label, score in zip(features, labels, scores, strict=True)
         ]
-    encoded = {g: orjson.dumps(g) for g in set(groups)}
+    gs: list[Any] = [None] * n if groups is None else groups
+    encoded = {g: orjson.dumps(g) for g in set(gs)}
+    if slices is None:
+        return [
+            b"".join((b'{"f":', f, middle, label, b",", score, b",", encoded[g], b"]]}"))
+            for f, label, score, g in zip(features, labels, scores, gs, strict=True)
+        ]
+    values = {v: orjson.dumps(v) for v in set(slices)}
     return [
-        b"".join((b'{"f":', f, middle, label, b",", score, b",", encoded[g], b"]]}"))
-        for f, label, score, g in zip(features, labels, scores, groups, strict=True)
+        b"".join(
+            (b'{"f":', f, middle, label, b",", score, b",", encoded[g], b",", values[v], b"]]}")
+        )
+        for f, label, score, g, v in zip(features, labels, scores, gs, slices, strict=True)
     ]
 
 
@@ -286,10 +301,11 @@ class MonitorRuntime:
                 numeric, categorical, part.scores, part.version, part.variant, groups
             )
             glist = groups.tolist() if groups is not None else None
+            slist = self.monitor.slices_of(part.context)  # None: not sliced, or no context
             keep = self._features_budget(len(part.event_ids)) if part.variant != "shadow" else 0
             if not shared:  # a shadow scores the champion's events; canary and champion split
                 ids += part.event_ids
-                lines += entry_lines(part, keep, glist)
+                lines += entry_lines(part, keep, glist, slist)
                 continue
             version, variant = part.version, part.variant
             for i, (eid, label, score) in enumerate(
@@ -298,7 +314,10 @@ class MonitorRuntime:
                 entry = pending.get(eid)
                 if entry is None:
                     entry = pending[eid] = {"f": part.features[i] if i < keep else None, "p": []}
-                entry["p"].append([version, variant, label, score, glist[i] if glist else None])
+                item = [version, variant, label, score, glist[i] if glist else None]
+                if slist is not None:
+                    item.append(slist[i])
+                entry["p"].append(item)
         if pending:
             ids = list(pending)
             lines = [orjson.dumps(entry) for entry in pending.values()]
@@ -335,7 +354,7 @@ class MonitorRuntime:
     async def _observe_joined(self, joined: Sequence[tuple[str, Any, Any]]) -> list[Finding]:
         """Label monitors, training window and paired shadow outcomes of joined events."""
         classes = list(self.monitor.card.classes)
-        by_scope: dict[tuple[str, str], list[tuple[int, int, float, Any]]] = defaultdict(list)
+        by_scope: dict[tuple[str, str], list[tuple[int, int, float, Any, Any]]] = defaultdict(list)
         window: list[bytes] = []
         paired: dict[str, list[str]] = defaultdict(list)
         learn_rows: list[dict[str, Any]] = []
@@ -349,8 +368,9 @@ class MonitorRuntime:
             if features is not None:
                 window.append(orjson.dumps({"id": eid, "f": features, "y": y}))
             correct: dict[str, tuple[str, bool]] = {}
-            for version, variant, predicted, score, group in payload["p"]:
-                by_scope[(version, variant)].append((y, predicted, score, group))
+            for version, variant, predicted, score, group, *sliced in payload["p"]:
+                value = sliced[0] if sliced else None  # the slice value, if it was stored
+                by_scope[(version, variant)].append((y, predicted, score, group, value))
                 correct[variant] = (version, predicted == y)
             if "champion" in correct and features is not None:
                 learn_rows.append(features)
@@ -361,8 +381,9 @@ class MonitorRuntime:
                 paired[version].append(f"{int(correct['champion'][1])}{int(shadow_ok)}")
         findings: list[Finding] = []
         for (version, variant), rows in by_scope.items():
-            y_true, y_pred, scores, groups = zip(*rows, strict=True)
+            y_true, y_pred, scores, groups, values = zip(*rows, strict=True)
             has_groups = any(g is not None for g in groups)
+            has_values = any(v is not None for v in values)
             findings += self.monitor.observe_labels(
                 np.array(y_true, dtype=np.int64),
                 np.array(y_pred, dtype=np.int64),
@@ -370,6 +391,7 @@ class MonitorRuntime:
                 np.array(groups, dtype=object) if has_groups else None,
                 version,
                 variant,
+                slices=list(values) if has_values else None,
             )
         if self.challenger is not None and learn_rows:
             # progressive validation: each row is predicted before the challenger learns it

@@ -11,10 +11,12 @@ global one, so a test can build several):
   partition, readiness and the watchdog's view;
 - the model's monitors, when this worker owns them (:func:`monitor_families`): rolling and
   cumulative metrics per version and variant, group rates and fairness gaps, drift
-  statistics of the last closed window, findings and active conditions by kind.
+  statistics of the last closed window, findings and active conditions by kind, and, with
+  ``slice_by`` set, count, accuracy and F1 per slice (``driftline_slice_metric``).
 
 Metric names start with ``driftline_``; :func:`series_names` lists every series a worker
-can export (the dashboard test checks its queries against it).
+can export (the dashboard test checks its queries against it), but for
+``driftline_slice_metric``, which only monitors configured with ``slice_by`` export.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import redis
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from models.registry import Registry
@@ -129,6 +130,7 @@ def _show(console: Console, entry: dict[str, Any]) -> None:
             _f(roll.get("f1")),
         )
     console.print(metrics)
+    _show_slices(console, health)
     if health.get("sensitive"):
         none = health.get("ungrouped") or {}
         console.print(
@@ -143,6 +145,34 @@ def _show(console: Console, entry: dict[str, Any]) -> None:
         )
     for alert in entry["last_alerts"]:
         console.print(f"  alert: {alert['kind']} {alert.get('feature') or ''} {alert['detector']}")
+
+
+def _show_slices(console: Console, health: dict[str, Any]) -> None:
+    """Labels, accuracy and F1 per slice and scope, when the monitors slice."""
+    info = health.get("slices")
+    if not info:
+        return
+    head = ("scope", "slice", "labels", "accuracy", "F1", "rolling labels", "rolling acc.")
+    table = Table(
+        *head,
+        "rolling F1",
+        title=f"slices by {escape(str(info.get('by')))} (top {info.get('top')}; "
+        f"{info.get('candidates', 0)} values tracked)",
+    )
+    for scope, m in (health.get("metrics") or {}).items():
+        for name, windows in ((m.get("slices") or {}).get("values") or {}).items():
+            cum, roll = windows.get("cumulative", {}), windows.get("rolling", {})
+            table.add_row(
+                scope,
+                escape(str(name)),
+                str(cum.get("count", 0)),
+                _f(cum.get("accuracy")),
+                _f(cum.get("f1")),
+                str(roll.get("count", 0)),
+                _f(roll.get("accuracy")),
+                _f(roll.get("f1")),
+            )
+    console.print(table)
 
 
 def _f(value: float | None) -> str:

@@ -6,6 +6,11 @@ per-scope metrics with group rates and fairness gaps, challenger metrics) and
 into gauges and counters labelled by model, version, variant, window, group, feature, kind.
 A scope ``"<version>/<variant>"`` becomes the two labels ``version`` and ``variant``.
 
+With ``slice_by`` set, ``driftline_slice_metric`` adds the count, accuracy and F1 of each
+slice (label ``slice``: at most ``slice_top`` values, ``(other)`` and ``(none)``; label
+``attribute``: the context attribute). Only monitors that slice export it, so it is not
+among the families a worker describes (nor in ``series_names()``).
+
 The monitors' counts live in their snapshot and resume after a restart or an ownership
 move, so the ``*_total`` series here keep counting across processes (never backwards).
 """
@@ -80,6 +85,7 @@ def monitor_families(
                     gap.add_metric([*key, window, name], float(summary[f"{name}_gap"]))
     for scope, n in health.get("scopes", {}).items():
         events.add_metric([model, *_scope(scope)], float(n))
+    sliced = _slice_family(model, health)
 
     feature = gauge_family(
         "driftline_feature_drift",
@@ -147,7 +153,30 @@ def monitor_families(
         status,
         requests,
         online,
+        *sliced,
     ]
+
+
+def _slice_family(model: str, health: Mapping[str, Any]) -> list[Metric]:
+    """``driftline_slice_metric`` of every scope's slices; none when nothing is sliced."""
+    scopes = {s: m["slices"] for s, m in health.get("metrics", {}).items() if m.get("slices")}
+    if not scopes:
+        return []
+    family = gauge_family(
+        "driftline_slice_metric",
+        "Count, accuracy and F1 of labelled events per slice of a context attribute (the "
+        "slice_top most frequent values, (other) and (none)), cumulative or rolling.",
+        ["model", "version", "variant", "window", "attribute", "slice", "metric"],
+    )
+    for scope, summary in scopes.items():
+        key = [model, *_scope(scope)]
+        by = str(summary.get("by", ""))
+        for name, windows in summary.get("values", {}).items():
+            for window in ("cumulative", "rolling"):
+                for metric, value in windows.get(window, {}).items():
+                    if value is not None:
+                        family.add_metric([*key, window, by, str(name), metric], float(value))
+    return [family]
 
 
 __all__ = ["MONITOR_STATUSES", "counter_family", "gauge_family", "monitor_families"]

@@ -4,8 +4,9 @@ The cards come from the registry; the live history from Redis: the monitoring po
 ``driftline:model:<name>:history`` (written by :class:`~streams.monitor_runtime.MonitorRuntime`),
 the model's alerts in ``driftline:alerts``, and its lifecycle events in
 ``driftline:model:<name>:events`` (written by the retrainer), merged with the registry's own
-alias history (promotions and rollbacks made by hand). Rendering is
-:func:`models.report.render_report`.
+alias history (promotions and rollbacks made by hand); and, when the monitors slice by a
+context attribute, the per-slice metrics of their health (``driftline:model:<name>:health``).
+Rendering is :func:`models.report.render_report`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from models.registry import Registry
 from models.report import LiveHistory, VersionChange, merge_changes, render_report
 from streams.cli_options import add_option, positive_int
 from streams.errors import StreamsError
-from streams.monitor_runtime import ALERTS_KEY, history_key
+from streams.monitor_runtime import ALERTS_KEY, HEALTH_FIELD, history_key
 from streams.redis_client import sync_redis
 from streams.services import LocalServices
 from streams.settings import Settings, env_name, load_settings
@@ -100,6 +101,14 @@ def read_history(
     )
 
 
+def read_slices(client: redis.Redis, name: str) -> dict[str, Any]:
+    """Per ``"<version>/<variant>"``, the slices in the monitors' health now (empty when
+    they do not slice or have written no health yet)."""
+    raw: Any = client.hget(f"driftline:model:{name}:health", HEALTH_FIELD)
+    metrics = (orjson.loads(raw) if raw else {}).get("metrics") or {}
+    return {scope: m["slices"] for scope, m in metrics.items() if m.get("slices")}
+
+
 def _cards(registry: Registry, name: str, wanted: str | None) -> tuple[list[ModelCard], str | None]:
     """The cards to show (champion, else latest, first) and the champion's version."""
     _, main = registry.resolve(name)
@@ -129,11 +138,13 @@ def report_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     notes: list[str] = []
     history: LiveHistory | None = None
+    slices: dict[str, Any] = {}
     if not args.no_live:
         try:
             client = _client(settings)
             try:
                 points, alerts, recorded = read_history(client, args.name, args.points)
+                slices = read_slices(client, args.name)
             finally:
                 client.close()
             history = LiveHistory(
@@ -145,7 +156,7 @@ def report_command(args: argparse.Namespace) -> int:
         except (StreamsError, redis.RedisError, OSError) as exc:
             notes.append(f"Live history not read from Redis: {exc}")
             print(f"driftline: warning: live history not read from Redis: {exc}", file=sys.stderr)
-    page = render_report(cards, history, champion=champion, notes=notes)
+    page = render_report(cards, history, champion=champion, notes=notes, slices=slices)
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:
@@ -209,6 +220,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 __all__ = [
     "lifecycle_change",
     "read_history",
+    "read_slices",
     "register",
     "registry_changes",
     "report_command",
