@@ -37,7 +37,7 @@ from streams.monitor_agents import (
 from streams.monitor_runtime import MonitorRuntime
 from streams.routing import load_routing
 from streams.scoring import BatchScorer, ModelSet
-from streams.scoring_loop import MAX_BATCH_BYTES, BatchStats, ScoringLoop
+from streams.scoring_loop import MAX_BATCH_BYTES, BatchStats, ScoringLoop, scorer_group
 from streams.settings import Settings
 
 log = logging.getLogger("driftline.worker")
@@ -160,7 +160,7 @@ def create_app(
     def clients() -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=f"driftline-scorer-{runtime.model}",
+            group_id=scorer_group(runtime.model),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **options,

@@ -45,6 +45,11 @@ COMMIT_EVERY_S = 0.1  # acknowledged offsets wait at most this long for their co
 COMMIT_IDLE_S = 0.02  # ... or this long when no batch follows them
 
 
+def scorer_group(model: str) -> str:
+    """The consumer group whose members share ``model``'s events between their scoring loops."""
+    return f"driftline-scorer-{model}"
+
+
 @dataclass
 class BatchStats:
     """What one scored batch did, for metrics and the liveness watchdog."""
@@ -339,4 +344,4 @@ class _InFlight:
     stats: BatchStats
 
 
-__all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]
+__all__ = ["BatchStats", "PartitionedSender", "ScoringLoop", "scorer_group"]

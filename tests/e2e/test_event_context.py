@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +49,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=dep.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=dep.root,
-    )
-
-
 def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_for_fairness(
     services: Endpoints, unique: str, tmp_path: Path
 ) -> None:
@@ -75,8 +61,8 @@ def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_
     asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
     rows = _rows(ROWS + EVENTS)
     _write_csv(tmp_path / "train.csv", rows[:ROWS])
-    trained = _cli(
-        dep, "train", "--csv", str(tmp_path / "train.csv"), "--target", "y",
+    trained = dep.cli(
+        "train", "--csv", str(tmp_path / "train.csv"), "--target", "y",
         "--sensitive", "segment", "--name", dep.model, "--model", "logreg", "--promote",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
@@ -155,11 +141,11 @@ def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_
     tpr = {g: groups[g]["tpr"] for g in SEGMENTS}
     assert tpr["b"] < min(tpr["a"], tpr["c"]), tpr
 
-    status = _cli(dep, "status", dep.model, "--json")
+    status = dep.cli("status", dep.model, "--json")
     assert status.returncode == 0, status.stderr
     [report] = orjson.loads(status.stdout)
     assert report["health"]["ungrouped"]["events"] == len(ungrouped)
-    text = _cli(dep, "status", dep.model)
+    text = dep.cli("status", dep.model)
     assert f"fairness by segment: {len(ungrouped)} events and {len(ungrouped)} labels" in (
         text.stdout.replace("\n", " ")
     ), text.stdout

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -28,17 +26,6 @@ def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
     dep = Deployment(services, unique, tmp_path)
     asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
     return dep
-
-
-def _cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=dep.env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def _wait_for_swap(dep: Deployment, *, champion: str, mode: str, challenger: str = "") -> None:
@@ -67,8 +54,8 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
     events = agrawal_events(30, prefix="file")
     jsonl = dep.root / "events.jsonl"
     jsonl.write_bytes(b"\n".join(orjson.dumps({**e, "label": i % 2}) for i, e in enumerate(events)))
-    done = _cli(
-        dep, "produce", "--file", str(jsonl), "--labels", "--label-delay", "0.5", "--count", "30"
+    done = dep.cli(
+        "produce", "--file", str(jsonl), "--labels", "--label-delay", "0.5", "--count", "30"
     )
     assert done.returncode == 0, done.stderr
     assert "sent 30 events" in done.stdout and "30 labels" in done.stdout
@@ -79,8 +66,8 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
         writer.writeheader()
         for e in events[:10]:
             writer.writerow({**e["features"], "y": 1})
-    done = _cli(
-        dep, "produce", "--file", str(table), "--label-column", "y", "--labels", "--prefix", "csv"
+    done = dep.cli(
+        "produce", "--file", str(table), "--label-column", "y", "--labels", "--prefix", "csv"
     )
     assert done.returncode == 0, done.stderr
 
@@ -114,7 +101,7 @@ def test_tail_prints_the_messages_of_a_topic(deployment: Deployment) -> None:
             [{"event_id": f"t{i}", "label": 1} for i in range(5)],
         )
     )
-    done = _cli(dep, "tail", dep.topics["labels"], "--count", "5", "--json", "--from-beginning")
+    done = dep.cli("tail", dep.topics["labels"], "--count", "5", "--json", "--from-beginning")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert sorted(orjson.loads(line)["event_id"] for line in lines) == [f"t{i}" for i in range(5)]
@@ -126,7 +113,7 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
     dep.registry.promote(dep.model, v1)
     # Worker re-reads on its own only every 30 s here: what it applies sooner came as an update.
     dep.env["DRIFTLINE_RELOAD_INTERVAL_S"] = "30"
-    refused = _cli(dep, "models", "route", dep.model, "--shadow")
+    refused = dep.cli("models", "route", dep.model, "--shadow")
     assert refused.returncode == 2
     assert "needs a challenger" in refused.stderr
     events = agrawal_events(600, prefix="rt", entities=100)
@@ -141,10 +128,8 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
                 worker=worker,
             )
         )
-        assert (
-            _cli(dep, "models", "promote", dep.model, v2, "--alias", "challenger").returncode == 0
-        )
-        routed = _cli(dep, "models", "route", dep.model, "--shadow")
+        assert dep.cli("models", "promote", dep.model, v2, "--alias", "challenger").returncode == 0
+        routed = dep.cli("models", "route", dep.model, "--shadow")
         assert routed.returncode == 0, routed.stderr
         assert "announced" in routed.stderr and "not announced" not in routed.stderr
         _wait_for_swap(dep, champion=v1, challenger=v2, mode="shadow")
@@ -158,9 +143,9 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
                 worker=worker,
             )
         )
-        promoted = _cli(dep, "models", "promote", dep.model, v2)
+        promoted = dep.cli("models", "promote", dep.model, v2)
         assert promoted.returncode == 0, promoted.stderr
-        assert _cli(dep, "models", "route", dep.model, "--off").returncode == 0
+        assert dep.cli("models", "route", dep.model, "--off").returncode == 0
         _wait_for_swap(dep, champion=v2, mode="off")
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[400:]))
         preds = asyncio.run(

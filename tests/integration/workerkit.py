@@ -26,6 +26,7 @@ from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
 from streams.producer import dataset_events
+from streams.scoring_loop import scorer_group
 from streams.settings import Settings, env_name
 from tests.conftest import Endpoints
 
@@ -111,6 +112,18 @@ class Deployment:
                     proc.wait()
             log.close()
 
+    def cli(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run one ``driftline`` command with this deployment's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            cwd=self.root,
+        )
+
     def log(self, name: str = "worker") -> str:
         return self.full_log(name)[-4000:]
 
@@ -121,7 +134,7 @@ class Deployment:
     @property
     def scorer_group(self) -> str:
         """The consumer group of the workers' scoring loops."""
-        return f"driftline-scorer-{self.model}"
+        return scorer_group(self.model)
 
     async def scored_all(self) -> bool:
         """Whether the workers committed every event sent so far: they acknowledged every

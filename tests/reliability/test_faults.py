@@ -33,6 +33,7 @@ import pytest
 import redis
 
 from streams.redis_client import sync_redis
+from streams.scoring_loop import scorer_group
 from tests.conftest import Endpoints
 from tests.integration.workerkit import agrawal_events
 from tests.reliability.conftest import OwnServices, ScenarioReport
@@ -425,7 +426,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     stream = Tap(pool)  # flows until a has handed over and b scored alone for a while
     preds = Collector(services.kafka, dep.topics["predictions"])
     bg.spawn(preds.run())
-    probe = LagProbe(services.kafka, f"driftline-scorer-{dep.model}", dep.topics["events"])
+    probe = LagProbe(services.kafka, scorer_group(dep.model), dep.topics["events"])
     with Workers(dep) as workers:
         workers.start("a")
         workers.ready("a")

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from streams.messages import DeadLetter
+from streams.scoring_loop import scorer_group
 from tests.conftest import Endpoints
 from tests.integration.workerkit import agrawal_events
 from tests.reliability.conftest import ScenarioReport
@@ -202,7 +203,7 @@ def test_soak_memory_flat_and_lag_bounded(
     pool = agrawal_events(20_000, prefix="pool", entities=2000)
     preds = Collector(kafka, dep.topics["predictions"], keep="numbered")
     bg.spawn(preds.run())
-    probe = LagProbe(kafka, f"driftline-scorer-{dep.model}", dep.topics["events"])
+    probe = LagProbe(kafka, scorer_group(dep.model), dep.topics["events"])
     backlog = 10_000 if SOAK_S <= 120 else 60_000
     rss: list[tuple[float, int]] = []
     lags: list[int] = []
