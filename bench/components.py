@@ -31,11 +31,11 @@ from models.data import synthetic
 from models.scorer import OnnxScorer
 from monitoring import ModelMonitor
 from monitoring.challenger import OnlineChallenger
-from streams.messages import card_event_model
-from streams.monitor_agents import _scored_parts, scored_records
-from streams.monitor_runtime import MonitorRuntime
-from streams.scoring import BatchScorer, ModelSet, RawRecord, Scored
-from streams.settings import load_settings
+from streams.config.settings import load_settings
+from streams.contracts.messages import card_event_model
+from streams.monitors.agents import scored_parts, scored_records
+from streams.monitors.runtime import MonitorRuntime
+from streams.scoring.batch import BatchScorer, ModelSet, RawRecord, Scored
 
 
 def _per_event(fn: Callable[[], Any], events: int, repeat: int) -> float:
@@ -138,9 +138,9 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
     )
     raw = scored_records(result)
     out["owner in another process: decode input (owner)"] = _per_event(
-        lambda: [_scored_parts(orjson.loads(r)) for r in raw], batch, repeat
+        lambda: [scored_parts(orjson.loads(r)) for r in raw], batch, repeat
     )
-    decoded = [p for r in raw for p in _scored_parts(orjson.loads(r))]
+    decoded = [p for r in raw for p in scored_parts(orjson.loads(r))]
     parts = result.scored  # what the owner's own batches bring (in-process)
     settings = load_settings(redis_url=world.redis_url, window_size=100)
 
@@ -152,12 +152,12 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
         monitor = MonitorRuntime(settings, name, scorer.card, world.redis_url, send)
         await monitor.on_scored(_renamed(parts, "warm"))
         mon = monitor.monitor
-        numeric, categorical = monitor._vectors(parts[0])
+        numeric, categorical = monitor.feature_columns(parts[0])
         out["owner in another process: feature vectors from the input"] = _per_event(
-            lambda: [monitor._vectors(p) for p in decoded], batch, repeat
+            lambda: [monitor.feature_columns(p) for p in decoded], batch, repeat
         )
         out["monitoring: feature vectors"] = _per_event(
-            lambda: [monitor._vectors(p) for p in parts], batch, repeat
+            lambda: [monitor.feature_columns(p) for p in parts], batch, repeat
         )
         out["monitoring: drift monitors"] = _per_event(
             lambda: [

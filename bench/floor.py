@@ -21,7 +21,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from models.export import make_session, onnx_feed
 from models.registry import Registry
-from streams.settings import load_settings
+from streams.config.settings import load_settings
 
 
 async def main() -> None:

@@ -22,9 +22,9 @@ from typing import Any
 from bench import scenarios
 from bench.components import malformed_slowdown, monitoring_cost
 from bench.world import World, make_world
-from streams.kafka_jars import kafka_version
-from streams.services import LocalServices
-from streams.settings import load_settings
+from streams.config.settings import load_settings
+from streams.local.kafka_jars import kafka_version
+from streams.local.services import LocalServices
 
 
 @dataclass(frozen=True)

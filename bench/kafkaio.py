@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
-from streams.scoring_loop import PartitionedSender
+from streams.scoring.loop import PartitionedSender
 
 EventBytes = tuple[bytes, bytes, int]  # (key, value, the partition its key hashes to)
 # The paced sender sends what is due at most this often. Each request costs the broker and

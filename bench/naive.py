@@ -21,8 +21,8 @@ import orjson
 from bench.world import FEATURES
 from models.data import synthetic
 from models.training import build_pipeline
-from streams.monitor_agents import faust_worker
-from streams.settings import load_settings
+from streams.config.settings import load_settings
+from streams.monitors.agents import faust_worker
 
 
 def create() -> faust.App:

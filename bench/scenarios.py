@@ -168,9 +168,9 @@ class HotSwap:
 def hot_swap(world: World, rate: float, seconds: float, new_version: str) -> HotSwap:
     """Promote ``new_version`` halfway through ``seconds`` of load at ``rate``; the largest
     gap between predictions around the swap, and what was lost."""
-    from streams.messages import ModelUpdate
-    from streams.settings import load_settings
-    from streams.updates import publish_update
+    from streams.config.settings import load_settings
+    from streams.contracts.messages import ModelUpdate
+    from streams.control.updates import publish_update
 
     topics = world.topics()
     n = max(100, int(rate * seconds))

@@ -21,8 +21,8 @@ from pathlib import Path
 from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
-from streams.kafka_admin import create_topics
-from streams.settings import env_name, load_settings
+from streams.adapters.kafka_admin import create_topics
+from streams.config.settings import env_name, load_settings
 
 FEATURES = 20
 PARTITIONS = 4

@@ -1,6 +1,6 @@
 """Shared fixtures: real local Kafka and Redis for integration and e2e tests.
 
-The services are started through :class:`streams.services.LocalServices`, the same code path
+The services are started through :class:`streams.local.services.LocalServices`, the same code path
 as ``driftline services up``: the system's Java and redis-server when present, otherwise the
 JDK and the Valkey server of the ``local`` extra. A service that cannot start ends the whole
 run at once, non-zero, with one line that says what is missing and how to get it: a test that
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from streams.config.settings import load_settings
 from streams.errors import ServiceError
-from streams.services import LocalServices
-from streams.settings import load_settings
+from streams.local.services import LocalServices
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 from bench.components import CHALLENGER_ALONE, MALFORMED, MONITORS_ALONE, ONNX_ALONE
 from bench.harness import TARGETS, medians, monitoring_cost_fraction, run
 from bench.table import render
-from streams.cli import main
+from streams.cli.main import main
 from tests.conftest import Endpoints
 
 

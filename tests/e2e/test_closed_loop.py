@@ -16,9 +16,10 @@ import pytest
 from models.data import synthetic
 from models.history import History
 from models.workflow import TrainOptions, train
-from streams.kafka_admin import create_topics
-from streams.messages import RetrainRequest
-from streams.producer import dataset_events
+from streams.adapters.kafka_admin import create_topics
+from streams.contracts import names
+from streams.contracts.messages import RetrainRequest
+from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, collect, nothing_pending, send
 from tests.waiting import poll, wait_until
@@ -76,7 +77,7 @@ def _live_labels(dep: Deployment, version: str) -> int:
 
     client = redis.Redis.from_url(dep.services.redis)
     try:
-        raw = client.hget(f"driftline:model:{dep.model}:health", "monitor")
+        raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)
     finally:
         client.close()
     scope = (orjson.loads(raw) if raw else {}).get("metrics", {}).get(f"{version}/champion", {})
@@ -215,7 +216,7 @@ def _window_len(dep: Deployment) -> int:
 
     client = redis.Redis.from_url(dep.services.redis)
     try:
-        return int(client.xlen(f"driftline:model:{dep.model}:window"))
+        return int(client.xlen(names.window_key(dep.model)))
     finally:
         client.close()
 

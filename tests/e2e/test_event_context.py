@@ -19,7 +19,8 @@ import orjson
 import redis
 
 from models.data import synthetic
-from streams.kafka_admin import create_topics
+from streams.adapters.kafka_admin import create_topics
+from streams.contracts import names
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, collect, nothing_pending, send
 from tests.waiting import wait_until
@@ -102,7 +103,7 @@ def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_
             asyncio.run(send(services.kafka, dep.topics["labels"], labels))
 
             def settled() -> dict[str, Any] | None:
-                raw = client.hget(f"driftline:model:{dep.model}:health", "monitor")
+                raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)
                 health = orjson.loads(raw) if raw else {}
                 return health if health.get("labels", 0) >= EVENTS else None
 
@@ -158,7 +159,7 @@ def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_
 def _alerts(url: str) -> list[dict[str, Any]]:
     client = redis.Redis.from_url(url)
     try:
-        entries: Any = client.xrange("driftline:alerts")
+        entries: Any = client.xrange(names.ALERTS_KEY)
     finally:
         client.close()
     return [orjson.loads(f[b"alert"]) for _, f in entries]

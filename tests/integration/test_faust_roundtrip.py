@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.kafka_admin import create_topics
+from streams.adapters.kafka_admin import create_topics
 from tests.conftest import Endpoints
 from tests.integration.workerkit import collect, group_lag
 

@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.data import synthetic
-from streams.kafka_admin import create_topics
-from streams.liveness import WATCHDOG_EXIT_CODE
+from streams.adapters.kafka_admin import create_topics
+from streams.ops.liveness import WATCHDOG_EXIT_CODE
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, agrawal_events, collect, send
 from tests.waiting import wait_until

@@ -12,8 +12,9 @@ import orjson
 import pytest
 import redis
 
-from streams.kafka_admin import create_topics
-from streams.messages import Alert
+from streams.adapters.kafka_admin import create_topics
+from streams.contracts import names
+from streams.contracts.messages import Alert
 from tests.conftest import Endpoints
 from tests.integration.workerkit import (
     Deployment,
@@ -39,7 +40,7 @@ def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
 
 
 def _health(client: redis.Redis, dep: Deployment) -> dict[str, Any]:
-    raw = client.hget(f"driftline:model:{dep.model}:health", "monitor")
+    raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)
     return orjson.loads(raw) if raw else {}
 
 
@@ -55,7 +56,7 @@ def _forwarded_labels(dep: Deployment) -> int:
 
 def _alerts(client: redis.Redis, model: str) -> list[dict[str, Any]]:
     out = []
-    for _, fields in client.xrange("driftline:alerts"):
+    for _, fields in client.xrange(names.ALERTS_KEY):
         alert = orjson.loads(fields[b"alert"])
         if alert["model"] == model:
             out.append(alert)
@@ -66,7 +67,7 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
     dep = deployment
     client = redis.Redis.from_url(dep.services.redis)
     channel = client.pubsub()
-    channel.subscribe("driftline:alerts")
+    channel.subscribe(names.ALERTS_KEY)
     normal = agrawal_events(3000, prefix="n", seed=11)
     drifted = agrawal_events(5000, prefix="d", seed=12)
     for e in drifted:
@@ -178,7 +179,7 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
     assert scope["labels"] == 1200
     assert scope["cumulative"]["accuracy"] > 0.8
     assert first["join"]["joined"] == 1200
-    assert client.exists(f"driftline:model:{dep.model}:state")
+    assert client.exists(names.state_key(dep.model))
 
     with dep.worker("second") as worker:
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1200:]))

@@ -19,9 +19,9 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from models.data import synthetic
 from models.workflow import TrainOptions, train
-from streams.kafka_admin import create_topics
-from streams.monitor_input import monitors_group
-from streams.producer import dataset_events
+from streams.adapters.kafka_admin import create_topics
+from streams.contracts import names
+from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, collect, end_offsets, send
 from tests.waiting import wait_until
@@ -56,13 +56,13 @@ def _events(
 
 
 def _alerts(client: redis.Redis, model: str) -> list[dict[str, Any]]:
-    entries: Any = client.xrange("driftline:alerts")
+    entries: Any = client.xrange(names.ALERTS_KEY)
     out = [orjson.loads(f[b"alert"]) for _, f in entries]
     return [a for a in out if a["model"] == model]
 
 
 def _health(client: redis.Redis, model: str) -> dict[str, Any]:
-    raw = client.hget(f"driftline:model:{model}:health", "monitor")
+    raw = client.hget(names.health_key(model), names.HEALTH_FIELD)
     return orjson.loads(raw) if raw else {}
 
 
@@ -312,10 +312,10 @@ def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
         asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1500]))
         asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:1500]))
         first = _settle(client, dep, 1500, 1500, 60)
-    state = orjson.loads(client.get(f"driftline:model:{dep.model}:state") or b"{}")
+    state = orjson.loads(client.get(names.state_key(dep.model)) or b"{}")
     assert first["events"] == first["labels"] == 1500, dep.log()
     assert state.get("input_next", 0) > 0, "the snapshot holds the next offset to read"
-    group = monitors_group(dep.model)
+    group = names.monitors_group(dep.model)
     before = asyncio.run(_rewind_group(dep.services.kafka, group, dep.topics["monitor"]))
     assert list(before.values()) == [state["input_next"]], "the handover committed its offset"
     with dep.worker():
@@ -330,7 +330,7 @@ def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
         read = wait_until(
             f"the monitors reading their input to its end ({end})",
             lambda: (
-                (st := orjson.loads(client.get(f"driftline:model:{dep.model}:state") or b"{}"))
+                (st := orjson.loads(client.get(names.state_key(dep.model)) or b"{}"))
                 and st.get("input_next") == end
                 and st
             ),

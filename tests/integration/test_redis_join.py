@@ -6,7 +6,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from streams.redis_join import RedisLabelJoin
+from streams.adapters.redis_join import RedisLabelJoin
 from tests.conftest import Endpoints
 
 

@@ -15,12 +15,13 @@ from models.data import synthetic
 from models.registry import Registry
 from models.scorer import OnnxScorer
 from models.workflow import TrainOptions, train
-from streams.cli import main
-from streams.monitor_runtime import ALERTS_KEY, MonitorRuntime, history_key
-from streams.producer import dataset_events
-from streams.retrainer import Retrainer
-from streams.scoring import Scored
-from streams.settings import Settings, env_name, load_settings
+from streams.cli.main import main
+from streams.config.settings import Settings, env_name, load_settings
+from streams.contracts.names import ALERTS_KEY, history_key
+from streams.control.retrainer import Retrainer
+from streams.local.producer import dataset_events
+from streams.monitors.runtime import MonitorRuntime
+from streams.scoring.batch import Scored
 from tests.conftest import Endpoints
 
 MAX_POINTS = 10

@@ -64,7 +64,7 @@ def test_services_up_status_down(broker: str, tmp_path: Path) -> None:
         assert report["redis"]["url"] == first["redis"]["url"]
         assert report["kafka"]["healthy"] is True and report["redis"]["healthy"] is True
 
-        # The settings that keep pauses short on two cores took effect (see services.py).
+        # The settings that keep pauses short on two cores took effect (see local/services.py).
         client = redis.Redis.from_url(report["redis"]["url"])
         assert client.config_get("auto-aof-rewrite-percentage") == {
             "auto-aof-rewrite-percentage": "400"

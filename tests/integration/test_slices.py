@@ -21,8 +21,9 @@ import pytest
 import redis
 
 from models.data import synthetic
-from streams.kafka_admin import create_topics
-from streams.producer import dataset_events
+from streams.adapters.kafka_admin import create_topics
+from streams.contracts import names
+from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, collect, send
 from tests.waiting import wait_until
@@ -95,7 +96,7 @@ def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
             )
 
             def stored() -> bool:  # every prediction waits for its label in the join
-                raw = client.hget(f"driftline:join:{dep.model}:stats", "pending_p")
+                raw = client.hget(f"{names.join_prefix(dep.model)}:stats", "pending_p")
                 return int(raw or 0) >= EVENTS
 
             wait_until(
@@ -108,7 +109,7 @@ def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
             asyncio.run(send(services.kafka, dep.topics["labels"], labels))
 
             def settled() -> dict[str, Any] | None:
-                raw = client.hget(f"driftline:model:{dep.model}:health", "monitor")
+                raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)
                 health = orjson.loads(raw) if raw else {}
                 return health if health.get("labels", 0) >= EVENTS else None
 

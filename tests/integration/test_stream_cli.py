@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.kafka_admin import create_topics
+from streams.adapters.kafka_admin import create_topics
 from tests.conftest import Endpoints
 from tests.integration.workerkit import (
     Deployment,

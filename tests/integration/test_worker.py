@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.kafka_admin import create_topics
-from streams.messages import DeadLetter, ModelUpdate, Prediction
-from streams.routing import Routing, save_routing
+from streams.adapters.kafka_admin import create_topics
+from streams.contracts.messages import DeadLetter, ModelUpdate, Prediction
+from streams.scoring.routing import Routing, save_routing
 from tests.conftest import Endpoints
 from tests.integration.workerkit import (
     Deployment,

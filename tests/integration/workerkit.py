@@ -25,9 +25,9 @@ from aiokafka.structs import TopicPartition
 from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
-from streams.producer import dataset_events
-from streams.scoring_loop import scorer_group
-from streams.settings import Settings, env_name
+from streams.config.settings import Settings, env_name
+from streams.contracts.names import scorer_group
+from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
 
 

@@ -1,5 +1,5 @@
 """Security fixtures: a Kafka broker with a SCRAM-SHA-256 listener and a password-protected
-Redis, started through :class:`streams.services.LocalServices` like every other service.
+Redis, started through :class:`streams.local.services.LocalServices` like every other service.
 
 The secrets are fresh random strings for each run, so that a test can search any output for
 them. A service that cannot start ends the run with the reason (``tests/conftest.py``).
@@ -19,9 +19,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.kafka_admin import client_options
-from streams.services import LocalServices
-from streams.settings import Settings, env_name, load_settings
+from streams.adapters.kafka_admin import client_options
+from streams.config.settings import Settings, env_name, load_settings
+from streams.local.services import LocalServices
 from tests.conftest import start_or_fail
 from tests.reliability.harness import Background
 

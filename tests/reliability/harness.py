@@ -31,7 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from streams.kafka_admin import create_topics
+from streams.adapters.kafka_admin import create_topics
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, end_offsets
 from tests.waiting import wait_for

@@ -1,9 +1,9 @@
 """Malformed events, of every kind a careless or hostile producer sends, for scenario 5.
 
-Each one breaks the event contract (``streams.messages.event_model``) in one way: bytes that
-are not JSON, JSON cut short, wrong types, numbers beyond float32, NaN and infinities, deep
-nesting, oversized values (a few of 1 MB), unknown fields, empty values, missing fields.
-Events that carry an id carry ``bad-<n>``: a prediction for one of them is a bug.
+Each one breaks the event contract (``streams.contracts.messages.event_model``) in one way: bytes
+that are not JSON, JSON cut short, wrong types, numbers beyond float32, NaN and infinities, deep
+nesting, oversized values (a few of 1 MB), unknown fields, empty values, missing fields. Events that
+carry an id carry ``bad-<n>``: a prediction for one of them is a bug.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ import orjson
 import pytest
 import redis
 
-from streams.redis_client import sync_redis
-from streams.scoring_loop import scorer_group
+from streams.adapters.redis_client import sync_redis
+from streams.contracts import names
 from tests.conftest import Endpoints
 from tests.integration.workerkit import agrawal_events
 from tests.reliability.conftest import OwnServices, ScenarioReport
@@ -260,8 +260,8 @@ def test_redis_outage_scoring_goes_on_and_monitoring_resumes_from_its_snapshot(
     extra = 2_000
     kafka = own_redis.kafka
     dep = deployment(kafka, own_redis.redis, unique, tmp_path)
-    state_key = f"driftline:model:{dep.model}:state"
-    health_key = f"driftline:model:{dep.model}:health"
+    state_key = names.state_key(dep.model)
+    health_key = names.health_key(dep.model)
     client = sync_redis(own_redis.redis, None, socket_timeout=5)
     pool = agrawal_events(60_000, prefix="redis", entities=1000)  # 30 s at most
     stream = Tap(pool[:-extra])  # flows before, during and after the outage
@@ -375,7 +375,7 @@ def test_redis_outage_scoring_goes_on_and_monitoring_resumes_from_its_snapshot(
     assert resumed.get("resumed") is True, resumed
     assert resumed.get("events", 0) >= before_restart + extra, resumed
     # last, as the least of these: one outage is one warning and one recovery, and the flag
-    # holds while Redis is down (monitor_runtime: "logs one warning")
+    # holds while Redis is down (monitors.runtime: "logs one warning")
     flags = [
         line for line in log.splitlines() if "monitoring degraded" in line or "recovered" in line
     ]
@@ -426,7 +426,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     stream = Tap(pool)  # flows until a has handed over and b scored alone for a while
     preds = Collector(services.kafka, dep.topics["predictions"])
     bg.spawn(preds.run())
-    probe = LagProbe(services.kafka, scorer_group(dep.model), dep.topics["events"])
+    probe = LagProbe(services.kafka, names.scorer_group(dep.model), dep.topics["events"])
     with Workers(dep) as workers:
         workers.start("a")
         workers.ready("a")
@@ -459,7 +459,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
         # scored event once, the duplicates as often as they were scored
         monitored_should = total + preds.duplicates()
         client = sync_redis(services.redis, None, socket_timeout=5)
-        state_key = f"driftline:model:{dep.model}:state"
+        state_key = names.state_key(dep.model)
         try:
             wait_for(
                 "the monitors' snapshot to count every scored event",

@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from streams.messages import DeadLetter
-from streams.scoring_loop import scorer_group
+from streams.contracts.messages import DeadLetter
+from streams.contracts.names import scorer_group
 from tests.conftest import Endpoints
 from tests.integration.workerkit import agrawal_events
 from tests.reliability.conftest import ScenarioReport

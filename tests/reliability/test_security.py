@@ -28,12 +28,13 @@ from aiokafka.errors import KafkaConnectionError
 
 from models.errors import IntegrityError
 from models.registry import Registry
-from streams.app import WorkerRuntime
-from streams.kafka_admin import client_options, create_topics, diagnose
-from streams.redis_client import async_redis, sync_redis
-from streams.services import free_port, redis_healthy
-from streams.settings import Settings
-from streams.toolchain import find_redis_server
+from streams.adapters.kafka_admin import client_options, create_topics, diagnose
+from streams.adapters.redis_client import async_redis, sync_redis
+from streams.config.settings import Settings
+from streams.contracts import names
+from streams.local.services import free_port, redis_healthy
+from streams.local.toolchain import find_redis_server
+from streams.worker.app import WorkerRuntime
 from tests.conftest import Endpoints
 from tests.integration.workerkit import Deployment, agrawal_events
 from tests.reliability.conftest import KAFKA_USER, SecureServices, consume, produce, secret
@@ -86,7 +87,7 @@ def scored_run(
     asyncio.run(create_topics(svc.kafka, dep.topics.values(), 4, settings))
     dep.registry.promote(dep.model, dep.add_version())
     events: list[dict[str, object]] = list(agrawal_events(EVENTS, prefix="sec", entities=50))
-    state_key = f"driftline:model:{dep.model}:state"
+    state_key = names.state_key(dep.model)
     client = sync_redis(svc.redis, settings)
     state = None
     with dep.worker() as worker:

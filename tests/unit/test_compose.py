@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.settings import ENV_PREFIX, Settings, env_name
+from streams.config.settings import ENV_PREFIX, Settings, env_name
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
@@ -72,9 +72,9 @@ def _exported() -> dict[str, set[str]]:
     """Series name -> label names, from a worker registry with every source populated."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from streams.observability import Probe, WorkerMetrics, series_names
-    from streams.quality_metrics import monitor_families
-    from streams.scoring_loop import BatchStats
+    from streams.ops.observability import Probe, WorkerMetrics, series_names
+    from streams.ops.quality_metrics import monitor_families
+    from streams.scoring.loop import BatchStats
 
     rates = {"selection_rate": 0.5, "tpr": 0.6, "fpr": 0.1}
     summary = {"groups": {"a": rates, "b": rates}, "dp_gap": 0.1, "eo_gap": 0.2}

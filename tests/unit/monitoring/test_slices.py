@@ -18,9 +18,9 @@ from monitoring import (
     Slices,
 )
 from monitoring.slices import MAX_VALUE_CHARS, NONE, OTHER, slice_values
-from streams.monitor_runtime import entry_lines
-from streams.quality_metrics import monitor_families
-from streams.scoring import Scored
+from streams.monitors.runtime import entry_lines
+from streams.ops.quality_metrics import monitor_families
+from streams.scoring.batch import Scored
 from tests.unit.monitoring.conftest import Stream
 
 HEAVY = {"north": 0.3, "south": 0.2, "east": 0.1}  # shares of the events; the rest is a tail

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
 import pytest
 
-from streams.cli import build_parser, main
+from streams.cli import main as cli_main
+from streams.cli.main import build_parser, main
 
 COMMANDS = {
     "services",
@@ -69,3 +73,31 @@ def test_worker_without_a_model_says_how_to_name_one(
 
 def test_parser_builds_without_error() -> None:
     assert build_parser().prog == "driftline"
+
+
+def _commands(monkeypatch: pytest.MonkeyPatch, *points: EntryPoint) -> set[str]:
+    monkeypatch.setattr(cli_main, "entry_points", lambda group: list(points))
+    parser = build_parser()
+    return {c for a in parser._actions if a.choices for c in a.choices}
+
+
+def test_other_packages_add_commands_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = EntryPoint("bench", "bench.cli:register", cli_main.COMMANDS)
+    assert "bench" in _commands(monkeypatch, bench)
+
+
+def test_a_command_whose_package_is_not_installed_is_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ghost = EntryPoint("ghost", "no_such_package.cli:register", cli_main.COMMANDS)
+    assert "config" in _commands(monkeypatch, ghost)
+
+
+def test_a_broken_command_package_is_not_hidden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "broken_plugin.py").write_text("import no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = EntryPoint("broken", "broken_plugin:register", cli_main.COMMANDS)
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency"):
+        _commands(monkeypatch, broken)

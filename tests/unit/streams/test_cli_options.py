@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import build_parser, main
-from streams.cli_options import (
+from streams.cli.main import build_parser, main
+from streams.cli.options import (
     EnvArgumentParser,
     EnvOption,
     add_option,
@@ -19,11 +19,11 @@ from streams.cli_options import (
     positive_int,
     walk,
 )
-from streams.settings import Settings, env_name
+from streams.config.settings import Settings, env_name
 
 Option = tuple[tuple[str, ...], argparse.ArgumentParser, argparse.Action, EnvOption]
 
-# Commands whose module has not moved to streams.cli_options.add_option yet. Empty this set as
+# Commands whose module has not moved to streams.cli.options.add_option yet. Empty this set as
 # soon as they do: test_pending_commands_are_still_pending fails to remind you.
 PENDING: set[str] = set()
 

@@ -1,4 +1,4 @@
-"""The label-join entries the monitors store per scored event (streams.monitor_runtime)."""
+"""The label-join entries the monitors store per scored event (streams.monitors.runtime)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import orjson
 import pytest
 
-from streams.monitor_runtime import entry_lines
-from streams.scoring import Scored
+from streams.monitors.runtime import entry_lines
+from streams.scoring.batch import Scored
 
 
 def _part(n: int, version: str = "3", variant: str = "champion") -> Scored:

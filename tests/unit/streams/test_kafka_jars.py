@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from streams.errors import ServiceError
-from streams.kafka_jars import Jar, _download, _verify, kafka_version, locked_jars
+from streams.local.kafka_jars import Jar, _download, _verify, kafka_version, locked_jars
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_the_packaged_lock_pins_the_broker_of_the_pom() -> None:
     names = {(j.group, j.artifact): j.version for j in jars}
     assert names[("org.apache.kafka", "kafka_2.13")] == kafka_version()
     assert names[("org.apache.kafka", "kafka-clients")] == kafka_version()
-    pom = (resources.files("streams") / "kafka" / "pom.xml").read_text()
+    pom = (resources.files("streams.local") / "kafka" / "pom.xml").read_text()
     log4j = re.search(r"<log4j.version>([^<]+)<", pom)
     assert log4j and names[("org.apache.logging.log4j", "log4j-core")] == log4j[1]
     assert len({j.filename for j in jars}) == len(jars), "one file per jar"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from streams.liveness import Verdict, Watchdog, WatchdogThread
+from streams.ops.liveness import Verdict, Watchdog, WatchdogThread
 
 
 class Clock:

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli_options import EnvArgumentParser
-from streams.models_cli import register
+from streams.cli.models import register
+from streams.cli.options import EnvArgumentParser
 
 SMALL = ["--rows", "600", "--folds", "2"]
 

@@ -9,10 +9,10 @@ import orjson
 
 from models.scorer import OnnxScorer
 from models.workflow import TrainResult
-from streams.messages import card_event_model
-from streams.monitor_runtime import MonitorRuntime
-from streams.scoring import BatchScorer, ModelSet, RawRecord, Scored
-from streams.settings import load_settings
+from streams.config.settings import load_settings
+from streams.contracts.messages import card_event_model
+from streams.monitors.runtime import MonitorRuntime
+from streams.scoring.batch import BatchScorer, ModelSet, RawRecord, Scored
 
 
 async def _no_send(topic: str, payloads: list[bytes]) -> None:
@@ -34,11 +34,11 @@ def test_the_scorers_columns_are_what_the_features_would_give(
     runtime = MonitorRuntime(
         load_settings(data_dir=tmp_path), "sea", scorer.card, "redis://127.0.0.1:1/0", _no_send
     )
-    given, _ = runtime._vectors(part)
+    given, _ = runtime.feature_columns(part)
     read = Scored(
         part.variant, part.version, part.event_ids, part.features, part.labels, part.scores
     )  # as from the monitor-input topic: features only
-    from_features, _ = runtime._vectors(read)
+    from_features, _ = runtime.feature_columns(read)
     assert list(given) == list(from_features) == ["x0", "x1", "x2"]
     for name in given:
         assert np.array_equal(given[name], from_features[name], equal_nan=True), name
@@ -53,5 +53,5 @@ def test_the_scorers_columns_are_what_the_features_would_give(
         part.scores,
         {"x0": np.zeros(9)},
     )
-    fallback, _ = runtime._vectors(partial)
+    fallback, _ = runtime.feature_columns(partial)
     assert fallback["x0"].tolist() == [1.0 + i for i in range(9)]

@@ -9,11 +9,11 @@ import orjson
 
 from models.scorer import OnnxScorer
 from models.workflow import TrainResult
-from streams.messages import card_event_model
-from streams.monitor_agents import MonitorFeed
-from streams.monitor_runtime import MonitorRuntime
-from streams.scoring import BatchResult, BatchScorer, ModelSet, RawRecord
-from streams.settings import load_settings
+from streams.config.settings import load_settings
+from streams.contracts.messages import card_event_model
+from streams.monitors.agents import MonitorFeed
+from streams.monitors.runtime import MonitorRuntime
+from streams.scoring.batch import BatchResult, BatchScorer, ModelSet, RawRecord
 
 
 async def _no_send(topic: str, payloads: list[bytes]) -> None:

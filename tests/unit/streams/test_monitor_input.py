@@ -1,12 +1,12 @@
-"""The monitoring input a worker sends per scored batch (streams.monitor_agents)."""
+"""The monitoring input a worker sends per scored batch (streams.monitors.agents)."""
 
 from __future__ import annotations
 
 import numpy as np
 import orjson
 
-from streams.monitor_agents import _scored_parts, merge_scored, scored_records
-from streams.scoring import BatchResult, Scored
+from streams.monitors.agents import merge_scored, scored_parts, scored_records
+from streams.scoring.batch import BatchResult, Scored
 
 
 def _part(variant: str, version: str, ids: list[str], *, columns: bool = False) -> Scored:
@@ -29,7 +29,7 @@ def test_champion_and_shadow_of_an_event_travel_in_the_same_record() -> None:
     assert len(records) == 3
     seen: list[str] = []
     for raw in records:
-        parts = _scored_parts(orjson.loads(raw))
+        parts = scored_parts(orjson.loads(raw))
         assert [p.variant for p in parts] == ["champion", "shadow"]
         assert parts[0].event_ids == parts[1].event_ids  # paired outcomes stay paired
         assert len(parts[0].event_ids) <= 256
@@ -41,7 +41,7 @@ def test_a_canary_split_keeps_every_event_once() -> None:
     champion = _part("champion", "1", [f"c{i}" for i in range(300)])
     canary = _part("canary", "2", [f"k{i}" for i in range(40)])
     records = scored_records(BatchResult(scored=[champion, canary]), max_events=256)
-    parts = [p for raw in records for p in _scored_parts(orjson.loads(raw))]
+    parts = [p for raw in records for p in scored_parts(orjson.loads(raw))]
     got = {(p.variant, e) for p in parts for e in p.event_ids}
     assert len(got) == 340
     assert sum(len(p.event_ids) for p in parts) == 340
@@ -87,7 +87,7 @@ def test_context_travels_with_its_events_across_records_and_merges() -> None:
     context = [{"segment": "b"} if i % 3 == 0 else None for i in range(300)]
     with_context = Scored(**{**part.__dict__, "context": context})
     records = scored_records(BatchResult(scored=[with_context]), max_events=256)
-    parts = [p for raw in records for p in _scored_parts(orjson.loads(raw))]
+    parts = [p for raw in records for p in scored_parts(orjson.loads(raw))]
     assert [c for p in parts for c in (p.context or [])] == context
     merged = merge_scored([[with_context], [_part("champion", "1", ["z1", "z2"])]])
     assert merged[0].context == [*context, None, None], "one context (or None) per event"

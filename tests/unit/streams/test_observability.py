@@ -12,15 +12,15 @@ from models.data import synthetic
 from models.workflow import TrainResult
 from monitoring import ModelMonitor, MonitorConfig
 from monitoring.findings import FINDING_KINDS
-from streams.observability import (
+from streams.ops.observability import (
     LATENCY_BUCKETS_S,
     BulkHistogram,
     Probe,
     WorkerMetrics,
     series_names,
 )
-from streams.quality_metrics import monitor_families
-from streams.scoring_loop import BatchStats
+from streams.ops.quality_metrics import monitor_families
+from streams.scoring.loop import BatchStats
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -8,9 +8,9 @@ import pytest
 
 from models.registry import Registry
 from models.workflow import TrainResult
-from streams.cli import build_parser, main
-from streams.report_cli import lifecycle_change, registry_changes
-from streams.settings import env_name
+from streams.cli.main import build_parser, main
+from streams.cli.report import lifecycle_change, registry_changes
+from streams.config.settings import env_name
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 
 from models.errors import InvalidInputError
 from models.scorer import FixedScorer
-from streams.messages import DeadLetter, Prediction, event_model
-from streams.routing import Routing
-from streams.scoring import BatchScorer, ModelSet, RawRecord
+from streams.contracts.messages import DeadLetter, Prediction, event_model
+from streams.scoring.batch import BatchScorer, ModelSet, RawRecord
+from streams.scoring.routing import Routing
 
 EVENT = event_model("m", {"a": "numeric", "b": "numeric"})
 

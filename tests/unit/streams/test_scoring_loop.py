@@ -15,9 +15,9 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from streams.scoring import BatchResult, RawRecord
-from streams.scoring_loop import ScoringLoop
-from streams.settings import load_settings
+from streams.config.settings import load_settings
+from streams.scoring.batch import BatchResult, RawRecord
+from streams.scoring.loop import ScoringLoop
 from tests.waiting import wait_until_async
 
 TOPIC = "events"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.config.settings import load_settings
 from streams.errors import ServiceError
-from streams.services import LocalServices, ServiceRecord, free_port, kafka_version
-from streams.settings import load_settings
+from streams.local.services import LocalServices, ServiceRecord, free_port, kafka_version
 
 
 def test_kafka_version_is_pinned_4x() -> None:
@@ -27,7 +27,7 @@ def test_free_port_is_bindable() -> None:
 
 def test_record_alive_tracks_the_process() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    from streams.services import _start_time
+    from streams.local.services import _start_time
 
     rec = ServiceRecord(kind="x", endpoint="", pid=proc.pid, started=_start_time(proc.pid))
     assert rec.alive()

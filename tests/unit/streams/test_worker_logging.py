@@ -1,4 +1,4 @@
-"""How a Faust worker of Driftline's configures logging (streams.monitor_agents.faust_worker)."""
+"""How a Faust worker of Driftline's configures logging (streams.monitors.agents.faust_worker)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.monitor_agents import faust_app, faust_worker
-from streams.settings import load_settings
+from streams.config.settings import load_settings
+from streams.monitors.agents import faust_app, faust_worker
 
 
 @pytest.fixture

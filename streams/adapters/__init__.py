@@ -1,0 +1,7 @@
+"""The I/O clients every process shares: Kafka client and admin options, TLS and SASL
+(:mod:`~streams.adapters.kafka_admin`), Redis clients (:mod:`~streams.adapters.redis_client`)
+and the Redis label join (:mod:`~streams.adapters.redis_join`). They depend only on
+:mod:`streams.config`, :mod:`streams.contracts` and :mod:`streams.errors`.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,229 @@
+"""Operator commands that read Redis: ``driftline alerts`` and ``driftline status``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+import redis
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from models.registry import Registry
+from streams.adapters.redis_client import sync_redis
+from streams.cli.options import add_option, positive_int
+from streams.config.settings import Settings, env_name, load_settings
+from streams.contracts.names import ALERTS_KEY, HEALTH_FIELD, health_key, stage_key
+from streams.local.services import LocalServices
+from streams.scoring.routing import load_routing
+
+
+def _client(settings: Settings) -> redis.Redis:
+    return sync_redis(LocalServices(settings).redis_url(), settings)
+
+
+def _matches(alert: dict[str, Any], args: argparse.Namespace) -> bool:
+    return (args.model is None or alert.get("model") == args.model) and (
+        args.kind is None or alert.get("kind") == args.kind
+    )
+
+
+def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(alert).decode() + "\n")
+    else:
+        feature = f" {alert['feature']}" if alert.get("feature") else ""
+        print(
+            f"{alert['at']:.0f} {alert['model']}@{alert['version']} {alert['kind']}{feature} "
+            f"{alert['detector']}={alert['statistic']:.4g} (threshold {alert['threshold']:.4g})"
+        )
+    sys.stdout.flush()
+
+
+def alerts_command(args: argparse.Namespace) -> int:
+    """Print recent alerts (oldest first), then, with --follow, new ones as they fire."""
+    client = _client(load_settings())
+    last = "$"
+    try:
+        recent: Any = client.xrevrange(ALERTS_KEY, count=max(args.count * 10, 100))
+        shown = [orjson.loads(f[b"alert"]) for _, f in recent]
+        shown = [a for a in shown if _matches(a, args)][: args.count]
+        for alert in reversed(shown):
+            _print_alert(alert, args.json)
+        if recent:
+            last = recent[0][0].decode()
+        while args.follow:
+            found: Any = client.xread({ALERTS_KEY: last}, block=1000, count=100) or []
+            for _, entries in found:
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    alert = orjson.loads(fields[b"alert"])
+                    if _matches(alert, args):
+                        _print_alert(alert, args.json)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.close()
+    return 0
+
+
+def model_status(settings: Settings, client: redis.Redis, model: str) -> dict[str, Any]:
+    """Versions, routing, stage, health (metrics, detectors) and last alerts of one model."""
+    registry = Registry(settings.registry)
+    aliases = {k: v.version for k, v in registry.aliases(model).items()}
+    raw_health = client.hget(health_key(model), HEALTH_FIELD)
+    raw_stage = client.get(stage_key(model))
+    entries: Any = client.xrevrange(ALERTS_KEY, count=500)
+    alerts = [orjson.loads(f[b"alert"]) for _, f in entries]
+    return {
+        "model": model,
+        "versions": registry.versions(model),
+        "aliases": aliases,
+        "routing": load_routing(registry, model).model_dump(),
+        "stage": orjson.loads(raw_stage) if raw_stage else None,
+        "health": orjson.loads(raw_health) if raw_health else None,
+        "last_alerts": [a for a in alerts if a.get("model") == model][:5],
+    }
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """Show the state of one model, or of every model in the registry."""
+    settings = load_settings()
+    names = [args.model] if args.model else Registry(settings.registry).names()
+    client = _client(settings)
+    try:
+        report = [model_status(settings, client, name) for name in names]
+    finally:
+        client.close()
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    console = Console()
+    for entry in report:
+        _show(console, entry)
+    return 0
+
+
+def _show(console: Console, entry: dict[str, Any]) -> None:
+    health = entry["health"] or {}
+    stage = entry["stage"] or {}
+    console.print(
+        f"[bold]{entry['model']}[/bold] champion {entry['aliases'].get('champion', '-')}, "
+        f"challenger {entry['aliases'].get('challenger', '-')}, "
+        f"routing {entry['routing']['mode']}, "
+        f"stage {stage.get('phase', '-')}; status {health.get('status', 'no data')}, "
+        f"{health.get('events', 0)} events, {health.get('labels', 0)} labels"
+    )
+    metrics = Table("scope", "labels", "accuracy", "F1", "ROC AUC", "rolling acc.", "rolling F1")
+    for scope, m in (health.get("metrics") or {}).items():
+        cum, roll = m.get("cumulative", {}), m.get("rolling", {})
+        metrics.add_row(
+            scope,
+            str(m.get("labels", 0)),
+            _f(cum.get("accuracy")),
+            _f(cum.get("f1")),
+            _f(cum.get("roc_auc")),
+            _f(roll.get("accuracy")),
+            _f(roll.get("f1")),
+        )
+    console.print(metrics)
+    _show_slices(console, health)
+    if health.get("sensitive"):
+        none = health.get("ungrouped") or {}
+        console.print(
+            f"  fairness by {health['sensitive']}: {none.get('events', 0)} events and "
+            f"{none.get('labels', 0)} labels had no group",
+            markup=False,
+        )
+    for finding in health.get("active") or []:
+        console.print(
+            f"  active: {finding['kind']} {finding.get('feature') or ''} "
+            f"{finding['detector']}={finding['statistic']:.4g}"
+        )
+    for alert in entry["last_alerts"]:
+        console.print(f"  alert: {alert['kind']} {alert.get('feature') or ''} {alert['detector']}")
+
+
+def _show_slices(console: Console, health: dict[str, Any]) -> None:
+    """Labels, accuracy and F1 per slice and scope, when the monitors slice."""
+    info = health.get("slices")
+    if not info:
+        return
+    head = ("scope", "slice", "labels", "accuracy", "F1", "rolling labels", "rolling acc.")
+    table = Table(
+        *head,
+        "rolling F1",
+        title=f"slices by {escape(str(info.get('by')))} (top {info.get('top')}; "
+        f"{info.get('candidates', 0)} values tracked)",
+    )
+    for scope, m in (health.get("metrics") or {}).items():
+        for name, windows in ((m.get("slices") or {}).get("values") or {}).items():
+            cum, roll = windows.get("cumulative", {}), windows.get("rolling", {})
+            table.add_row(
+                scope,
+                escape(str(name)),
+                str(cum.get("count", 0)),
+                _f(cum.get("accuracy")),
+                _f(cum.get("f1")),
+                str(roll.get("count", 0)),
+                _f(roll.get("accuracy")),
+                _f(roll.get("f1")),
+            )
+    console.print(table)
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+ALERT_KINDS = (
+    "data_drift",
+    "prediction_drift",
+    "concept_drift",
+    "performance",
+    "fairness",
+    "data_quality",
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``alerts`` and ``status``."""
+    a = sub.add_parser(
+        "alerts",
+        help="recent drift, performance and fairness alerts (Redis)",
+        description="Print recent alerts from the Redis stream, oldest first; with --follow, "
+        "keep printing new ones until stopped.",
+    )
+    add_option(a, "--follow", action="store_true", help="keep printing alerts as they fire")
+    add_option(a, "--model", metavar="NAME", help="only this model's alerts")
+    add_option(
+        a,
+        "--kind",
+        choices=ALERT_KINDS,
+        metavar="KIND",
+        help=f"only this kind: {', '.join(ALERT_KINDS)}",
+    )
+    add_option(
+        a, "--count", type=positive_int, default=20, metavar="N", help="how many recent alerts"
+    )
+    add_option(a, "--json", action="store_true", help="one JSON alert a line")
+    a.set_defaults(func=alerts_command)
+    s = sub.add_parser(
+        "status",
+        help="health, versions, metrics, detectors and last alerts",
+        description="Show the live state of one model, or of every model in the registry.",
+    )
+    s.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help=f"one model (default: every model in {env_name('registry')})",
+    )
+    add_option(s, "--json", action="store_true", help="print as JSON")
+    s.set_defaults(func=status_command)
+
+
+__all__ = ["ALERT_KINDS", "alerts_command", "model_status", "register", "status_command"]

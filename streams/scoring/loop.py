@@ -1,0 +1,342 @@
+"""The worker's hot path: consume a batch of events, score it, produce, then commit.
+
+It runs as a task of the worker's Faust app (which also runs the label and monitor agents,
+the model-update follower and the timers) but reads ``events`` with a consumer of its own,
+batch by batch. Faust's stream delivers each record as an event object through queues and
+per-event callbacks; at micro-batch sizes that bookkeeping cost more than scoring itself
+(see bench/README.md), so the hot path takes whole fetches and produces whole record batches.
+
+Delivery is at least once, and pipelined: the loop scores a batch, hands its sends to the
+broker and goes on with the next batch while a committer task waits, in batch order, for the
+broker's acknowledgements and marks the batch's offsets ready. Ready offsets are committed
+on a timer, once every ``COMMIT_EVERY_S`` while batches keep coming, and as soon as no batch
+has followed them for ``COMMIT_IDLE_S`` (a caught-up or drained stream shows no lag), not
+once per batch: on this path every request costs the broker and the client more than the
+events in it (bench/README.md), and a commit per batch was a third of the worker's
+requests. At most ``max_inflight_batches`` batches wait for acks: a slow broker slows the
+loop rather than filling memory. A rebalance or a stop waits until every batch in flight is
+acknowledged and committed, so a handover repeats nothing in the normal case; a crash
+repeats what followed the last commit (at most ``COMMIT_EVERY_S`` of events and the batches
+in flight). A batch whose sends fail for good is never committed: the loop stops, and the
+events are scored again when the worker is restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from streams.config.settings import Settings
+from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet, RawRecord
+
+log = logging.getLogger("driftline.worker")
+
+# Record batches we build stay well under the broker's default 1 MiB message limit.
+MAX_BATCH_BYTES = 524_288
+COMMIT_EVERY_S = 0.1  # acknowledged offsets wait at most this long for their commit
+COMMIT_IDLE_S = 0.02  # ... or this long when no batch follows them
+
+
+@dataclass
+class BatchStats:
+    """What one scored batch did, for metrics and the liveness watchdog."""
+
+    events: int
+    predictions: int
+    dead_letters: int
+    seconds: float
+    latencies_ms: Sequence[float]
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hold a revocation until the batch in hand is produced and committed."""
+
+    def __init__(self, settle: Callable[[], Awaitable[None]]) -> None:
+        self.settle = settle
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.settle()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("scoring partitions: %s", sorted(tp.partition for tp in assigned))
+
+
+class PartitionedSender:
+    """Produce many records with one future per record batch, not one per record.
+
+    A prediction goes to the partition number its event came from when both topics have
+    the same partition count (same key, same partition: per-key order is kept without
+    hashing every key in Python); otherwise the producer's partitioner places it by key.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self._partitions: dict[str, int] = {}
+
+    async def partitions(self, topic: str) -> int:
+        if topic not in self._partitions:
+            self._partitions[topic] = len(await self.producer.partitions_for(topic))
+        return self._partitions[topic]
+
+    async def send_aligned(
+        self, topic: str, messages: Sequence[Encoded], partitions: Sequence[int], source: int
+    ) -> list[Awaitable[Any]]:
+        """Send ``messages[i]`` to ``partitions[i]`` (when ``topic`` has ``source`` partitions)."""
+        if await self.partitions(topic) != source:
+            return await self.send_keyed(topic, messages)
+        by_partition: dict[int, list[Encoded]] = {}
+        for message, partition in zip(messages, partitions, strict=True):
+            by_partition.setdefault(partition, []).append(message)
+        acks: list[Awaitable[Any]] = []
+        now_ms = int(time.time() * 1000)
+        for partition, items in by_partition.items():
+            batch = self.producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=now_ms) is not None:
+                    continue
+                if batch.record_count():  # full: send it and start the next one
+                    batch.close()
+                    acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+                    batch = self.producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=now_ms) is not None:
+                        continue
+                # Larger than a whole record batch: on its own, through the producer.
+                acks.append(await self.producer.send(topic, value, key=key, partition=partition))
+            if batch.record_count():
+                batch.close()
+                acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+        return acks
+
+    async def send_keyed(self, topic: str, messages: Sequence[Encoded]) -> list[Awaitable[Any]]:
+        """Send each message, placed by its key."""
+        return [await self.producer.send(topic, value, key=key) for key, value in messages]
+
+
+class ScoringLoop:
+    """Score ``settings.topic_events`` batch by batch with ``current()``'s models.
+
+    Parameters
+    ----------
+    settings
+        Topics, batch size and wait, client options.
+    make_clients
+        Builds the unstarted consumer and producer inside the running loop (aiokafka
+        clients bind to the loop they are created in).
+    scorer
+        Turns raw records into predictions and dead letters.
+    current
+        Returns the model set to use for the next batch (swapped between batches).
+    monitor_records
+        Encodes a scored batch for the monitoring owner (None: monitoring off).
+    on_batch
+        Called after each acknowledged batch (metrics, watchdog); its ``seconds`` run from
+        the fetch to the last ack.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        make_clients: Callable[[], tuple[AIOKafkaConsumer, AIOKafkaProducer]],
+        scorer: BatchScorer,
+        current: Callable[[], ModelSet],
+        *,
+        monitor_records: Callable[[BatchResult], list[Encoded]] | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.make_clients = make_clients
+        self.scorer = scorer
+        self.current = current
+        self.monitor_records = monitor_records
+        self.on_batch = on_batch
+        self.lock = asyncio.Lock()
+        self.stopping = asyncio.Event()
+        self.batches = 0
+        self.failure: BaseException | None = None
+        self.commit_every_s = COMMIT_EVERY_S
+        self.commit_idle_s = COMMIT_IDLE_S
+        self._ready: dict[TopicPartition, OffsetAndMetadata] = {}  # acknowledged, uncommitted
+        self._committing = asyncio.Lock()
+        self._inflight: asyncio.Queue[_InFlight] = asyncio.Queue(
+            maxsize=settings.max_inflight_batches
+        )
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; the clients are started and stopped here."""
+        settings = self.settings
+        self.consumer, producer = self.make_clients()
+        self.sender = PartitionedSender(producer)
+        self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.settle))
+        await self.consumer.start()
+        await self.sender.producer.start()
+        committer = asyncio.create_task(self._committer())
+        source = 0
+        try:
+            while not self.stopping.is_set() and self.failure is None:
+                fetched = await self.consumer.getmany(
+                    timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
+                )
+                if not fetched:
+                    continue
+                source = source or await self.sender.partitions(settings.topic_events)
+                async with self.lock:
+                    await self._one_batch(fetched, source)
+        finally:
+            if self.failure is None:
+                await self.settle()
+            committer.cancel()
+            await self.consumer.stop()
+            await self.sender.producer.stop()
+        if self.failure is not None:
+            raise self.failure
+
+    async def settle(self) -> None:
+        """Wait until every batch in flight is acknowledged and its offsets committed."""
+        async with self.lock:
+            if self.failure is None:
+                await self._inflight.join()
+                await self._commit_ready()
+
+    async def stop(self) -> None:
+        """Finish the batches in hand, commit them and stop."""
+        self.stopping.set()
+        await self.settle()
+
+    async def lag(self) -> dict[int, int | None]:
+        """Per assigned partition: events not consumed yet (highwater - position; None until
+        the first fetch response tells the highwater). For metrics and the watchdog."""
+        consumer = getattr(self, "consumer", None)  # set by run()
+        if consumer is None:
+            return {}
+        out: dict[int, int | None] = {}
+        for tp in list(consumer.assignment()):
+            if tp not in consumer.assignment():
+                continue  # a rebalance took it while we awaited the previous position
+            high = consumer.highwater(tp)
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 0.5)
+            except (KafkaError, TimeoutError):
+                position = None
+            out[tp.partition] = (
+                None if high is None or position is None else max(high - position, 0)
+            )
+        return out
+
+    async def _one_batch(self, fetched: dict[TopicPartition, list[Any]], source: int) -> None:
+        started = time.perf_counter()
+        records = [
+            RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp)
+            for messages in fetched.values()
+            for m in messages
+        ]
+        dlq = self.settings.topic_dlq
+        try:
+            result = self.scorer.process(records, self.current())
+        except Exception as exc:
+            # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
+            log.exception("batch of %d failed; sent to %s", len(records), dlq)
+            kind = type(exc).__name__
+            result = BatchResult()
+            for r in records:
+                self.scorer.reject(result, r, f"internal error: {exc}", kind)
+        acks = await self.sender.send_aligned(
+            self.settings.topic_predictions,
+            result.predictions,
+            result.prediction_partitions,
+            source,
+        )
+        acks += await self.sender.send_aligned(
+            dlq, result.dead_letters, result.dead_letter_partitions, source
+        )
+        if self.monitor_records is not None and result.scored:
+            monitor_input = self.monitor_records(result)
+            acks += await self.sender.send_keyed(self.settings.topic_monitor, monitor_input)
+        offsets = {
+            tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
+        }
+        # Committed by the committer once the broker acknowledged every send above.
+        stats = BatchStats(
+            len(records),
+            len(result.predictions),
+            len(result.dead_letters),
+            started,
+            result.latencies_ms,
+        )
+        await self._inflight.put(_InFlight(acks, offsets, stats))
+
+    async def _committer(self) -> None:
+        """Await each batch's acks in order; commit what is acknowledged, on a timer."""
+        committed_at = time.monotonic()
+        getter: asyncio.Future[_InFlight] | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(self._inflight.get())
+                if self._ready:  # commit them when it is time, or when no batch comes
+                    due = committed_at + self.commit_every_s - time.monotonic()
+                    wait = min(due, self.commit_idle_s)
+                    done, _ = await asyncio.wait({getter}, timeout=max(wait, 0.0))
+                    if not done:
+                        await self._commit_ready()
+                        committed_at = time.monotonic()
+                        continue
+                batch = await getter
+                getter = None
+                try:
+                    await asyncio.gather(*batch.acks)
+                except Exception as exc:
+                    # Never commit past a batch that was not delivered: stop, and let the
+                    # next start score it again from the last committed offset.
+                    log.error("delivery of a batch of %d failed: %s", batch.stats.events, exc)
+                    self.failure = exc
+                    self.stopping.set()
+                    self._drain()
+                    return
+                self._ready.update(batch.offsets)
+                self.batches += 1
+                if self.on_batch is not None:
+                    batch.stats.seconds = time.perf_counter() - batch.stats.seconds
+                    self.on_batch(batch.stats)
+                if time.monotonic() - committed_at >= self.commit_every_s:
+                    await self._commit_ready()
+                    committed_at = time.monotonic()
+                self._inflight.task_done()
+        finally:
+            if getter is not None:
+                getter.cancel()
+
+    def _drain(self) -> None:
+        while not self._inflight.empty():
+            self._inflight.get_nowait()
+            self._inflight.task_done()
+        self._inflight.task_done()
+
+    async def _commit_ready(self) -> None:
+        """Commit the acknowledged offsets not committed yet (the newest per partition)."""
+        async with self._committing:  # a settle waits for the commit the timer started
+            if not self._ready:
+                return
+            offsets, self._ready = self._ready, {}
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                # The partitions moved on: their new owner scores these events again.
+                log.warning("commit of %s failed (%s); they will be rescored", offsets, exc)
+
+
+@dataclass
+class _InFlight:
+    acks: list[Awaitable[Any]]
+    offsets: dict[TopicPartition, OffsetAndMetadata]
+    stats: BatchStats
+
+
+__all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]
