@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         default=None, description="Private key (PEM) of the Redis client certificate."
     )
 
-    # Topics (ARCHITECTURE §4).
+    # Topics (docs/architecture.md, "Contracts users depend on").
     topic_events: str = "events"
     topic_predictions: str = "predictions"
     topic_labels: str = "labels"

@@ -104,7 +104,7 @@ AlertKind = Literal[
 
 
 class Alert(_Message):
-    """A monitoring finding (ARCHITECTURE §4)."""
+    """A monitoring finding (docs/architecture.md, "Contracts users depend on")."""
 
     alert_id: str
     kind: AlertKind

@@ -1,7 +1,7 @@
 """Monitoring inside a worker: feed the monitors per batch, join labels, alert, snapshot.
 
-Redis holds everything that must outlive the process (ARCHITECTURE §4; the keys are named in
-:mod:`streams.contracts.names`):
+Redis holds everything that must outlive the process (docs/architecture.md, "Contracts";
+the keys are named in :mod:`streams.contracts.names`):
 
 - ``driftline:model:<name>:state`` — the monitor and alert-policy snapshot (JSON,
   the format documented in :mod:`monitoring.model_monitor`), written at least every

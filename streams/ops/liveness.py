@@ -1,8 +1,9 @@
 """Liveness: a worker that stops scoring while events wait is restarted, not left hung.
 
-ARCHITECTURE §7 forbids a worker stuck after a rebalance. A stuck worker still holds its
-partitions, so nobody else scores them: the only cure is to exit and let the supervisor
-(systemd, Docker, Kubernetes) start a fresh process, which rescores the uncommitted batch.
+docs/architecture.md ("What must never happen") forbids a worker stuck after a rebalance.
+A stuck worker still holds its partitions, so nobody else scores them: the only cure is to
+exit and let the supervisor (systemd, Docker, Kubernetes) start a fresh process, which
+rescores the uncommitted batch.
 
 :class:`Watchdog` is the decision, a pure class with an injectable clock. The event loop
 reports to it once a second (:meth:`Watchdog.observe`: batches committed so far, events

@@ -1,8 +1,8 @@
 """Faults while events stream (issue #9, scenarios 1-4), on a real broker and a real Redis.
 
 Each scenario streams events into a real ``driftline worker`` process, injects one kind of
-fault, and checks what must never happen (ARCHITECTURE §7): an event lost, a crashed or stuck
-worker, monitoring state reset to zero. It also measures what the fault cost (duplicates,
+fault, and checks what must never happen (docs/architecture.md): an event lost, a crashed or
+stuck worker, monitoring state reset to zero. It also measures what the fault cost (duplicates,
 recovery time) and records it with the ``scenario_report`` fixture, so that the session's
 terminal summary prints one line per scenario.
 

@@ -15,7 +15,7 @@ MODEL, VERSION = "credit", "3"
 
 
 def alert(alert_id: str, kind: str, *, at: float = 0.0, **extra: Any) -> dict[str, Any]:
-    """An alert as the streams shell publishes it (ARCHITECTURE §4)."""
+    """An alert as the streams shell publishes it (docs/architecture.md, "Contracts")."""
     return {
         "alert_id": alert_id,
         "kind": kind,
