@@ -21,15 +21,7 @@ from matplotlib.axes import Axes
 
 from models.report_plots import color, figure, png
 
-ALERT_KINDS = (
-    "data_drift",
-    "prediction_drift",
-    "concept_drift",
-    "performance",
-    "fairness",
-    "data_quality",
-)
-_MARKERS = ("o", "s", "^", "v", "D", "x")
+_MARKERS = ("o", "s", "^", "v", "D", "x", "P", "*")
 TOP_FEATURES = 6
 
 
@@ -67,6 +59,9 @@ class LiveHistory:
         Promotions, rollbacks and other lifecycle events.
     max_points : int or None
         The retention of the history stream, shown in the report.
+    alert_kinds : sequence of str
+        Every alert kind, in the order that gives each its marker and colour in every report
+        (the monitors' vocabulary, passed in; kinds not in it follow in name order).
 
     Examples
     --------
@@ -78,6 +73,7 @@ class LiveHistory:
     alerts: Sequence[Mapping[str, Any]] = ()
     changes: Sequence[VersionChange] = field(default_factory=tuple)
     max_points: int | None = None
+    alert_kinds: Sequence[str] = ()
 
     @property
     def empty(self) -> bool:
@@ -247,12 +243,14 @@ def _fairness_panel(ax: Axes, points: Sequence[Mapping[str, Any]], times: list[f
     ax.set_ylabel("rolling\nfairness gap")
 
 
-def _events_panel(ax: Axes, alerts: Sequence[Mapping[str, Any]]) -> None:
-    kinds = [k for k in ALERT_KINDS if any(a.get("kind") == k for a in alerts)]
+def _events_panel(ax: Axes, alerts: Sequence[Mapping[str, Any]], known: Sequence[str]) -> None:
+    seen = {str(a.get("kind")) for a in alerts}
+    order = [*known, *sorted(seen - set(known))]  # one marker and colour per kind, every report
+    kinds = [k for k in order if k in seen]
     for i, kind in enumerate(kinds):
         when = [_when(float(a["at"])) for a in alerts if a.get("kind") == kind]
-        k = ALERT_KINDS.index(kind)  # one marker and colour per kind, in every report
-        ax.scatter(when, [i] * len(when), marker=_MARKERS[k], color=color(k + 3))
+        k = order.index(kind)
+        ax.scatter(when, [i] * len(when), marker=_MARKERS[k % len(_MARKERS)], color=color(k + 3))
     ax.set_yticks(range(len(kinds)), labels=kinds, fontsize=8)
     ax.set_ylim(-0.7, max(len(kinds), 1) - 0.3)
     if not kinds:
@@ -300,7 +298,7 @@ def timeline_png(history: LiveHistory) -> bytes | None:
     _drift_panel(axes[1], points, times, _psi_threshold(history))
     if with_groups:
         _fairness_panel(axes[2], points, times)
-    _events_panel(axes[-1], alerts)
+    _events_panel(axes[-1], alerts, history.alert_kinds)
     for change in changes:
         at = _when(change.at)
         style = {"rollback": ("red", "-"), "promote": ("green", "-")}.get(
@@ -329,4 +327,4 @@ def timeline_png(history: LiveHistory) -> bytes | None:
     return png(fig)
 
 
-__all__ = ["ALERT_KINDS", "LiveHistory", "VersionChange", "merge_changes", "timeline_png"]
+__all__ = ["LiveHistory", "VersionChange", "merge_changes", "timeline_png"]

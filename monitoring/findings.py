@@ -8,19 +8,14 @@ version and time; ``to_dict`` is the JSON form of the finding part of that contr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+# The one list of what a monitor can find: the alert kinds of the wire contract, the CLI's
+# filter, the metrics' labels and the report's markers all come from here.
 FindingKind = Literal[
     "data_drift", "prediction_drift", "concept_drift", "performance", "fairness", "data_quality"
 ]
-FINDING_KINDS: tuple[str, ...] = (
-    "data_drift",
-    "prediction_drift",
-    "concept_drift",
-    "performance",
-    "fairness",
-    "data_quality",
-)
+FINDING_KINDS: tuple[str, ...] = get_args(FindingKind)
 
 
 @dataclass(frozen=True)

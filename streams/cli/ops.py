@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from models.registry import Registry
+from monitoring.findings import FINDING_KINDS
 from streams.adapters.redis_client import sync_redis
 from streams.cli.options import add_option, positive_int
 from streams.config.settings import Settings, env_name, load_settings
@@ -179,16 +180,6 @@ def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-ALERT_KINDS = (
-    "data_drift",
-    "prediction_drift",
-    "concept_drift",
-    "performance",
-    "fairness",
-    "data_quality",
-)
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``alerts`` and ``status``."""
     a = sub.add_parser(
@@ -202,9 +193,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_option(
         a,
         "--kind",
-        choices=ALERT_KINDS,
+        choices=FINDING_KINDS,
         metavar="KIND",
-        help=f"only this kind: {', '.join(ALERT_KINDS)}",
+        help=f"only this kind: {', '.join(FINDING_KINDS)}",
     )
     add_option(
         a, "--count", type=positive_int, default=20, metavar="N", help="how many recent alerts"
@@ -226,4 +217,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.set_defaults(func=status_command)
 
 
-__all__ = ["ALERT_KINDS", "alerts_command", "model_status", "register", "status_command"]
+__all__ = ["alerts_command", "model_status", "register", "status_command"]

@@ -25,6 +25,7 @@ from models.card import ModelCard
 from models.errors import ModelError
 from models.registry import Registry
 from models.report import LiveHistory, VersionChange, merge_changes, render_report
+from monitoring.findings import FINDING_KINDS
 from streams.adapters.redis_client import sync_redis
 from streams.cli.options import add_option, positive_int
 from streams.config.settings import Settings, env_name, load_settings
@@ -152,6 +153,7 @@ def report_command(args: argparse.Namespace) -> int:
                 alerts=alerts,
                 changes=merge_changes([*changes, *recorded], points),
                 max_points=settings.history_max_points,
+                alert_kinds=FINDING_KINDS,
             )
         except (StreamsError, redis.RedisError, OSError) as exc:
             notes.append(f"Live history not read from Redis: {exc}")

@@ -25,6 +25,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from models.card import ModelCard
+from monitoring.findings import FindingKind
 
 SCHEMA_VERSION = 1
 
@@ -98,9 +99,7 @@ class DeadLetter(_Message):
     at: float = Field(default_factory=time.time)
 
 
-AlertKind = Literal[
-    "data_drift", "prediction_drift", "concept_drift", "performance", "fairness", "data_quality"
-]
+AlertKind = FindingKind  # an alert is a finding the alert policy let through
 
 
 class Alert(_Message):
