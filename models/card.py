@@ -6,12 +6,16 @@ described by pydantic models so that it validates on load and has a JSON Schema.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 CARD_SCHEMA_VERSION = 1
+# What a model's name may be: it names a directory of the registry (and its history) and
+# travels in topic names, Redis keys and metric labels.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class _Frozen(BaseModel):
@@ -277,6 +281,7 @@ class ModelCard(_Frozen):
 
 __all__ = [
     "CARD_SCHEMA_VERSION",
+    "MODEL_NAME",
     "CalibrationCurve",
     "DataInfo",
     "FairnessReport",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from typing import IO, Any
 
 import orjson
 
+from models.card import MODEL_NAME
 from models.errors import HistoryError
 
 HISTORY_FILE = "history.jsonl"
@@ -47,8 +47,6 @@ KINDS: tuple[str, ...] = (
     "retry",
 )
 RESERVED: frozenset[str] = frozenset({"id", "at", "model", "kind"})
-# Same rule as the registry's model names, so a history always sits in a model's directory.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
@@ -82,7 +80,7 @@ class History:
 
     def path(self, model: str) -> Path:
         """The history file of ``model`` (which may not exist yet)."""
-        if not _NAME.match(model):
+        if not MODEL_NAME.match(model):
             raise HistoryError(
                 f"invalid model name {model!r}: use letters, digits, '.', '_' or '-' (max 64)",
                 model=model,

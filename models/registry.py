@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,12 +30,11 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 
-from models.card import ModelCard
+from models.card import MODEL_NAME, ModelCard
 from models.errors import IntegrityError, ModelNotFoundError, RegistryError
 
 Alias = Literal["champion", "challenger"]
 ALIASES: tuple[str, ...] = ("champion", "challenger")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
 
@@ -111,7 +109,7 @@ class Registry:
 
     # -- naming -----------------------------------------------------------------------
     def _model_dir(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not MODEL_NAME.match(name):
             raise RegistryError(
                 f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)",
                 name=name,
