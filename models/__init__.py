@@ -17,9 +17,10 @@ The usual path::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from models.card import ModelCard
-from models.csvio import load_csv
-from models.data import Dataset, synthetic
 from models.errors import (
     ConfigError,
     DataError,
@@ -34,11 +35,46 @@ from models.errors import (
     RegistryError,
     UnknownFeatureError,
 )
-from models.gates import GateConfig, GateReport, GateResult, run_gates
-from models.history import History
-from models.registry import LoadedModel, Registry
-from models.scorer import FixedScorer, OnnxScorer, Scorer
-from models.workflow import TrainOptions, TrainResult, train
+
+if TYPE_CHECKING:
+    from models.csvio import load_csv
+    from models.data import Dataset, synthetic
+    from models.gates import GateConfig, GateReport, GateResult, run_gates
+    from models.history import History
+    from models.registry import LoadedModel, Registry
+    from models.scorer import FixedScorer, OnnxScorer, Scorer
+    from models.workflow import TrainOptions, TrainResult, train
+
+# Loaded on first use: importing `models.card` (as `monitoring` does) must not pull in
+# scikit-learn, skl2onnx and onnxruntime, a second and a half of start-up and ~150 MiB.
+_LAZY = {
+    "load_csv": "models.csvio",
+    "Dataset": "models.data",
+    "synthetic": "models.data",
+    "GateConfig": "models.gates",
+    "GateReport": "models.gates",
+    "GateResult": "models.gates",
+    "run_gates": "models.gates",
+    "History": "models.history",
+    "LoadedModel": "models.registry",
+    "Registry": "models.registry",
+    "FixedScorer": "models.scorer",
+    "OnnxScorer": "models.scorer",
+    "Scorer": "models.scorer",
+    "TrainOptions": "models.workflow",
+    "TrainResult": "models.workflow",
+    "train": "models.workflow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ConfigError",

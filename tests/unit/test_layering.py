@@ -251,6 +251,22 @@ def test_pure_packages_load_no_io_client_at_runtime() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_monitoring_loads_no_model_training_or_export_stack() -> None:
+    """The monitors read cards; they must not pay for scikit-learn pipelines' export and the
+    ONNX runtime (models/__init__ loads those names on first use)."""
+    code = (
+        "import pkgutil, importlib, sys\n"
+        "for info in pkgutil.walk_packages(importlib.import_module('monitoring').__path__, "
+        "'monitoring.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "heavy = ('onnxruntime', 'skl2onnx', 'onnx', 'matplotlib', 'models.workflow')\n"
+        "print(','.join(sorted(m for m in sys.modules if m in heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
 def test_streams_loads_no_bench_at_runtime() -> None:
     code = (
         "import pkgutil, importlib, sys, streams\n"
