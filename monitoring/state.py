@@ -1,7 +1,10 @@
 """The extension points of monitoring state and alerts, with in-memory implementations.
 
-``streams`` implements :class:`StateStore` and :class:`AlertSink` on Redis (and Kafka);
-:class:`InMemoryStateStore` and :class:`InMemoryAlertSink` ship here as test helpers.
+Both are async: their real implementations talk to a server on an event loop.
+``streams`` implements :class:`StateStore` and :class:`AlertSink` on Redis
+(``streams.adapters.redis_state.RedisStateStore`` and
+``streams.adapters.redis_alerts.RedisAlertSink``); :class:`InMemoryStateStore` and
+:class:`InMemoryAlertSink` ship here as test helpers.
 :class:`DriftMonitor` is the contract of a single detector (see
 :class:`monitoring.detectors.ChangeDetector`). :func:`save_state` and :func:`load_state` move
 a snapshot through a store as orjson bytes — never pickle.
@@ -21,11 +24,11 @@ from monitoring.errors import SnapshotError
 class StateStore(Protocol):
     """Keeps opaque snapshot bytes under a key; a save replaces the value atomically."""
 
-    def load(self, key: str) -> bytes | None:
+    async def load(self, key: str) -> bytes | None:
         """The bytes saved under ``key``, or None."""
         ...
 
-    def save(self, key: str, value: bytes) -> None:
+    async def save(self, key: str, value: bytes) -> None:
         """Replace the bytes under ``key``."""
         ...
 
@@ -34,8 +37,12 @@ class StateStore(Protocol):
 class AlertSink(Protocol):
     """Receives alerts (JSON-able mappings) to deliver."""
 
-    def emit(self, alerts: Sequence[Mapping[str, Any]]) -> None:
-        """Deliver ``alerts``, in order."""
+    async def emit(self, alerts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Deliver ``alerts``, in order; return those delivered, in order.
+
+        A sink shared by several processes may leave out an alert that another one delivered
+        already (the Redis sink drops one raised again within its cooldown).
+        """
         ...
 
 
@@ -61,20 +68,21 @@ class InMemoryStateStore:
 
     Examples
     --------
+    >>> import asyncio
     >>> store = InMemoryStateStore()
-    >>> save_state(store, "k", {"schema_version": 1, "n": 3})
-    >>> load_state(store, "k")
+    >>> asyncio.run(save_state(store, "k", {"schema_version": 1, "n": 3}))
+    >>> asyncio.run(load_state(store, "k"))
     {'schema_version': 1, 'n': 3}
     """
 
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
 
-    def load(self, key: str) -> bytes | None:
+    async def load(self, key: str) -> bytes | None:
         """The bytes saved under ``key``, or None."""
         return self.data.get(key)
 
-    def save(self, key: str, value: bytes) -> None:
+    async def save(self, key: str, value: bytes) -> None:
         """Replace the bytes under ``key``."""
         self.data[key] = bytes(value)
 
@@ -85,17 +93,18 @@ class InMemoryAlertSink:
     def __init__(self) -> None:
         self.alerts: list[dict[str, Any]] = []
 
-    def emit(self, alerts: Sequence[Mapping[str, Any]]) -> None:
-        """Append ``alerts``."""
+    async def emit(self, alerts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Append ``alerts`` (every one is delivered)."""
         self.alerts.extend(dict(a) for a in alerts)
+        return list(alerts)
 
 
-def save_state(store: StateStore, key: str, state: Mapping[str, Any]) -> None:
+async def save_state(store: StateStore, key: str, state: Mapping[str, Any]) -> None:
     """Serialise a snapshot with orjson and save it."""
-    store.save(key, orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY))
+    await store.save(key, orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
-def load_state(store: StateStore, key: str) -> dict[str, Any] | None:
+async def load_state(store: StateStore, key: str) -> dict[str, Any] | None:
     """Load and parse a snapshot saved by :func:`save_state`; None when there is none.
 
     Raises
@@ -103,7 +112,7 @@ def load_state(store: StateStore, key: str) -> dict[str, Any] | None:
     SnapshotError
         The bytes are not a JSON object.
     """
-    raw = store.load(key)
+    raw = await store.load(key)
     if raw is None:
         return None
     try:

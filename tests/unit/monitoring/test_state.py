@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from monitoring import (
@@ -26,13 +28,13 @@ def test_in_memory_helpers_implement_the_protocols() -> None:
 
 def test_load_state_refuses_bytes_that_are_not_a_json_object() -> None:
     store = InMemoryStateStore()
-    assert load_state(store, "missing") is None
-    store.save("k", b"\x80not json")
+    assert asyncio.run(load_state(store, "missing")) is None
+    asyncio.run(store.save("k", b"\x80not json"))
     with pytest.raises(SnapshotError, match="not valid JSON"):
-        load_state(store, "k")
-    store.save("k", b"[1, 2]")
+        asyncio.run(load_state(store, "k"))
+    asyncio.run(store.save("k", b"[1, 2]"))
     with pytest.raises(SnapshotError, match="not a JSON object"):
-        load_state(store, "k")
+        asyncio.run(load_state(store, "k"))
 
 
 def test_one_drift_becomes_one_alert_per_feature_end_to_end(hyperplane: Stream) -> None:
@@ -47,13 +49,15 @@ def test_one_drift_becomes_one_alert_per_feature_end_to_end(hyperplane: Stream) 
         found = mon.observe_batch(num, cat, p[s : s + BATCH], "v1", "champion")
         findings += len(found)
         for a in policy.decide("hp", "v1", found, now):
-            sink.emit([{**a.to_dict(), "model": "hp", "version": "v1", "ts": now}])
-        save_state(store, "hp", {"monitor": mon.snapshot(), "policy": policy.snapshot()})
+            asyncio.run(sink.emit([{**a.to_dict(), "model": "hp", "version": "v1", "ts": now}]))
+        asyncio.run(
+            save_state(store, "hp", {"monitor": mon.snapshot(), "policy": policy.snapshot()})
+        )
     keys = [(a["kind"], a["feature"]) for a in sink.alerts]
     assert sorted(keys) == sorted(set(keys))  # one alert per (kind, feature)
     assert ("data_drift", "x4") in keys
     assert findings > 3 * len(sink.alerts)
-    state = load_state(store, "hp")
+    state = asyncio.run(load_state(store, "hp"))
     assert state is not None
     restored = AlertPolicy(cooldown_s=3600.0)
     restored.restore(state["policy"])

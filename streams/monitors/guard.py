@@ -1,0 +1,45 @@
+"""Redis calls that degrade the monitors rather than fail them: :class:`RedisGuard`.
+
+When Redis is unreachable, scoring goes on: monitoring keeps its state in memory, logs one
+warning, marks itself degraded in health, and writes again once Redis answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger("driftline.monitor")
+
+
+class RedisGuard:
+    """Awaits Redis calls; a failure yields None and marks :attr:`degraded`, once logged."""
+
+    def __init__(self) -> None:
+        self.degraded: str | None = None
+        self._failed_at = 0.0
+
+    async def __call__(self, what: str, call: Awaitable[Any]) -> Any:
+        """The result of ``call``, or None when Redis failed (``what`` names it in the log)."""
+        started = time.monotonic()
+        try:
+            result = await call
+        except (RedisError, OSError) as exc:
+            if self.degraded is None:
+                log.warning("monitoring degraded: Redis %s failed (%s); scoring goes on", what, exc)
+            self.degraded = f"redis {what}: {exc}"
+            self._failed_at = time.monotonic()
+            return None
+        # Only a call that began after the last failure proves that Redis is back: one that
+        # was already under way (the timer and the agent share this flag) proves nothing.
+        if self.degraded is not None and started > self._failed_at:
+            log.warning("monitoring recovered: Redis answers again")
+            self.degraded = None
+        return result
+
+
+__all__ = ["RedisGuard"]
