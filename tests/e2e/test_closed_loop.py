@@ -16,21 +16,21 @@ import pytest
 from models.data import synthetic
 from models.history import History
 from models.workflow import TrainOptions, train
-from streams.adapters.kafka_admin import create_topics
 from streams.contracts import names
 from streams.contracts.messages import RetrainRequest
 from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, collect, nothing_pending, send
+from tests.kit import Deployment, nothing_pending
 from tests.waiting import poll, wait_until
 
 
 @pytest.fixture
 def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
-    dep = Deployment(services, unique, tmp_path)
-    dep.env.update(
-        DRIFTLINE_MONITOR=orjson.dumps({"window": 500, "min_labels": 300}).decode(),
-        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
+    return Deployment.up(
+        services,
+        unique,
+        tmp_path,
+        monitor={"window": 500, "min_labels": 300},
         DRIFTLINE_WORKER_ID=f"w-{unique}",
         DRIFTLINE_WINDOW_SIZE="1500",
         DRIFTLINE_RETRAIN_MIN_ROWS="600",
@@ -42,8 +42,6 @@ def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
         # Agrawal's label rules depend on age: its gaps between age bands are in the data.
         DRIFTLINE_GATES=orjson.dumps({"max_dp_gap": None, "max_eo_gap": None}).decode(),
     )
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    return dep
 
 
 def _register(dep: Deployment, concept: int, seed: int, promote: bool = True) -> str:
@@ -92,8 +90,8 @@ def _accuracy(preds: list[dict], truth: dict[str, int], ids: set[str]) -> float:
 
 
 def _feed(dep: Deployment, events: list[dict], labels: list[dict]) -> None:
-    asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
-    asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
+    asyncio.run(dep.produce("events", events))
+    asyncio.run(dep.produce("labels", labels))
 
 
 def test_concept_drift_is_retrained_shadow_tested_and_promoted(deployment: Deployment) -> None:
@@ -125,9 +123,8 @@ def test_concept_drift_is_retrained_shadow_tested_and_promoted(deployment: Deplo
         truth.update({x["event_id"]: x["label"] for x in after_l})
         total = len(pre_e) + len(sent) + len(after_e)
         preds = asyncio.run(  # shadow predictions count too: read until every event is scored
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 total,
                 timeout_s=120,
                 worker=worker,
@@ -167,9 +164,8 @@ def test_a_candidate_failing_a_gate_is_refused_and_named(
         ev, lab = _stream(1200, concept=5, seed=3, prefix="g")
         _feed(dep, ev, lab)
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 1200,
                 timeout_s=60,
                 worker=worker,
@@ -179,9 +175,7 @@ def test_a_candidate_failing_a_gate_is_refused_and_named(
         request = RetrainRequest(
             request_id="forced-1", model=dep.model, version=v1, reason="test: forced"
         )
-        asyncio.run(
-            send(dep.services.kafka, dep.topics["retrain"], [request.model_dump(mode="json")])
-        )
+        asyncio.run(dep.produce("retrain", [request.model_dump(mode="json")]))
         rejected = wait_until(
             "the candidate's rejection",
             lambda: [h for h in _history(dep) if h["kind"] == "reject"],
@@ -204,11 +198,7 @@ def test_a_candidate_failing_a_gate_is_refused_and_named(
 
 def _updates(dep: Deployment) -> list[dict[str, Any]]:
     """Every model update announced so far."""
-    return asyncio.run(
-        collect(
-            dep.services.kafka, dep.topics["updates"], 0, timeout_s=30, complete=nothing_pending
-        )
-    )
+    return asyncio.run(dep.collect("updates", 0, timeout_s=30, complete=nothing_pending))
 
 
 def _window_len(dep: Deployment) -> int:
@@ -229,9 +219,8 @@ def test_a_promoted_version_that_performs_worse_is_rolled_back(deployment: Deplo
         ev, lab = _stream(1500, concept=5, seed=5, prefix="a")
         _feed(dep, ev, lab)
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 1500,
                 timeout_s=60,
                 worker=worker,
@@ -271,9 +260,8 @@ def test_a_retrainer_killed_mid_training_retries_the_request(deployment: Deploym
         ev, lab = _stream(4000, concept=5, seed=6, prefix="k")
         _feed(dep, ev, lab)
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 4000,
                 timeout_s=90,
                 worker=worker,
@@ -284,9 +272,7 @@ def test_a_retrainer_killed_mid_training_retries_the_request(deployment: Deploym
             request_id="crash-1", model=dep.model, version=v1, reason="test: crash"
         )
         with dep.worker("retrainer-1", command="retrainer") as first:
-            asyncio.run(
-                send(dep.services.kafka, dep.topics["retrain"], [request.model_dump(mode="json")])
-            )
+            asyncio.run(dep.produce("retrain", [request.model_dump(mode="json")]))
             wait_until(
                 "the retrainer taking the request",
                 lambda: "request" in _kinds(dep),

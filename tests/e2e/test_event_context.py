@@ -19,10 +19,9 @@ import orjson
 import redis
 
 from models.data import synthetic
-from streams.adapters.kafka_admin import create_topics
 from streams.contracts import names
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, collect, nothing_pending, send
+from tests.kit import Deployment, nothing_pending
 from tests.waiting import wait_until
 
 ROWS, EVENTS = 4000, 4000
@@ -53,13 +52,13 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_for_fairness(
     services: Endpoints, unique: str, tmp_path: Path
 ) -> None:
-    dep = Deployment(services, unique, tmp_path)
-    dep.env.update(
-        DRIFTLINE_MONITOR=orjson.dumps({"window": 1000, "min_labels": 200}).decode(),
-        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
+    dep = Deployment.up(
+        services,
+        unique,
+        tmp_path,
+        monitor={"window": 1000, "min_labels": 200},
         DRIFTLINE_CHALLENGER_KIND="off",
     )
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
     rows = _rows(ROWS + EVENTS)
     _write_csv(tmp_path / "train.csv", rows[:ROWS])
     trained = dep.cli(
@@ -89,18 +88,17 @@ def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_
     client = redis.Redis.from_url(services.redis)
     try:
         with dep.worker() as worker:
-            asyncio.run(send(services.kafka, dep.topics["events"], events))
+            asyncio.run(dep.produce("events", events))
             preds = asyncio.run(
-                collect(
-                    services.kafka,
-                    dep.topics["predictions"],
+                dep.collect(
+                    "predictions",
                     EVENTS,
                     timeout_s=120,
                     worker=worker,
                     complete=dep.scored_all,
                 )
             )
-            asyncio.run(send(services.kafka, dep.topics["labels"], labels))
+            asyncio.run(dep.produce("labels", labels))
 
             def settled() -> dict[str, Any] | None:
                 raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)
@@ -119,9 +117,7 @@ def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_
                 detail=lambda: [(a["kind"], a["detector"]) for a in _alerts(services.redis)],
             )
             assert worker.poll() is None, dep.log()
-        dead = asyncio.run(
-            collect(services.kafka, dep.topics["dlq"], 0, timeout_s=5, complete=nothing_pending)
-        )
+        dead = asyncio.run(dep.collect("dlq", 0, timeout_s=5, complete=nothing_pending))
     finally:
         client.close()
 

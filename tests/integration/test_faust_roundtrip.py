@@ -7,31 +7,23 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from streams.adapters.kafka_admin import create_topics
 from tests.conftest import Endpoints
-from tests.integration.workerkit import collect, group_lag
+from tests.kit import collect, committed_all, produce
 
 N_EVENTS = 10_000
 N_KEYS = 64
 
 
-async def _produce(bootstrap: str, topic: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    await producer.start()
-    try:
-        for i in range(N_EVENTS):
-            key = f"entity-{i % N_KEYS}"
-            body = {"event_id": i, "key": key, "seq": i // N_KEYS}
-            await producer.send(topic, orjson.dumps(body), key=key.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+def _events() -> Iterator[tuple[bytes, bytes]]:
+    for i in range(N_EVENTS):
+        key = f"entity-{i % N_KEYS}"
+        yield key.encode(), orjson.dumps({"event_id": i, "key": key, "seq": i // N_KEYS})
 
 
 def test_faust_agent_relays_each_event_once_in_partition_order(
@@ -55,13 +47,10 @@ def test_faust_agent_relays_each_event_once_in_partition_order(
         cwd=tmp_path,
     )
     try:
-        asyncio.run(_produce(services.kafka, source))
+        asyncio.run(produce(services.kafka, source, _events()))
 
         async def relayed_all() -> bool:  # committed after relaying: no event comes again
-            try:
-                return await group_lag(services.kafka, f"relay-{unique}", source) == 0
-            except KafkaError:  # no coordinator for the group yet
-                return False
+            return await committed_all(services.kafka, f"relay-{unique}", source)
 
         # every record of the sink once the relay committed its input: duplicates included
         received = asyncio.run(

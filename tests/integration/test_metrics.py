@@ -15,10 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.data import synthetic
-from streams.adapters.kafka_admin import create_topics
 from streams.ops.liveness import WATCHDOG_EXIT_CODE
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, agrawal_events, collect, send
+from tests.kit import Deployment, agrawal_events
 from tests.waiting import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -26,16 +25,14 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture
 def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
-    dep = Deployment(services, unique, tmp_path)
-    dep.env.update(
-        DRIFTLINE_METRICS_PORT="0",  # any free port: tests may run side by side
+    return Deployment.up(  # the kit's workers bind any free port: tests may run side by side
+        services,
+        unique,
+        tmp_path,
+        monitor={"window": 200, "min_labels": 50},
         DRIFTLINE_METRICS_HOST="127.0.0.1",
-        DRIFTLINE_MONITOR=orjson.dumps({"window": 200, "min_labels": 50}).decode(),
-        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
         DRIFTLINE_WORKER_ID=f"w-{unique}",
     )
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    return dep
 
 
 def _base_url(dep: Deployment, worker: Popen[bytes]) -> str:
@@ -97,11 +94,10 @@ def test_metrics_count_what_was_scored_and_health_is_ready(deployment: Deploymen
             detail=lambda: (_health(base), dep.log()),
         )
         assert doc["ready"] and doc["live"], (doc, dep.log())
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], [*events, *bad]))
+        asyncio.run(dep.produce("events", [*events, *bad]))
         preds = asyncio.run(  # all of them: the worker committed every event first
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 600,
                 timeout_s=90,
                 worker=worker,
@@ -109,7 +105,7 @@ def test_metrics_count_what_was_scored_and_health_is_ready(deployment: Deploymen
             )
         )
         assert len(preds) == 600, dep.log()
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
+        asyncio.run(dep.produce("labels", labels))
         model = {"model": dep.model}
         # the batch counters follow the commit; the monitors follow their own topic
         samples = wait_until(
@@ -195,7 +191,7 @@ def test_a_stalled_worker_reports_stuck_then_exits_for_a_restart(deployment: Dep
             0.25,
             detail=lambda: dep.log("stalled"),
         )
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1000]))
+        asyncio.run(dep.produce("events", events[:1000]))
         _, doc = wait_until(
             "/health to say stuck (503) while the worker lives",
             lambda: worker.poll() is None and (h := _health(base))[0] == 503 and h,
@@ -209,7 +205,7 @@ def test_a_stalled_worker_reports_stuck_then_exits_for_a_restart(deployment: Dep
         # stuck is reported from half the limit on (and the worker still answers)
         assert doc["watchdog"]["limit_s"] == limit
         assert doc["watchdog"]["stalled_s"] >= limit / 2, doc
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1000:]))
+        asyncio.run(dep.produce("events", events[1000:]))
         code = worker.wait(timeout=30)
     # A fresh worker rescoring what a dead one left is test_worker.py's SIGKILL test.
     assert code == WATCHDOG_EXIT_CODE, dep.log("stalled")

@@ -12,31 +12,23 @@ import orjson
 import pytest
 import redis
 
-from streams.adapters.kafka_admin import create_topics
 from streams.contracts import names
 from streams.contracts.messages import Alert
 from tests.conftest import Endpoints
-from tests.integration.workerkit import (
-    Deployment,
-    agrawal_events,
-    collect,
-    nothing_pending,
-    send,
-)
+from tests.kit import Deployment, agrawal_events, nothing_pending
 from tests.waiting import wait_until
 
 
 @pytest.fixture
 def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
-    dep = Deployment(services, unique, tmp_path)
-    dep.env.update(
-        DRIFTLINE_MONITOR=orjson.dumps({"window": 1000, "min_labels": 100}).decode(),
-        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
+    return Deployment.up(
+        services,
+        unique,
+        tmp_path,
+        champion="gbdt",
+        monitor={"window": 1000, "min_labels": 100},
         DRIFTLINE_WORKER_ID=f"w-{unique}",
     )
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    dep.registry.promote(dep.model, dep.add_version("gbdt", seed=1))
-    return dep
 
 
 def _health(client: redis.Redis, dep: Deployment) -> dict[str, Any]:
@@ -46,11 +38,7 @@ def _health(client: redis.Redis, dep: Deployment) -> dict[str, Any]:
 
 def _forwarded_labels(dep: Deployment) -> int:
     """Labels the workers forwarded to the monitors' input topic so far."""
-    records = asyncio.run(
-        collect(
-            dep.services.kafka, dep.topics["monitor"], 0, timeout_s=30, complete=nothing_pending
-        )
-    )
+    records = asyncio.run(dep.collect("monitor", 0, timeout_s=30, complete=nothing_pending))
     return sum(len(r["items"]) for r in records if r.get("kind") == "labels")
 
 
@@ -73,12 +61,8 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
     for e in drifted:
         e["features"]["salary"] = e["features"]["salary"] * 3 + 100_000.0
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], normal + drifted))
-        preds = asyncio.run(
-            collect(
-                dep.services.kafka, dep.topics["predictions"], 8000, timeout_s=120, worker=worker
-            )
-        )
+        asyncio.run(dep.produce("events", normal + drifted))
+        preds = asyncio.run(dep.collect("predictions", 8000, timeout_s=120, worker=worker))
         assert len(preds) == 8000, dep.log()
         # the monitors saw every event (their alerts come before the health that counts them)
         health = wait_until(
@@ -108,9 +92,8 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
     assert {a["alert_id"] for a in published if a["model"] == dep.model} >= {salary[0]["alert_id"]}
     final = _alerts(client, dep.model)  # the worker has stopped: nothing more comes
     on_topic = asyncio.run(
-        collect(
-            dep.services.kafka,
-            dep.topics["alerts"],
+        dep.collect(
+            "alerts",
             len(final),
             timeout_s=20,
             complete=nothing_pending,
@@ -156,18 +139,17 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
     labels = [{"event_id": e["event_id"], "label": y} for e, y in zip(events, truth, strict=True)]
     with dep.worker("first") as worker:
         # a third of the labels come before their events
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:400]))
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1200]))
+        asyncio.run(dep.produce("labels", labels[:400]))
+        asyncio.run(dep.produce("events", events[:1200]))
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 1200,
                 timeout_s=90,
                 worker=worker,
             )
         )
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[400:1200]))
+        asyncio.run(dep.produce("labels", labels[400:1200]))
         first = wait_until(
             "the monitors to count 1200 labels",
             lambda: _health(client, dep).get("labels", 0) >= 1200 and _health(client, dep),
@@ -182,17 +164,16 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
     assert client.exists(names.state_key(dep.model))
 
     with dep.worker("second") as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1200:]))
+        asyncio.run(dep.produce("events", events[1200:]))
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 2400,
                 timeout_s=90,
                 worker=worker,
             )
         )
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[1200:]))
+        asyncio.run(dep.produce("labels", labels[1200:]))
         second = wait_until(
             "the monitors to count 2400 labels",
             lambda: _health(client, dep).get("labels", 0) >= 2400 and _health(client, dep),
@@ -213,17 +194,16 @@ def test_a_monitor_process_of_its_own_owns_the_monitors(deployment: Deployment) 
     events = agrawal_events(600, prefix="s", seed=31)
     labels = [{"event_id": e["event_id"], "label": i % 2} for i, e in enumerate(events)]
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
+        asyncio.run(dep.produce("events", events))
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 600,
                 timeout_s=90,
                 worker=worker,
             )
         )
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
+        asyncio.run(dep.produce("labels", labels))
         # the worker got that far: it scored the events and forwarded every label
         wait_until(
             "the worker forwarding the 600 labels to the monitors",

@@ -19,23 +19,21 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from models.data import synthetic
 from models.workflow import TrainOptions, train
-from streams.adapters.kafka_admin import create_topics
 from streams.contracts import names
 from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, collect, end_offsets, send
+from tests.kit import Deployment, end_offsets
 from tests.waiting import wait_until
 
 
 def _deployment(services: Endpoints, unique: str, root: Path, **monitor: Any) -> Deployment:
-    dep = Deployment(services, unique, root)
-    dep.env.update(
-        DRIFTLINE_MONITOR=orjson.dumps({"window": 1000, "min_labels": 200, **monitor}).decode(),
-        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
+    return Deployment.up(
+        services,
+        unique,
+        root,
+        monitor={"window": 1000, "min_labels": 200, **monitor},
         DRIFTLINE_CHALLENGER_KIND="off",
     )
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    return dep
 
 
 def _promote(dep: Deployment, kind: str, **data: Any) -> None:
@@ -124,8 +122,8 @@ def test_100k_stationary_events_raise_no_alert(
     # seed draws its weights, so another seed would be another concept)
     events, labels = _events("hyperplane", 100_000, seed=1, prefix="st", skip=3000)
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
+        asyncio.run(dep.produce("events", events))
+        asyncio.run(dep.produce("labels", labels))
         health = _settle(client, dep, 100_000, 100_000, 240)
         assert worker.poll() is None
     assert health.get("events") == 100_000 and health.get("labels") == 100_000, dep.log()
@@ -144,11 +142,11 @@ def test_one_feature_shift_alerts_that_feature_only_within_a_bounded_delay(
         e["features"]["x3"] = e["features"]["x3"] + 0.3
     delay = None
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], normal))
+        asyncio.run(dep.produce("events", normal))
         _settle(client, dep, 5000, 0, 60)
         assert _alerts(client, dep.model) == []
         for i in range(0, len(shifted), 250):
-            asyncio.run(send(dep.services.kafka, dep.topics["events"], shifted[i : i + 250]))
+            asyncio.run(dep.produce("events", shifted[i : i + 250]))
             _settle(client, dep, 5000 + i + 250, 0, 30)
             if any(a["kind"] == "data_drift" for a in _alerts(client, dep.model)):
                 delay = i + 250
@@ -170,13 +168,13 @@ def test_switch_of_labelling_function_raises_concept_drift(
     after, after_l = _events("agrawal", 4000, seed=6, prefix="a", concept=2)
     delay = None
     with dep.worker():
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], before))
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], before_l))
+        asyncio.run(dep.produce("events", before))
+        asyncio.run(dep.produce("labels", before_l))
         _settle(client, dep, 3000, 3000, 60)
         assert not [a for a in _alerts(client, dep.model) if a["kind"] == "concept_drift"]
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], after))
+        asyncio.run(dep.produce("events", after))
         for i in range(0, len(after_l), 250):
-            asyncio.run(send(dep.services.kafka, dep.topics["labels"], after_l[i : i + 250]))
+            asyncio.run(dep.produce("labels", after_l[i : i + 250]))
             _settle(client, dep, 7000, 3000 + i + 250, 30)
             if any(a["kind"] == "concept_drift" for a in _alerts(client, dep.model)):
                 delay = i + 250
@@ -197,14 +195,14 @@ def test_a_gap_introduced_for_one_group_raises_a_fairness_alert(
     events, labels = _events("agrawal", 6000, seed=7, prefix="f")
     young = {e["event_id"] for e in events if e["features"]["age"] < 40}
     with dep.worker():
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:3000]))
+        asyncio.run(dep.produce("events", events))
+        asyncio.run(dep.produce("labels", labels[:3000]))
         _settle(client, dep, 6000, 3000, 60)
         assert not [a for a in _alerts(client, dep.model) if a["kind"] == "fairness"]
         flipped = [
             {**x, "label": 1 - x["label"]} if x["event_id"] in young else x for x in labels[3000:]
         ]
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], flipped))
+        asyncio.run(dep.produce("labels", flipped))
         _settle(client, dep, 6000, 6000, 60)
     fairness = [a for a in _alerts(client, dep.model) if a["kind"] == "fairness"]
     assert fairness, dep.log()
@@ -224,18 +222,17 @@ def test_late_out_of_order_labels_give_the_offline_metrics(
     shuffled = labels[:]
     random.Random(1).shuffle(shuffled)
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], shuffled[:1000]))  # early
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
+        asyncio.run(dep.produce("labels", shuffled[:1000]))  # early
+        asyncio.run(dep.produce("events", events))
         preds = asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 3000,
                 timeout_s=60,
                 worker=worker,
             )
         )
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], shuffled[1000:]))  # late
+        asyncio.run(dep.produce("labels", shuffled[1000:]))  # late
         health = _settle(client, dep, 3000, 3000, 60)
     truth = {x["event_id"]: x["label"] for x in labels}
     y_true = [truth[p["event_id"]] for p in preds]
@@ -267,8 +264,8 @@ def test_two_workers_see_what_one_worker_sees(
                 0.25,
                 detail=partial(_assignments, dep, names),
             )
-            asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
-            asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels))
+            asyncio.run(dep.produce("events", events))
+            asyncio.run(dep.produce("labels", labels))
             reports.append(_settle(client, dep, 4000, 4000, 90))
             assert all(p.poll() is None for p in procs)
         finally:
@@ -309,8 +306,8 @@ def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
     _promote(dep, "agrawal")
     events, labels = _events("agrawal", 3000, seed=10, prefix="r")
     with dep.worker():
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1500]))
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[:1500]))
+        asyncio.run(dep.produce("events", events[:1500]))
+        asyncio.run(dep.produce("labels", labels[:1500]))
         first = _settle(client, dep, 1500, 1500, 60)
     state = orjson.loads(client.get(names.state_key(dep.model)) or b"{}")
     assert first["events"] == first["labels"] == 1500, dep.log()
@@ -319,8 +316,8 @@ def test_a_new_owner_reads_on_from_the_snapshot_whatever_the_group_committed(
     before = asyncio.run(_rewind_group(dep.services.kafka, group, dep.topics["monitor"]))
     assert list(before.values()) == [state["input_next"]], "the handover committed its offset"
     with dep.worker():
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[1500:]))
-        asyncio.run(send(dep.services.kafka, dep.topics["labels"], labels[1500:]))
+        asyncio.run(dep.produce("events", events[1500:]))
+        asyncio.run(dep.produce("labels", labels[1500:]))
         _settle(client, dep, 3000, 3000, 60)
         # A record read twice would be counted twice: wait until the monitors have read their
         # input to its end, then take the health of that snapshot (or a later one).

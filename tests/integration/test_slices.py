@@ -21,11 +21,10 @@ import pytest
 import redis
 
 from models.data import synthetic
-from streams.adapters.kafka_admin import create_topics
 from streams.contracts import names
 from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, collect, send
+from tests.kit import Deployment
 from tests.waiting import wait_until
 
 EVENTS = 3000
@@ -59,16 +58,14 @@ def _cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
 def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
     services: Endpoints, unique: str, tmp_path: Path
 ) -> None:
-    dep = Deployment(services, unique, tmp_path)
-    dep.env.update(
-        DRIFTLINE_MONITOR=orjson.dumps(
-            {"window": 1000, "min_labels": 200, "slice_by": "region", "slice_top": 2}
-        ).decode(),
-        DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
+    dep = Deployment.up(
+        services,
+        unique,
+        tmp_path,
+        champion="logreg",
+        monitor={"window": 1000, "min_labels": 200, "slice_by": "region", "slice_top": 2},
         DRIFTLINE_CHALLENGER_KIND="off",
     )
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    dep.registry.promote(dep.model, dep.add_version())
     events, truth = [], {}
     for i, (event, y) in enumerate(
         dataset_events(synthetic("agrawal", rows=EVENTS, seed=11), prefix="slc", entities=0)
@@ -83,11 +80,10 @@ def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
     client = redis.Redis.from_url(services.redis)
     try:
         with dep.worker("scorer") as worker:
-            asyncio.run(send(services.kafka, dep.topics["events"], events))
+            asyncio.run(dep.produce("events", events))
             preds = asyncio.run(
-                collect(
-                    services.kafka,
-                    dep.topics["predictions"],
+                dep.collect(
+                    "predictions",
                     EVENTS,
                     timeout_s=120,
                     worker=worker,
@@ -106,7 +102,7 @@ def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
         # The labels come late, to another process: the slice values wait in Redis.
         with dep.worker("labeller") as worker:
             labels = [{"event_id": eid, "label": y} for eid, y in truth.items()]
-            asyncio.run(send(services.kafka, dep.topics["labels"], labels))
+            asyncio.run(dep.produce("labels", labels))
 
             def settled() -> dict[str, Any] | None:
                 raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)

@@ -9,23 +9,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.adapters.kafka_admin import create_topics
 from tests.conftest import Endpoints
-from tests.integration.workerkit import (
-    Deployment,
-    agrawal_events,
-    collect,
-    nothing_pending,
-    send,
-)
+from tests.kit import Deployment, agrawal_events, nothing_pending
 from tests.waiting import wait_until
 
 
 @pytest.fixture
 def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
-    dep = Deployment(services, unique, tmp_path)
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    return dep
+    return Deployment.up(services, unique, tmp_path)
 
 
 def _wait_for_swap(dep: Deployment, *, champion: str, mode: str, challenger: str = "") -> None:
@@ -72,21 +63,13 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
     assert done.returncode == 0, done.stderr
 
     # the two commands have exited: whatever they sent is on the topics
-    sent = asyncio.run(
-        collect(
-            dep.services.kafka, dep.topics["events"], 40, timeout_s=30, complete=nothing_pending
-        )
-    )
+    sent = asyncio.run(dep.collect("events", 40, timeout_s=30, complete=nothing_pending))
     assert len(sent) == 40
     replayed = {e["event_id"]: e for e in sent}
     assert replayed["file-3"]["features"] == events[3]["features"]
     assert "label" not in replayed["file-3"], "the label is not part of the event"
     assert replayed["csv-0"]["features"]["salary"] == pytest.approx(events[0]["features"]["salary"])
-    labels = asyncio.run(
-        collect(
-            dep.services.kafka, dep.topics["labels"], 40, timeout_s=30, complete=nothing_pending
-        )
-    )
+    labels = asyncio.run(dep.collect("labels", 40, timeout_s=30, complete=nothing_pending))
     by_id = {lab["event_id"]: lab["label"] for lab in labels}
     assert len(by_id) == 40
     assert by_id["file-3"] == 1 and by_id["csv-9"] == 1
@@ -95,9 +78,8 @@ def test_produce_replays_jsonl_and_csv_with_delayed_labels(deployment: Deploymen
 def test_tail_prints_the_messages_of_a_topic(deployment: Deployment) -> None:
     dep = deployment
     asyncio.run(
-        send(
-            dep.services.kafka,
-            dep.topics["labels"],
+        dep.produce(
+            "labels",
             [{"event_id": f"t{i}", "label": 1} for i in range(5)],
         )
     )
@@ -118,11 +100,10 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
     assert "needs a challenger" in refused.stderr
     events = agrawal_events(600, prefix="rt", entities=100)
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:200]))
+        asyncio.run(dep.produce("events", events[:200]))
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 200,
                 timeout_s=60,
                 worker=worker,
@@ -133,11 +114,10 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
         assert routed.returncode == 0, routed.stderr
         assert "announced" in routed.stderr and "not announced" not in routed.stderr
         _wait_for_swap(dep, champion=v1, challenger=v2, mode="shadow")
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[200:400]))
+        asyncio.run(dep.produce("events", events[200:400]))
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 600,
                 timeout_s=60,
                 worker=worker,
@@ -147,11 +127,10 @@ def test_route_and_promote_commands_reach_a_running_worker(deployment: Deploymen
         assert promoted.returncode == 0, promoted.stderr
         assert dep.cli("models", "route", dep.model, "--off").returncode == 0
         _wait_for_swap(dep, champion=v2, mode="off")
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[400:]))
+        asyncio.run(dep.produce("events", events[400:]))
         preds = asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 800,
                 timeout_s=60,
                 worker=worker,

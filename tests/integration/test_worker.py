@@ -10,24 +10,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.adapters.kafka_admin import create_topics
 from streams.contracts.messages import DeadLetter, ModelUpdate, Prediction
 from streams.scoring.routing import Routing, save_routing
 from tests.conftest import Endpoints
-from tests.integration.workerkit import (
-    Deployment,
-    agrawal_events,
-    collect,
-    nothing_pending,
-    send,
-)
+from tests.kit import Deployment, agrawal_events, nothing_pending
 
 
 @pytest.fixture
 def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
-    dep = Deployment(services, unique, tmp_path)
-    asyncio.run(create_topics(services.kafka, dep.topics.values(), partitions=4))
-    return dep
+    return Deployment.up(services, unique, tmp_path)
 
 
 def _by_event(preds: list[dict]) -> dict[str, list[dict]]:
@@ -43,11 +34,10 @@ def test_ten_thousand_events_each_predicted_once_by_the_champion(deployment: Dep
     dep.registry.promote(dep.model, version)
     events = agrawal_events(10_000, prefix="vol", entities=500)
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events))
+        asyncio.run(dep.produce("events", events))
         preds = asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 10_000,
                 timeout_s=120,
                 worker=worker,
@@ -64,9 +54,7 @@ def test_ten_thousand_events_each_predicted_once_by_the_champion(deployment: Dep
         (dep.model, version, "champion")
     }
     # every event was committed, after its dead letter (if any) was acknowledged
-    dead = asyncio.run(
-        collect(dep.services.kafka, dep.topics["dlq"], 0, timeout_s=30, complete=nothing_pending)
-    )
+    dead = asyncio.run(dep.collect("dlq", 0, timeout_s=30, complete=nothing_pending))
     assert dead == []
 
 
@@ -100,11 +88,10 @@ def test_malformed_events_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
     nulls = {**good[-1], "event_id": "null-ok", "features": {**template, "salary": None}}
     mixed.append(nulls)
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], mixed))
+        asyncio.run(dep.produce("events", mixed))
         preds = asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 2 * len(bad) + 1,
                 timeout_s=90,
                 worker=worker,
@@ -112,9 +99,8 @@ def test_malformed_events_go_to_the_dlq_with_reasons_and_the_rest_is_scored(
             )
         )
         dead = asyncio.run(  # the worker committed every event: its dead letters are all in
-            collect(
-                dep.services.kafka,
-                dep.topics["dlq"],
+            dep.collect(
+                "dlq",
                 len(bad),
                 timeout_s=30,
                 worker=worker,
@@ -148,11 +134,10 @@ def test_promotion_mid_stream_loses_nothing_and_switches_between_batches(
     dep.registry.promote(dep.model, v1)
     events = agrawal_events(12_000, prefix="swap", entities=800)
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:2000]))
+        asyncio.run(dep.produce("events", events[:2000]))
         asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 2000,
                 timeout_s=90,
                 worker=worker,
@@ -160,24 +145,19 @@ def test_promotion_mid_stream_loses_nothing_and_switches_between_batches(
         )
 
         async def stream_and_promote() -> None:
-            sending = asyncio.create_task(
-                send(dep.services.kafka, dep.topics["events"], events[2000:], rate=4000)
-            )
+            sending = asyncio.create_task(dep.produce("events", events[2000:], rate=4000))
             # mid-stream: once v1 has scored a thousand of the streamed events
-            scored = await collect(
-                dep.services.kafka, dep.topics["predictions"], 3000, timeout_s=90, worker=worker
-            )
+            scored = await dep.collect("predictions", 3000, timeout_s=90, worker=worker)
             assert len(scored) >= 3000, dep.log()
             dep.registry.promote(dep.model, v2)
             update = ModelUpdate(model=dep.model, action="promote", version=v2, alias="champion")
-            await send(dep.services.kafka, dep.topics["updates"], [update.model_dump(mode="json")])
+            await dep.produce("updates", [update.model_dump(mode="json")])
             await sending
 
         asyncio.run(stream_and_promote())
         preds = asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 12_000,
                 timeout_s=120,
                 worker=worker,
@@ -205,11 +185,10 @@ def test_canary_of_ten_percent_is_sticky_per_entity(deployment: Deployment) -> N
     first = agrawal_events(20_000, prefix="c", entities=20_000)
     repeat = [{**e, "event_id": f"r{e['event_id']}"} for e in first[::10]]
     with dep.worker() as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], first + repeat))
+        asyncio.run(dep.produce("events", first + repeat))
         preds = asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 len(first) + len(repeat),
                 timeout_s=150,
                 worker=worker,
@@ -231,21 +210,17 @@ def test_worker_killed_mid_stream_rescoring_loses_nothing(deployment: Deployment
     events = agrawal_events(20_000, prefix="kill", entities=1000)
 
     with dep.worker("first") as worker:
-        asyncio.run(send(dep.services.kafka, dep.topics["events"], events[:1000]))
+        asyncio.run(dep.produce("events", events[:1000]))
         scoring = asyncio.run(  # wait until it is scoring
-            collect(dep.services.kafka, dep.topics["predictions"], 1, timeout_s=60, worker=worker)
+            dep.collect("predictions", 1, timeout_s=60, worker=worker)
         )
         assert scoring, dep.log("first")
         sender = asyncio.new_event_loop()
         try:
-            task = sender.create_task(
-                send(dep.services.kafka, dep.topics["events"], events[1000:], rate=5000)
-            )
+            task = sender.create_task(dep.produce("events", events[1000:], rate=5000))
             # mid-stream: once it has scored a thousand of the streamed events
             scored = sender.run_until_complete(
-                collect(
-                    dep.services.kafka, dep.topics["predictions"], 2000, timeout_s=60, worker=worker
-                )
+                dep.collect("predictions", 2000, timeout_s=60, worker=worker)
             )
             assert len(scored) >= 2000, dep.log("first")
             worker.send_signal(signal.SIGKILL)
@@ -255,9 +230,8 @@ def test_worker_killed_mid_stream_rescoring_loses_nothing(deployment: Deployment
             sender.close()
     with dep.worker("second") as worker:
         preds = asyncio.run(
-            collect(
-                dep.services.kafka,
-                dep.topics["predictions"],
+            dep.collect(
+                "predictions",
                 20_000,
                 timeout_s=120,
                 worker=worker,

@@ -7,23 +7,19 @@ them. A service that cannot start ends the run with the reason (``tests/conftest
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.adapters.kafka_admin import client_options
 from streams.config.settings import Settings, env_name, load_settings
 from streams.local.services import LocalServices
-from tests.conftest import start_or_fail
-from tests.reliability.harness import Background
+from tests.conftest import Endpoints, start_or_fail
+from tests.kit import Background
 
 KAFKA_USER = "driftline-test"
 MECHANISM = "SCRAM-SHA-256"
@@ -97,58 +93,6 @@ def secure_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure
         local.down()
 
 
-async def produce(settings: Settings, topic: str, docs: Iterable[dict[str, Any]]) -> int:
-    """Send ``docs`` as JSON through the settings' (secured) connection."""
-    assert settings.kafka_bootstrap
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, **client_options(settings)
-    )
-    await producer.start()
-    n = 0
-    try:
-        for doc in docs:
-            key = doc.get("entity") or doc.get("event_id")
-            await producer.send(topic, orjson.dumps(doc), key=key.encode() if key else None)
-            n += 1
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return n
-
-
-async def consume(
-    settings: Settings,
-    topic: str,
-    until: int,
-    *,
-    timeout_s: float,
-    worker: subprocess.Popen[bytes] | None = None,
-) -> list[dict[str, Any]]:
-    """Read ``topic`` from the start, through the settings' connection, until ``until`` came
-    (or ``worker`` exited)."""
-    assert settings.kafka_bootstrap
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        **client_options(settings),
-    )
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    loop = asyncio.get_running_loop()
-    try:
-        deadline = loop.time() + timeout_s
-        while len(out) < until and loop.time() < deadline:
-            if worker is not None and worker.poll() is not None:
-                break
-            batch = await consumer.getmany(timeout_ms=300)
-            out.extend(orjson.loads(m.value) for msgs in batch.values() for m in msgs)
-    finally:
-        await consumer.stop()
-    return out
-
-
 # -- fault-injection scenarios (test_faults.py, test_load.py) --------------------------------
 # What each scenario measured goes to one JSON file under the session's tmp dir, and the
 # terminal summary prints it: `pytest tests/reliability` shows the figures without `-s`.
@@ -212,6 +156,10 @@ class OwnServices:
     kafka: str
     redis: str
     local: LocalServices
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(kafka=self.kafka, redis=self.redis)
 
 
 def _own(

@@ -35,20 +35,20 @@ import redis
 from streams.adapters.redis_client import sync_redis
 from streams.contracts import names
 from tests.conftest import Endpoints
-from tests.integration.workerkit import agrawal_events
-from tests.reliability.conftest import OwnServices, ScenarioReport
-from tests.reliability.harness import (
+from tests.kit import (
     Background,
     Collector,
+    Deployment,
     LagProbe,
     Seen,
-    Tap,
     Workers,
-    deployment,
+    agrawal_events,
     produce,
     settle,
-    wait_for,
 )
+from tests.reliability.conftest import OwnServices, ScenarioReport
+from tests.reliability.harness import Tap
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -113,7 +113,7 @@ def test_worker_sigkilled_three_times_mid_stream_loses_no_event(
     print(f"\nDRIFTLINE_CHAOS_SEED={seed}")
     rng = random.Random(seed)
     total = 50_000
-    dep = deployment(services.kafka, services.redis, unique, tmp_path)
+    dep = Deployment.up(services, unique, tmp_path, champion="logreg")
     events = agrawal_events(total, prefix="crash", entities=2000)
     # one kill in each third of the stream, at a random event count and a random instant
     kills_at = [rng.randrange(lo, lo + 10_000) for lo in (4_000, 18_000, 32_000)]
@@ -185,7 +185,7 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     on the same port with the same data: the worker reconnects by itself, no event is lost."""
     started = time.monotonic()
     kafka = own_kafka.kafka
-    dep = deployment(kafka, own_kafka.redis, unique, tmp_path)
+    dep = Deployment.up(own_kafka.endpoints, unique, tmp_path, champion="logreg")
     pool = agrawal_events(60_000, prefix="broker", entities=1000)  # 30 s at most
     stream = Tap(pool)  # flows before, during and after the outage
     preds = Collector(kafka, dep.topics["predictions"])
@@ -259,7 +259,7 @@ def test_redis_outage_scoring_goes_on_and_monitoring_resumes_from_its_snapshot(
     started = time.monotonic()
     extra = 2_000
     kafka = own_redis.kafka
-    dep = deployment(kafka, own_redis.redis, unique, tmp_path)
+    dep = Deployment.up(own_redis.endpoints, unique, tmp_path, champion="logreg")
     state_key = names.state_key(dep.model)
     health_key = names.health_key(dep.model)
     client = sync_redis(own_redis.redis, None, socket_timeout=5)
@@ -422,7 +422,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     recorded), and the group commits up to the end."""
     started = time.monotonic()
     pool = agrawal_events(60_000, prefix="rebal", entities=2000)  # 40 s at most
-    dep = deployment(services.kafka, services.redis, unique, tmp_path)
+    dep = Deployment.up(services, unique, tmp_path, champion="logreg")
     stream = Tap(pool)  # flows until a has handed over and b scored alone for a while
     preds = Collector(services.kafka, dep.topics["predictions"])
     bg.spawn(preds.run())

@@ -34,23 +34,21 @@ import pytest
 from streams.contracts.messages import DeadLetter
 from streams.contracts.names import scorer_group
 from tests.conftest import Endpoints
-from tests.integration.workerkit import agrawal_events
-from tests.reliability.conftest import ScenarioReport
-from tests.reliability.harness import (
+from tests.kit import (
     Background,
     Collector,
+    Deployment,
     LagProbe,
     Value,
     Workers,
-    cpu_s,
-    deployment,
+    agrawal_events,
     produce,
-    rss_kib,
     settle,
-    stamped,
-    wait_for,
 )
+from tests.reliability.conftest import ScenarioReport
+from tests.reliability.harness import cpu_s, rss_kib, stamped
 from tests.reliability.hostile import Hostile, HostileEvents
+from tests.waiting import wait_for
 
 SOAK_S = float(os.environ.get("DRIFTLINE_SOAK_S") or 60)
 SOAK_RATE = os.environ.get("DRIFTLINE_SOAK_RATE")
@@ -96,7 +94,7 @@ def test_hostile_input_goes_to_the_dlq_with_reasons_and_the_rest_is_scored(
     checks; the benchmark holds the target."""
     started = time.monotonic()
     kafka = services.kafka
-    dep = deployment(services.kafka, services.redis, unique, tmp_path)
+    dep = Deployment.up(services, unique, tmp_path, champion="logreg")
     valid = agrawal_events(3 * MALFORMED, prefix="ok", entities=2000)
     clean, good = valid[: 2 * MALFORMED], valid[2 * MALFORMED :]
     hostile = HostileEvents(valid[:1000]).build(MALFORMED)
@@ -199,7 +197,7 @@ def test_soak_memory_flat_and_lag_bounded(
     the benchmark's to measure); every event is predicted."""
     started = time.monotonic()
     kafka = services.kafka
-    dep = deployment(services.kafka, services.redis, unique, tmp_path)
+    dep = Deployment.up(services, unique, tmp_path, champion="logreg")
     pool = agrawal_events(20_000, prefix="pool", entities=2000)
     preds = Collector(kafka, dep.topics["predictions"], keep="numbered")
     bg.spawn(preds.run())

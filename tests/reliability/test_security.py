@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from models.errors import IntegrityError
 from models.registry import Registry
-from streams.adapters.kafka_admin import client_options, create_topics, diagnose
+from streams.adapters.kafka_admin import client_options, diagnose
 from streams.adapters.redis_client import async_redis, sync_redis
 from streams.config.settings import Settings
 from streams.contracts import names
@@ -36,9 +36,8 @@ from streams.local.services import free_port, redis_healthy
 from streams.local.toolchain import find_redis_server
 from streams.worker.app import WorkerRuntime
 from tests.conftest import Endpoints
-from tests.integration.workerkit import Deployment, agrawal_events
-from tests.reliability.conftest import KAFKA_USER, SecureServices, consume, produce, secret
-from tests.reliability.harness import Background
+from tests.kit import Background, Deployment, agrawal_events
+from tests.reliability.conftest import KAFKA_USER, SecureServices, secret
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 300
@@ -78,23 +77,23 @@ def scored_run(
 ) -> ScoredRun:
     """Run ``driftline worker`` with SCRAM and Redis AUTH settings: events in, predictions out."""
     svc = secure_services
-    dep = Deployment(
-        Endpoints(kafka=svc.kafka, redis=svc.redis), "sec", tmp_path_factory.mktemp("scored")
+    settings = svc.settings()
+    dep = Deployment.up(
+        Endpoints(kafka=svc.kafka, redis=svc.redis),
+        "sec",
+        tmp_path_factory.mktemp("scored"),
+        champion="logreg",
+        settings=settings,
     )
     # DEBUG: the chattiest the worker and its clients get, so the log check below is strict.
     dep.env.update(svc.env(), DRIFTLINE_LOG_LEVEL="DEBUG", DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5")
-    settings = svc.settings()
-    asyncio.run(create_topics(svc.kafka, dep.topics.values(), 4, settings))
-    dep.registry.promote(dep.model, dep.add_version())
     events: list[dict[str, object]] = list(agrawal_events(EVENTS, prefix="sec", entities=50))
     state_key = names.state_key(dep.model)
     client = sync_redis(svc.redis, settings)
     state = None
     with dep.worker() as worker:
-        asyncio.run(produce(settings, dep.topics["events"], events))
-        preds = asyncio.run(
-            consume(settings, dep.topics["predictions"], EVENTS, timeout_s=150, worker=worker)
-        )
+        asyncio.run(dep.produce("events", events))
+        preds = asyncio.run(dep.collect("predictions", EVENTS, timeout_s=150, worker=worker))
         deadline = time.monotonic() + 30
         while state is None and time.monotonic() < deadline and worker.poll() is None:
             state = client.get(state_key)
