@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +142,25 @@ class Deployment:
         """:func:`produce` to this deployment's ``topic`` (a short name: ``"events"``)."""
         return await produce(
             self.services.kafka, self.topics[topic], values, rate=rate, options=self.options
+        )
+
+    def score(
+        self,
+        events: Sequence[dict[str, Any]],
+        worker: subprocess.Popen[bytes],
+        timeout_s: float = 120,
+    ) -> list[dict[str, Any]]:
+        """Send ``events`` and read every prediction, up to the end of the topic once the
+        workers committed them all (duplicates included)."""
+        asyncio.run(self.produce("events", events))
+        return asyncio.run(
+            self.collect(
+                "predictions",
+                len(events),
+                timeout_s=timeout_s,
+                worker=worker,
+                complete=self.scored_all,
+            )
         )
 
     async def collect(

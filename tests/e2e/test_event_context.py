@@ -88,16 +88,7 @@ def test_events_with_the_sensitive_attribute_in_context_or_features_are_watched_
     client = redis.Redis.from_url(services.redis)
     try:
         with dep.worker() as worker:
-            asyncio.run(dep.produce("events", events))
-            preds = asyncio.run(
-                dep.collect(
-                    "predictions",
-                    EVENTS,
-                    timeout_s=120,
-                    worker=worker,
-                    complete=dep.scored_all,
-                )
-            )
+            preds = dep.score(events, worker)
             asyncio.run(dep.produce("labels", labels))
 
             def settled() -> dict[str, Any] | None:

@@ -80,16 +80,7 @@ def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
     client = redis.Redis.from_url(services.redis)
     try:
         with dep.worker("scorer") as worker:
-            asyncio.run(dep.produce("events", events))
-            preds = asyncio.run(
-                dep.collect(
-                    "predictions",
-                    EVENTS,
-                    timeout_s=120,
-                    worker=worker,
-                    complete=dep.scored_all,
-                )
-            )
+            preds = dep.score(events, worker)
 
             def stored() -> bool:  # every prediction waits for its label in the join
                 raw = client.hget(f"{names.join_prefix(dep.model)}:stats", "pending_p")
