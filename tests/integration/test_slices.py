@@ -11,8 +11,6 @@ accuracy and F1.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +39,6 @@ def _region(i: int) -> dict[str, Any] | None:
     if k < 18:
         return {"region": f"r-{i}"}
     return {"tier": "silver"} if k == 18 else None
-
-
-def _cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=dep.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=dep.root,
-    )
 
 
 def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
@@ -131,18 +117,18 @@ def test_per_slice_metrics_of_a_context_attribute_after_late_labels(
     assert values["south"]["cumulative"]["accuracy"] < values["north"]["cumulative"]["accuracy"]
     assert sum(v["cumulative"]["count"] for v in values.values()) == EVENTS
 
-    status = _cli(dep, "status", dep.model, "--json")
+    status = dep.cli("status", dep.model, "--json")
     assert status.returncode == 0, status.stderr
     [report] = orjson.loads(status.stdout)
     shown = report["health"]["metrics"][scope]["slices"]["values"]
     assert shown["north"]["cumulative"]["count"] == values["north"]["cumulative"]["count"]
-    text = _cli(dep, "status", dep.model)
+    text = dep.cli("status", dep.model)
     assert text.returncode == 0, text.stderr
     assert "slices by region" in text.stdout, text.stdout
     for name in ("north", "south", "(other)", "(none)"):
         assert name in text.stdout, text.stdout
     page = tmp_path / "report.html"
-    written = _cli(dep, "report", dep.model, "--out", str(page))
+    written = dep.cli("report", dep.model, "--out", str(page))
     assert written.returncode == 0, written.stderr
     html = page.read_text()
     assert "Slices by region" in html and "<td>south</td>" in html
