@@ -4,88 +4,42 @@ Starts local services, trains a model on Agrawal, runs a worker and a retrainer,
 labelled events, injects a concept drift (and a shift in ``salary``), and shows the events/s,
 the latest predictions, live accuracy, the alerts as they fire, the retrain request, the gates,
 the shadow stage and the promotion. Everything it started is stopped at the end.
+
+The steps are here; what it sets up is in :mod:`~streams.local.demo_setup`, what it shows in
+:mod:`~streams.local.demo_screen`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
 
 from models.data import synthetic
-from models.registry import Registry
-from models.workflow import TrainOptions, train
 from streams.adapters.kafka_admin import create_topics
-from streams.adapters.redis_client import async_redis, sync_redis
+from streams.adapters.redis_client import async_redis
 from streams.config.settings import Settings, load_settings
-from streams.contracts.names import (
-    ALERT_DEDUPE_PREFIX,
-    ALERTS_KEY,
-    events_key,
-    join_prefix,
-    model_prefix,
+from streams.contracts.names import ALERTS_KEY, events_key
+from streams.local.demo_screen import DemoScreen, DemoState, describe
+from streams.local.demo_setup import (
+    TOPICS,
+    DemoProcesses,
+    demo_env,
+    forget_earlier_demo,
+    train_champion,
 )
 from streams.local.producer import dataset_events
 from streams.local.services import LocalServices
-
-TOPICS = (
-    "monitor-input",
-    "events",
-    "predictions",
-    "labels",
-    "drift-alerts",
-    "retrain-requests",
-    "model-updates",
-    "events-dlq",
-)
-_SETTING = {
-    "monitor-input": "TOPIC_MONITOR",
-    "events": "TOPIC_EVENTS",
-    "predictions": "TOPIC_PREDICTIONS",
-    "labels": "TOPIC_LABELS",
-    "drift-alerts": "TOPIC_ALERTS",
-    "retrain-requests": "TOPIC_RETRAIN_REQUESTS",
-    "model-updates": "TOPIC_MODEL_UPDATES",
-    "events-dlq": "TOPIC_DLQ",
-}
-
-
-@dataclass
-class DemoState:
-    """What the screen shows."""
-
-    phase: str = "starting"
-    sent: int = 0
-    predicted: int = 0
-    correct: dict[str, list[int]] = field(default_factory=dict)  # phase -> [right, total]
-    latest: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=4))
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    champion: str = "1"
-    rate: float = 0.0
-    promoted_at: float | None = None
-    drift_at: float | None = None
-
-    def accuracy(self, phase: str) -> float | None:
-        right, total = self.correct.get(phase, [0, 0])
-        return right / total if total else None
 
 
 class Demo:
@@ -102,84 +56,8 @@ class Demo:
         self.topics = {t: f"demo-{self.run_id}-{t}" for t in TOPICS}
         self.state = DemoState()
         self.truth: dict[str, tuple[int, str]] = {}
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    # -- setup --------------------------------------------------------------------------
-    def _env(self, services: LocalServices) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-        env.update({f"DRIFTLINE_{_SETTING[t]}": name for t, name in self.topics.items()})
-        env.update(
-            DRIFTLINE_KAFKA_BOOTSTRAP=services.kafka_bootstrap(),
-            DRIFTLINE_REDIS_URL=services.redis_url(),
-            DRIFTLINE_REGISTRY=str(self.home / "registry"),
-            DRIFTLINE_DATA_DIR=str(self.home),
-            DRIFTLINE_MODEL=self.model,
-            DRIFTLINE_WORKER_ID=f"demo-{self.run_id}",
-            DRIFTLINE_MONITOR=orjson.dumps({"window": 500, "min_labels": 300}).decode(),
-            DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
-            DRIFTLINE_WINDOW_SIZE="1500",
-            DRIFTLINE_RETRAIN_MIN_ROWS="600",
-            DRIFTLINE_RETRAIN_POLICY=orjson.dumps({"min_interval_s": 20}).decode(),
-            DRIFTLINE_SEQUENTIAL=orjson.dumps({"min_pairs": 200}).decode(),
-            DRIFTLINE_STAGE_INTERVAL_S="0.5",
-            DRIFTLINE_WATCH_S="30",
-            # Agrawal's labels depend on age by construction: its group gaps are in the data.
-            DRIFTLINE_GATES=orjson.dumps({"max_dp_gap": None, "max_eo_gap": None}).decode(),
-            DRIFTLINE_LOG_LEVEL="WARNING",
-        )
-        return env
-
-    def _fresh_start(self, redis_url: str) -> None:
-        """Forget an earlier demo: its registry and its model's state in Redis."""
-        shutil.rmtree(self.home / "registry", ignore_errors=True)
-        client = sync_redis(redis_url, self.settings)
-        try:
-            for pattern in (
-                f"{model_prefix(self.model)}:*",
-                f"{join_prefix(self.model)}:*",
-                f"{ALERT_DEDUPE_PREFIX}{self.model}:*",
-            ):
-                keys = list(client.scan_iter(match=pattern, count=1000))
-                if keys:
-                    client.delete(*keys)
-        finally:
-            client.close()
-
-    def _train(self) -> str:
-        registry = Registry(self.home / "registry")
-        ds = synthetic("agrawal", rows=3000, seed=1, concept=5)
-        result = train(ds, TrainOptions(name=self.model, estimator="rf", folds=3, seed=1))
-        version = registry.register(result.payload, result.card).version
-        registry.promote(self.model, version)
-        self.console.print(
-            f"trained {self.model}@{version} (random forest, Agrawal): CV F1 "
-            f"{result.card.metrics.cv['f1'].mean:.3f}, ONNX parity "
-            f"{result.card.parity.max_abs_diff:.1e}"
-        )
-        return version
-
-    def _spawn(self, command: str, env: dict[str, str]) -> None:
-        log = (self.home / f"{command}-{self.run_id}.log").open("wb")
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", command],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-
-    def _stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        self.procs = DemoProcesses(self.home, self.run_id)
+        self.screen = DemoScreen(console, self.state)
 
     # -- run ----------------------------------------------------------------------------
     def run(self) -> int:
@@ -194,15 +72,19 @@ class Demo:
             if entry.get("program"):
                 self.console.print(f"  {name}: {entry['program']}", markup=False)
         try:
-            env = self._env(services)
-            self._fresh_start(env["DRIFTLINE_REDIS_URL"])
+            env = demo_env(
+                services, self.topics, home=self.home, model=self.model, run_id=self.run_id
+            )
+            forget_earlier_demo(
+                self.settings, env["DRIFTLINE_REDIS_URL"], home=self.home, model=self.model
+            )
             asyncio.run(create_topics(env["DRIFTLINE_KAFKA_BOOTSTRAP"], self.topics.values(), 4))
-            self.state.champion = self._train()
-            self._spawn("worker", env)
-            self._spawn("retrainer", env)
+            self.state.champion = train_champion(self.console, home=self.home, model=self.model)
+            self.procs.spawn("worker", env)
+            self.procs.spawn("retrainer", env)
             return asyncio.run(self._live(env))
         finally:
-            self._stop_all()
+            self.procs.stop_all()
             stopped = services.down()
             self.console.print(f"stopped worker, retrainer and {', '.join(stopped) or 'nothing'}")
 
@@ -215,16 +97,16 @@ class Demo:
         ]
         try:
             if self.console.is_terminal:
-                with Live(self._render(), console=self.console, refresh_per_second=4) as live:
-                    ticker = asyncio.create_task(self._refresh(live))
+                with Live(self.screen.render(), console=self.console, refresh_per_second=4) as live:
+                    ticker = asyncio.create_task(self.screen.refresh(live))
                     code = await self._stream(bootstrap)
                     ticker.cancel()
-                    live.update(self._render())
+                    live.update(self.screen.render())
             else:
-                ticker = asyncio.create_task(self._log_lines())
+                ticker = asyncio.create_task(self.screen.log_lines())
                 code = await self._stream(bootstrap)
                 ticker.cancel()
-            self._summary()
+            self.screen.summary()
             return code
         finally:
             for task in tasks:
@@ -249,7 +131,7 @@ class Demo:
                 await self._send(
                     producer, concept=2, seconds=2, rate=rate, seed=100 + chunk, shift=True
                 )
-                if any(p.poll() is not None for p in self.procs):
+                if self.procs.any_exited():
                     self.console.print("[red]a demo process stopped unexpectedly[/red]")
                     return 1
             if self.state.promoted_at is None:
@@ -349,93 +231,16 @@ class Demo:
                         alert = orjson.loads(fields[b"alert"])
                         if alert["model"] == self.model:
                             self.state.alerts.append(alert)
-                            self._note(
+                            self.screen.note(
                                 f"ALERT {alert['kind']} {alert.get('feature') or ''} "
                                 f"{alert['detector']}={alert['statistic']:.3g}"
                             )
                     else:
                         decision = orjson.loads(fields[b"event"])
                         self.state.decisions.append(decision)
-                        self._note(_describe(decision))
+                        self.screen.note(describe(decision))
                         if decision["kind"] == "promote" and self.state.promoted_at is None:
                             self.state.promoted_at = time.monotonic()
-
-    # -- output -------------------------------------------------------------------------
-    def _note(self, text: str) -> None:
-        if not self.console.is_terminal:
-            self.console.print(f"[{time.strftime('%H:%M:%S')}] {text}")
-
-    async def _refresh(self, live: Live) -> None:
-        while True:
-            live.update(self._render())
-            await asyncio.sleep(0.25)
-
-    async def _log_lines(self) -> None:
-        while True:
-            await asyncio.sleep(5)
-            s = self.state
-            acc = s.accuracy(s.phase)
-            self.console.print(
-                f"[{time.strftime('%H:%M:%S')}] {s.phase}: sent {s.sent}, predicted {s.predicted} "
-                f"({s.rate:.0f}/s), champion v{s.champion}, accuracy "
-                f"{'-' if acc is None else f'{acc:.3f}'}"
-            )
-
-    def _render(self) -> Group:
-        s = self.state
-        head = Table.grid(padding=(0, 3))
-        head.add_row(
-            f"[bold]{s.phase}[/bold]",
-            f"sent {s.sent}",
-            f"predicted {s.predicted}",
-            f"{s.rate:,.0f} events/s",
-            f"champion v{s.champion}",
-        )
-        acc = Table("phase", "accuracy", "labelled", title="live accuracy (champion)")
-        for phase in ("before drift", "after drift", "after promotion"):
-            right, total = s.correct.get(phase, [0, 0])
-            acc.add_row(phase, f"{right / total:.3f}" if total else "-", str(total))
-        latest = Table(
-            "event", "version", "label", "p(1)", "latency ms", title="latest predictions"
-        )
-        for p in list(s.latest):
-            latest.add_row(
-                p["event_id"][-12:],
-                p["version"],
-                str(p["label"]),
-                f"{p['probabilities'][1]:.2f}",
-                f"{p['latency_ms']:.0f}",
-            )
-        alerts = Table("kind", "feature", "detector", "statistic", title="drift alerts")
-        for a in s.alerts[-6:]:
-            alerts.add_row(
-                a["kind"], a.get("feature") or "", a["detector"], f"{a['statistic']:.3g}"
-            )
-        loop = Table("kind", "what", title="retraining, gates, shadow, promotion")
-        for d in s.decisions[-8:]:
-            loop.add_row(d["kind"], _describe(d))
-        return Group(Panel(head, title="Driftline demo"), acc, latest, alerts, loop)
-
-    def _summary(self) -> None:
-        s = self.state
-        parts = [
-            f"{p}: {s.accuracy(p):.3f}"
-            for p in ("before drift", "after drift", "after promotion")
-            if s.accuracy(p) is not None
-        ]
-        took = (s.promoted_at - s.drift_at) if s.promoted_at and s.drift_at else None
-        self.console.print("accuracy " + ", ".join(parts))
-        if took is not None:
-            self.console.print(f"drift to promotion: {took:.1f}s; alerts: {len(s.alerts)}")
-
-
-def _describe(decision: dict[str, Any]) -> str:
-    kind = decision["kind"]
-    if kind == "gates":
-        return "gates " + ("passed" if decision.get("passed") else "failed")
-    what = decision.get("reason") or decision.get("stage") or decision.get("decision") or ""
-    version = decision.get("version")
-    return f"{kind} {'v' + version if version else ''} {what}".strip()
 
 
 def _interrupt(signum: int, frame: object) -> None:

