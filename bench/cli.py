@@ -7,16 +7,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+import click
 import orjson
 
-from streams.cli.options import add_option
+from streams.cli.options import Args, command, option
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: Args) -> int:
     from bench.harness import run
     from bench.table import render
 
@@ -32,22 +32,31 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(root: click.Group) -> None:
     """Add ``bench``."""
-    b = sub.add_parser(
-        "bench",
-        help="measure throughput, latency, hot swap and memory against baselines",
-        description="Start a Kafka broker and Redis of its own, then measure the full path "
-        "(median of 3 runs each) against a hand-written aiokafka+ONNX floor and a naive Faust "
-        "agent in the same run, latency at 25/50/75%% of the maximum, a hot swap under load, "
-        "monitoring cost by component and the worker's peak RSS. See bench/README.md.",
+    root.add_command(
+        command(
+            "bench",
+            _bench,
+            help="measure throughput, latency, hot swap and memory against baselines",
+            description="Start a Kafka broker and Redis of its own, then measure the full path "
+            "(median of 3 runs each) against a hand-written aiokafka+ONNX floor and a naive "
+            "Faust agent in the same run, latency at 25/50/75% of the maximum, a hot swap under "
+            "load, monitoring cost by component and the worker's peak RSS. See bench/README.md.",
+            params=[
+                option("--quick", flag=True, help="small counts, one run each (minutes)"),
+                option(
+                    "--json", type=Path, metavar="PATH", help="also write the report as JSON here"
+                ),
+                option(
+                    "--keep",
+                    type=Path,
+                    metavar="DIR",
+                    help="keep services' data, logs and models here",
+                ),
+            ],
+        )
     )
-    add_option(b, "--quick", action="store_true", help="small counts, one run each (minutes)")
-    add_option(b, "--json", type=Path, metavar="PATH", help="also write the report as JSON here")
-    add_option(
-        b, "--keep", type=Path, metavar="DIR", help="keep services' data, logs and models here"
-    )
-    b.set_defaults(func=_bench)
 
 
 __all__ = ["register"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
+import click
 import orjson
 import redis
 from rich.console import Console
@@ -15,7 +15,7 @@ from rich.table import Table
 from models.registry import Registry
 from monitoring.findings import FINDING_KINDS
 from streams.adapters.redis_client import sync_redis
-from streams.cli.options import add_option, positive_int
+from streams.cli.options import POSITIVE_INT, Args, argument, command, option
 from streams.config.settings import Settings, env_name, load_settings
 from streams.contracts.names import ALERTS_KEY, HEALTH_FIELD, health_key, stage_key
 from streams.local.services import LocalServices
@@ -26,7 +26,7 @@ def _client(settings: Settings) -> redis.Redis:
     return sync_redis(LocalServices(settings).redis_url(), settings)
 
 
-def _matches(alert: dict[str, Any], args: argparse.Namespace) -> bool:
+def _matches(alert: dict[str, Any], args: Args) -> bool:
     return (args.model is None or alert.get("model") == args.model) and (
         args.kind is None or alert.get("kind") == args.kind
     )
@@ -44,7 +44,7 @@ def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
     sys.stdout.flush()
 
 
-def alerts_command(args: argparse.Namespace) -> int:
+def alerts_command(args: Args) -> int:
     """Print recent alerts (oldest first), then, with --follow, new ones as they fire."""
     client = _client(load_settings())
     last = "$"
@@ -90,7 +90,7 @@ def model_status(settings: Settings, client: redis.Redis, model: str) -> dict[st
     }
 
 
-def status_command(args: argparse.Namespace) -> int:
+def status_command(args: Args) -> int:
     """Show the state of one model, or of every model in the registry."""
     settings = load_settings()
     names = [args.model] if args.model else Registry(settings.registry).names()
@@ -180,41 +180,48 @@ def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(root: click.Group) -> None:
     """Add ``alerts`` and ``status``."""
-    a = sub.add_parser(
-        "alerts",
-        help="recent drift, performance and fairness alerts (Redis)",
-        description="Print recent alerts from the Redis stream, oldest first; with --follow, "
-        "keep printing new ones until stopped.",
+    root.add_command(
+        command(
+            "alerts",
+            alerts_command,
+            help="recent drift, performance and fairness alerts (Redis)",
+            description="Print recent alerts from the Redis stream, oldest first; with "
+            "--follow, keep printing new ones until stopped.",
+            params=[
+                option("--follow", flag=True, help="keep printing alerts as they fire"),
+                option("--model", metavar="NAME", help="only this model's alerts"),
+                option(
+                    "--kind",
+                    choices=FINDING_KINDS,
+                    metavar="KIND",
+                    help=f"only this kind: {', '.join(FINDING_KINDS)}",
+                ),
+                option(
+                    "--count",
+                    type=POSITIVE_INT,
+                    default=20,
+                    metavar="N",
+                    help="how many recent alerts",
+                ),
+                option("--json", flag=True, help="one JSON alert a line"),
+            ],
+        )
     )
-    add_option(a, "--follow", action="store_true", help="keep printing alerts as they fire")
-    add_option(a, "--model", metavar="NAME", help="only this model's alerts")
-    add_option(
-        a,
-        "--kind",
-        choices=FINDING_KINDS,
-        metavar="KIND",
-        help=f"only this kind: {', '.join(FINDING_KINDS)}",
+    root.add_command(
+        command(
+            "status",
+            status_command,
+            help="health, versions, metrics, detectors and last alerts",
+            description="Show the live state of MODEL, or of every model in the registry "
+            f"({env_name('registry')}).",
+            params=[
+                argument("model", metavar="[MODEL]", optional=True),
+                option("--json", flag=True, help="print as JSON"),
+            ],
+        )
     )
-    add_option(
-        a, "--count", type=positive_int, default=20, metavar="N", help="how many recent alerts"
-    )
-    add_option(a, "--json", action="store_true", help="one JSON alert a line")
-    a.set_defaults(func=alerts_command)
-    s = sub.add_parser(
-        "status",
-        help="health, versions, metrics, detectors and last alerts",
-        description="Show the live state of one model, or of every model in the registry.",
-    )
-    s.add_argument(
-        "model",
-        nargs="?",
-        default=None,
-        help=f"one model (default: every model in {env_name('registry')})",
-    )
-    add_option(s, "--json", action="store_true", help="print as JSON")
-    s.set_defaults(func=status_command)
 
 
 __all__ = ["alerts_command", "model_status", "register", "status_command"]

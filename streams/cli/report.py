@@ -11,13 +11,13 @@ Rendering is :func:`models.report.render_report`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import click
 import orjson
 import redis
 
@@ -27,7 +27,7 @@ from models.registry import Registry
 from models.report import LiveHistory, VersionChange, merge_changes, render_report
 from monitoring.findings import FINDING_KINDS
 from streams.adapters.redis_client import sync_redis
-from streams.cli.options import add_option, positive_int
+from streams.cli.options import POSITIVE_INT, Args, argument, command, option
 from streams.config.settings import Settings, env_name, load_settings
 from streams.contracts.names import ALERTS_KEY, HEALTH_FIELD, events_key, health_key, history_key
 from streams.errors import StreamsError
@@ -123,7 +123,7 @@ def _cards(registry: Registry, name: str, wanted: str | None) -> tuple[list[Mode
     return [registry.card(f"{name}@{v}") for v in unique], champion.version if champion else None
 
 
-def report_command(args: argparse.Namespace) -> int:
+def report_command(args: Args) -> int:
     """Write the HTML report of one model and say where."""
     settings = load_settings(registry=args.registry, redis_url=args.redis_url)
     registry = Registry(settings.registry)
@@ -172,51 +172,52 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(root: click.Group) -> None:
     """Add ``report``."""
-    p = sub.add_parser(
-        "report",
-        help="an HTML report of a model: training plots and its live history",
-        description="Write one self-contained HTML page (no external URL, plots inline): "
-        "confusion matrix, ROC and calibration curves and per-group metrics of the champion "
-        "(and other versions), then metrics, drift, alerts and version changes over time.",
+    root.add_command(
+        command(
+            "report",
+            report_command,
+            help="an HTML report of a model: training plots and its live history",
+            description="Write one self-contained HTML page about model NAME of the registry "
+            "(no external URL, plots inline): confusion matrix, ROC and calibration curves and "
+            "per-group metrics of the champion (and other versions), then metrics, drift, "
+            "alerts and version changes over time.",
+            params=[
+                argument("name", metavar="NAME"),
+                option(
+                    "--out",
+                    metavar="FILE.html",
+                    help="where to write the page",
+                    default_text="NAME-report.html in the current directory",
+                ),
+                option(
+                    "--versions",
+                    metavar="V,V|all",
+                    help="versions to evaluate besides the champion: comma-separated, or all",
+                    default_text="the champion only; the latest version when there is no champion",
+                ),
+                option(
+                    "--registry", setting="registry", metavar="DIR", help="model registry directory"
+                ),
+                option(
+                    "--redis-url",
+                    setting="redis_url",
+                    metavar="URL",
+                    help="Redis holding the live history",
+                    default_text="the one `driftline services up` started",
+                ),
+                option(
+                    "--points",
+                    type=POSITIVE_INT,
+                    metavar="N",
+                    help="plot only the N most recent history points",
+                    default_text=f"every point kept, at most {env_name('history_max_points')}",
+                ),
+                option("--no-live", flag=True, help="training evaluation only: do not read Redis"),
+            ],
+        )
     )
-    p.add_argument("name", metavar="NAME", help="model name in the registry")
-    add_option(
-        p,
-        "--out",
-        metavar="FILE.html",
-        help="where to write the page",
-        default_text="NAME-report.html in the current directory",
-    )
-    add_option(
-        p,
-        "--versions",
-        metavar="V,V|all",
-        help="versions to evaluate besides the champion: comma-separated, or all",
-        default_text="the champion only; the latest version when there is no champion",
-    )
-    add_option(p, "--registry", setting="registry", metavar="DIR", help="model registry directory")
-    add_option(
-        p,
-        "--redis-url",
-        setting="redis_url",
-        metavar="URL",
-        help="Redis holding the live history",
-        default_text="the one `driftline services up` started",
-    )
-    add_option(
-        p,
-        "--points",
-        type=positive_int,
-        metavar="N",
-        help="plot only the N most recent history points",
-        default_text=f"every point kept, at most {env_name('history_max_points')}",
-    )
-    add_option(
-        p, "--no-live", action="store_true", help="training evaluation only: do not read Redis"
-    )
-    p.set_defaults(func=report_command)
 
 
 __all__ = [

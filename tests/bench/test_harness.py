@@ -60,11 +60,9 @@ def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) ->
 
 
 def test_bench_command_explains_a_bad_argument(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["bench", "--runs", "3"])
-    assert exited.value.code == 2
+    assert main(["bench", "--runs", "3"]) == 2
     err = capsys.readouterr().err
-    assert "unrecognized arguments: --runs" in err and "usage: driftline" in err
+    assert "No such option: --runs" in err and "Usage: driftline bench" in err
 
 
 def test_figures_are_medians_over_the_runs_and_losses_are_totals() -> None:

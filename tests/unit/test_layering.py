@@ -228,12 +228,13 @@ def test_bench_uses_the_public_api_only_and_nothing_imports_it() -> None:
 
 
 def test_bench_reaches_the_command_line_through_its_entry_point() -> None:
-    from streams.cli.main import build_parser
+    from streams.cli.main import build_cli
+    from streams.cli.options import Command
 
     points = {p.name: p.value for p in entry_points(group="driftline.commands")}
     assert points.get("bench") == "bench.cli:register"
-    args = build_parser().parse_args(["bench", "--quick"])
-    assert args.command == "bench" and args.func.__module__ == "bench.cli"
+    bench = build_cli().commands["bench"]
+    assert isinstance(bench, Command) and bench.handler.__module__ == "bench.cli"
 
 
 def test_pure_packages_load_no_io_client_at_runtime() -> None:

@@ -1,0 +1,190 @@
+"""The processes that run until stopped: ``worker``, ``monitor``, ``retrainer``; and ``demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from streams.cli.options import Args, command, option
+from streams.cli.stream import ensure_topics
+from streams.config.settings import Settings, env_name, load_settings
+from streams.errors import ConfigError, ServiceError
+from streams.local.services import LocalServices
+
+
+def _worker(args: Args) -> int:
+    from models.registry import Registry  # Faust is heavy to import: only workers need it
+    from streams.monitors.agents import faust_worker
+    from streams.worker.app import WorkerRuntime, create_app, freeze_heap
+    from streams.worker.health import WorkerObservability
+
+    settings = load_settings(model=args.model)
+    if not settings.model:
+        raise ConfigError(f"which model? pass --model NAME or set {env_name('model')}")
+    bootstrap = LocalServices(settings).kafka_bootstrap()
+    ensure_topics(settings, bootstrap)
+    runtime = WorkerRuntime(settings, settings.model, Registry(settings.registry))
+    observability = WorkerObservability(settings, runtime)
+    app = create_app(
+        settings,
+        bootstrap,
+        runtime,
+        redis_url=_monitor_redis(settings),
+        on_batch=observability.on_batch,
+    )
+    observability.attach(app)
+    if settings.retrainer_in_worker:
+        from streams.control.retrainer import Retrainer
+
+        retrainer = Retrainer(settings, bootstrap, LocalServices(settings).redis_url())
+
+        async def run_retrainer() -> None:
+            await retrainer.run(asyncio.Event())  # runs until the worker stops
+
+        app.task(run_retrainer)
+    print(
+        f"worker for {settings.model}: {runtime.current.describe()} on {bootstrap}", file=sys.stderr
+    )
+    observability.start()
+    freeze_heap()
+    faust_worker(app, settings.log_level).execute_from_commandline()
+    return 0
+
+
+def _monitor(args: Args) -> int:
+    from models.card import ModelCard
+    from models.errors import ModelError
+    from models.registry import Registry
+    from streams.monitors.agents import create_monitor_app, faust_worker
+
+    settings = load_settings(model=args.model, monitoring=True)
+    if not settings.model:
+        raise ConfigError(f"which model? pass --model NAME or set {env_name('model')}")
+    registry = Registry(settings.registry)
+    if "champion" not in registry.aliases(settings.model):
+        raise ConfigError(f"model {settings.model!r} has no champion in {registry.root}")
+    model = settings.model
+    card = registry.card(f"{model}@champion")
+    services = LocalServices(settings)
+    bootstrap = services.kafka_bootstrap()
+    ensure_topics(settings, bootstrap)
+
+    def card_of(version: str) -> ModelCard | None:
+        try:
+            return registry.card(f"{model}@{version}")
+        except ModelError:
+            return None
+
+    app, _ = create_monitor_app(settings, bootstrap, model, card, services.redis_url(), card_of)
+    print(f"monitor for {settings.model} on {bootstrap}", file=sys.stderr)
+    from streams.worker.app import freeze_heap
+
+    freeze_heap()
+    faust_worker(app, settings.log_level).execute_from_commandline()
+    return 0
+
+
+def _retrainer(args: Args) -> int:
+    import signal
+
+    from streams.control.retrainer import Retrainer
+
+    settings = load_settings()
+    services = LocalServices(settings)
+    bootstrap = services.kafka_bootstrap()
+    ensure_topics(settings, bootstrap)
+    retrainer = Retrainer(settings, bootstrap, services.redis_url())
+    print(f"retrainer on {bootstrap}, registry {settings.registry}", file=sys.stderr)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await retrainer.run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def _demo(args: Args) -> int:
+    from streams.local.demo import run_demo
+    from streams.local.toolchain import find_java
+
+    broker = args.broker
+    if broker is None:
+        try:
+            find_java(load_settings().services_from)
+            broker = "kafka"
+        except ServiceError as exc:
+            print(f"driftline: {exc}; the demo runs on Tansu, in memory only", file=sys.stderr)
+            broker = "tansu"
+    return run_demo(quick=args.quick, broker=broker)
+
+
+def _monitor_redis(settings: Settings) -> str | None:
+    if not settings.monitoring:
+        return None
+    try:
+        return LocalServices(settings).redis_url()
+    except ServiceError as exc:
+        raise ConfigError(
+            f"{exc}; or set {env_name('monitoring')}=false to score without monitoring"
+        ) from exc
+
+
+def register(root: click.Group) -> None:
+    """Add ``worker``, ``monitor``, ``retrainer`` and ``demo``."""
+    root.add_command(
+        command(
+            "worker",
+            _worker,
+            help="score events from Kafka with a model's champion",
+            description="Score the events topic with a model's champion (and challenger), "
+            "hot-swap versions without a restart; runs until stopped. Tuned by the DRIFTLINE_* "
+            "settings (`driftline config`).",
+            params=[option("--model", setting="model", metavar="NAME", help="model to serve")],
+        )
+    )
+    root.add_command(
+        command(
+            "monitor",
+            _monitor,
+            help="join labels and watch a model in a process of its own (optional)",
+            description="Join labels with predictions and run the drift, performance and "
+            "fairness monitors apart from the workers; runs until stopped.",
+            params=[option("--model", setting="model", metavar="NAME", help="model to watch")],
+        )
+    )
+    root.add_command(
+        command(
+            "retrainer",
+            _retrainer,
+            help="train, gate, shadow-test, promote and roll back on retrain requests",
+            description="Serve retrain requests until stopped; tuned by the DRIFTLINE_* settings.",
+        )
+    )
+    root.add_command(
+        command(
+            "demo",
+            _demo,
+            help="the whole loop live: drift, alerts, retraining, promotion",
+            description="Start services, train, serve, drift, alert, retrain and promote, then "
+            "stop.",
+            params=[
+                option("--quick", flag=True, help="shorter phases (about a minute)"),
+                option(
+                    "--broker",
+                    setting="broker",
+                    choices=["kafka", "tansu"],
+                    default_text="kafka when Java is installed, else tansu",
+                    help="broker to start",
+                ),
+            ],
+        )
+    )
+
+
+__all__ = ["register"]
