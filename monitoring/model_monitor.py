@@ -4,40 +4,14 @@
 data quality; the champion only unless ``drift_all_variants``) and to the score monitor of its
 ``(version, variant)`` (prediction drift), and a labelled batch to the label monitor of its
 ``(version, variant)`` (metrics, concept drift, performance, fairness). It remembers the
-findings it raised: counts and the last finding per kind, and the *active* conditions behind
-:meth:`ModelMonitor.health` — a windowed check stays active until a later window passes, a
-change-detector finding for one window of events (``window`` scored events, or
-``rolling_window`` labels for concept drift).
+findings they raised (:mod:`monitoring.finding_ledger`): counts, the last finding per kind,
+and the *active* conditions behind :meth:`ModelMonitor.health` — a windowed check stays
+active until a later window passes, a change-detector finding for one window of events
+(``window`` scored events, or ``rolling_window`` labels for concept drift).
 
-Snapshot format (``schema_version`` 1), a JSON object::
-
-    schema_version   1
-    model, version   the card's name and version; feature names (checked on restore)
-    features         {"numeric": [...], "categorical": [...]}
-    config           the MonitorConfig as a dict (informational)
-    events, batches, labels           counters
-    ungrouped        [events, labels] whose sensitive group was unknown (0, 0 without one)
-    groups           sensitive group names, in code order
-    feature_state    {variant: {rows, windows, numeric: {rows, missing, out_of_range,
-                      psi_counts, ks_hist (sparse: [[bin...], [count...]] per feature)},
-                      categorical: {feature: {rows, counts}},
-                      detectors: {feature: detector}}}
-    score_state      {"version/variant": {rows, windows, window: <as numeric>, detector}}
-    label_state      {"version/variant": {labels, counts: {confusion [tn, fp, fn, tp],
-                      loss_sum, hist_bins, hist}, groups: [[rows], [selected], [positives],
-                      [true positives]], rolling: {y, y_pred, p, codes} oldest first,
-                      concept: {name: detector}}}
-    findings         {counts: {kind: n}, last: {kind: finding}, active: {key: {finding,
-                      until, clock}}}
-    slices           null, or {by, counter: {top, capacity, values, counts, errors, ids,
-                      next_id, seen}, scopes: {"version/variant": {cumulative: [[rows],
-                      [selected], [positives], [true positives]] per column, rolling: {y,
-                      y_pred, ids}}}} (:mod:`monitoring.slices`; absent in older snapshots,
-                      which restore without slices, as does one of another ``slice_by``)
-
-A ``detector`` is ``{kind, params, updates, detections, replay}``: River detectors are rebuilt
-by replaying ``replay`` (the inputs since their last reset, capped) into a fresh detector;
-see :mod:`monitoring.detectors`. Windows and metrics are counts and restore exactly.
+:mod:`monitoring.monitor_inputs` turns a producer's batch into the arrays the monitors read.
+The state of every monitor is one JSON snapshot (:meth:`ModelMonitor.snapshot`), in the format
+:mod:`monitoring.monitor_snapshot` documents.
 """
 
 from __future__ import annotations
@@ -49,15 +23,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.card import ModelCard
-from models.data import assign_groups
 from monitoring.config import MonitorConfig
 from monitoring.drift import Check, FeatureMonitor, ScoreMonitor
 from monitoring.errors import BatchError, MonitoringError, SnapshotError
-from monitoring.findings import FINDING_KINDS, Finding
+from monitoring.finding_ledger import FindingLedger
+from monitoring.findings import Finding
 from monitoring.labels import LabelMonitor
+from monitoring.monitor_inputs import GroupCodes, feature_columns, sensitive_groups
+from monitoring.monitor_snapshot import SNAPSHOT_SCHEMA_VERSION, check_snapshot
 from monitoring.slices import Slices, slice_values
-
-SNAPSHOT_SCHEMA_VERSION = 1
 
 
 class ModelMonitor:
@@ -100,15 +74,12 @@ class ModelMonitor:
         self._scores: dict[str, ScoreMonitor] = {}
         self._labels: dict[str, LabelMonitor] = {}
         spec = card.sensitive
-        self._groups: list[str] = [] if spec is None else list(spec.groups or spec.labels)
-        self._group_index = {g: i for i, g in enumerate(self._groups)}
+        self._groups = GroupCodes([] if spec is None else spec.groups or spec.labels)
         self.events = self.batches = self.labels = 0
         # Events and labels with no sensitive group: a producer that forgets the attribute
         # shows here rather than as a fairness monitor with silently nothing to measure.
         self.ungrouped_events = self.ungrouped_labels = 0
-        self._counts = dict.fromkeys(FINDING_KINDS, 0)
-        self._last: dict[str, dict[str, Any]] = {}
-        self._active: dict[str, dict[str, Any]] = {}
+        self._findings = FindingLedger()
         self._scope_events: dict[str, int] = {}
         by = self.config.slice_by
         self._slices = (
@@ -184,7 +155,9 @@ class ModelMonitor:
             fm = self._features.get(variant)
             if fm is None:
                 fm = self._features[variant] = FeatureMonitor(self.card, self.config)
-            matrix, cats = self._columns(numeric, categorical, n, details)
+            matrix, cats = feature_columns(
+                numeric, categorical, self.numeric, self.categorical, n, details
+            )
             findings += self._record(variant, fm.observe(matrix, cats, details), "events")
         sm = self._scores.get(scope)
         if sm is None:
@@ -196,36 +169,6 @@ class ModelMonitor:
             findings += self._record(scope, checks, "events")
         self._expire()
         return findings
-
-    def _columns(
-        self,
-        numeric: Mapping[str, NDArray[np.float64]],
-        categorical: Mapping[str, NDArray[np.object_]],
-        n: int,
-        details: Mapping[str, str],
-    ) -> tuple[NDArray[np.float64], list[NDArray[np.object_]]]:
-        matrix = np.empty((n, len(self.numeric)), dtype=np.float64, order="F")
-        for j, name in enumerate(self.numeric):
-            col = numeric.get(name)
-            if col is None:
-                matrix[:, j] = np.nan
-                continue
-            if len(col) != n:
-                raise BatchError(
-                    f"feature {name!r} has {len(col)} values for {n} scores", **details
-                )
-            matrix[:, j] = col
-        cats: list[NDArray[np.object_]] = []
-        for name in self.categorical:
-            ccol = categorical.get(name)
-            if ccol is None:
-                ccol = np.full(n, None, dtype=object)
-            elif len(ccol) != n:
-                raise BatchError(
-                    f"feature {name!r} has {len(ccol)} values for {n} scores", **details
-                )
-            cats.append(np.asarray(ccol, dtype=object))
-        return matrix, cats
 
     # ------------------------------------------------------------------ labelled events
     def observe_labels(
@@ -275,7 +218,8 @@ class ModelMonitor:
             return []
         if ((y != 0) & (y != 1)).any() or ((yp != 0) & (yp != 1)).any():
             raise BatchError("labels must be 0 or 1", **details)
-        codes = self._codes(groups, y.size)
+        sensitive = None if self.card.sensitive is None else groups
+        codes = self._groups.encode(sensitive, y.size)
         if self.card.sensitive is not None and variant != "shadow":
             self.ungrouped_labels += int(np.count_nonzero(codes < 0))
         scope = f"{version}/{variant}"
@@ -283,28 +227,12 @@ class ModelMonitor:
         if lm is None:
             lm = self._labels[scope] = LabelMonitor(self._card(version), self.config)
         self.labels += int(y.size)
-        checks = lm.observe(y, yp, p, codes, self._groups, details)
+        checks = lm.observe(y, yp, p, codes, self._groups.names, details)
         if self._slices is not None:  # a shadow's events are counted once, as the champion's
             self._slices.observe(scope, slices, y, yp, count=variant != "shadow")
         findings = self._record(scope, checks, "labels")
         self._expire()
         return findings
-
-    def _codes(self, groups: NDArray[np.object_] | None, n: int) -> NDArray[np.int64]:
-        if groups is None or self.card.sensitive is None:
-            return np.full(n, -1, dtype=np.int64)
-        index = self._group_index
-        out = np.empty(n, dtype=np.int64)
-        for i, g in enumerate(groups.tolist()):
-            if g is None or g == "":
-                out[i] = -1
-                continue
-            code = index.get(g)
-            if code is None:
-                code = index[str(g)] = len(self._groups)
-                self._groups.append(str(g))
-            out[i] = code
-        return out
 
     def slices_of(self, context: Sequence[Mapping[str, Any] | None] | None) -> list[str] | None:
         """Each event's value of the ``slice_by`` context attribute, as text (``""`` when
@@ -326,58 +254,21 @@ class ModelMonitor:
         the card has no sensitive attribute.
         """
         spec = self.card.sensitive
-        if spec is None:
-            return None
-        values: NDArray[Any] | None = None
-        if spec.column in numeric:
-            values = np.asarray(numeric[spec.column])
-        elif spec.column in categorical:
-            values = np.asarray(categorical[spec.column], dtype=object)
-        elif context is not None:
-            col = spec.column
-            values = np.array([c.get(col) if c else None for c in context], dtype=object)
-        if values is None:
-            n = next((len(v) for v in (*numeric.values(), *categorical.values())), 0)
-            return np.full(n, "", dtype=object)
-        if spec.kind == "bands" and values.dtype == object:
-            values = np.array([np.nan if v is None else v for v in values.tolist()], dtype=float)
-        return assign_groups(spec, values)
+        return None if spec is None else sensitive_groups(spec, numeric, categorical, context)
 
     # ------------------------------------------------------------------ findings and health
     def _record(self, scope: str, checks: list[Check], clock: str) -> list[Finding]:
-        out: list[Finding] = []
         now = self.events if clock == "events" else self.labels
         span = self.config.window if clock == "events" else self.config.rolling_window
-        for key, finding, periodic in checks:
-            akey = f"{scope}|{key}"
-            if finding is None:
-                self._active.pop(akey, None)
-                continue
-            doc = finding.to_dict()
-            self._counts[finding.kind] += 1
-            self._last[finding.kind] = doc
-            self._active[akey] = {
-                "finding": doc,
-                "until": None if periodic else now + span,
-                "clock": clock,
-            }
-            out.append(finding)
-        return out
+        return self._findings.record(scope, checks, clock, now, span)
 
     def _expire(self) -> None:
-        clocks = {"events": self.events, "labels": self.labels}
-        stale = [
-            k
-            for k, a in self._active.items()
-            if a["until"] is not None and clocks[a["clock"]] >= a["until"]
-        ]
-        for k in stale:
-            del self._active[k]
+        self._findings.expire({"events": self.events, "labels": self.labels})
 
     def metrics(self) -> dict[str, Any]:
         """Per ``"<version>/<variant>"``: cumulative, rolling and group metrics and labels,
         and with ``slice_by`` the slices (:meth:`monitoring.slices.Slices.summary`)."""
-        out = {scope: lm.metrics(self._groups) for scope, lm in sorted(self._labels.items())}
+        out = {scope: lm.metrics(self._groups.names) for scope, lm in sorted(self._labels.items())}
         if self._slices is not None:
             for scope, m in out.items():
                 m["slices"] = self._slices.summary(scope)
@@ -397,13 +288,11 @@ class ModelMonitor:
     def health(self) -> dict[str, Any]:
         """Status (``ok``, ``degraded`` when only data quality is failing, ``alerting``),
         active findings, last finding per kind, counts and metrics."""
-        active = [a["finding"] for _, a in sorted(self._active.items())]
-        kinds = {f["kind"] for f in active}
-        status = "alerting" if kinds - {"data_quality"} else ("degraded" if kinds else "ok")
+        found = self._findings
         return {
             "model": self.card.name,
             "version": self.card.version,
-            "status": status,
+            "status": found.status(),
             "events": self.events,
             "batches": self.batches,
             "labels": self.labels,
@@ -411,15 +300,15 @@ class ModelMonitor:
             "ungrouped": {"events": self.ungrouped_events, "labels": self.ungrouped_labels},
             "slices": None if self._slices is None else self._slices.describe(),
             "scopes": dict(sorted(self._scope_events.items())),
-            "active": active,
-            "last": dict(sorted(self._last.items())),
-            "counts": dict(self._counts),
+            "active": found.active_findings(),
+            "last": dict(sorted(found.last.items())),
+            "counts": dict(found.counts),
             "metrics": self.metrics(),
         }
 
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able state of every monitor (format in the module docstring)."""
+        """JSON-able state of every monitor (format: :mod:`monitoring.monitor_snapshot`)."""
         return {
             "schema_version": SNAPSHOT_SCHEMA_VERSION,
             "model": self.card.name,
@@ -431,15 +320,11 @@ class ModelMonitor:
             "labels": self.labels,
             "ungrouped": [self.ungrouped_events, self.ungrouped_labels],
             "scopes": dict(self._scope_events),
-            "groups": list(self._groups),
+            "groups": list(self._groups.names),
             "feature_state": {v: m.snapshot() for v, m in self._features.items()},
             "score_state": {s: m.snapshot() for s, m in self._scores.items()},
             "label_state": {s: m.snapshot() for s, m in self._labels.items()},
-            "findings": {
-                "counts": dict(self._counts),
-                "last": dict(self._last),
-                "active": {k: dict(v) for k, v in self._active.items()},
-            },
+            "findings": self._findings.snapshot(),
             "slices": None if self._slices is None else self._slices.snapshot(),
         }
 
@@ -452,25 +337,8 @@ class ModelMonitor:
             Another schema version, model or feature schema, a histogram resolution that
             changed, or a malformed snapshot. The monitor is left unchanged.
         """
-        found = state.get("schema_version") if isinstance(state, Mapping) else None
-        if found != SNAPSHOT_SCHEMA_VERSION:
-            raise SnapshotError(
-                f"snapshot schema_version {found!r} is not {SNAPSHOT_SCHEMA_VERSION}", found=found
-            )
-        if state.get("model") != self.card.name:
-            raise SnapshotError(
-                f"snapshot is of model {state.get('model')!r}, not {self.card.name!r}",
-                found=state.get("model"),
-            )
-        feats = {"numeric": self.numeric, "categorical": self.categorical}
-        if state.get("features") != feats:
-            raise SnapshotError("snapshot has another feature schema", found=state.get("features"))
-        saved_bins = (state.get("config") or {}).get("ks_bins", self.config.ks_bins)
-        if saved_bins != self.config.ks_bins:
-            raise SnapshotError(
-                f"snapshot KS histograms have {saved_bins} bins, config has {self.config.ks_bins}",
-                found=saved_bins,
-            )
+        features = {"numeric": self.numeric, "categorical": self.categorical}
+        check_snapshot(state, self.card.name, features, self.config.ks_bins)
         fresh = ModelMonitor(self.card, self.config)
         fresh._cards = self._cards
         try:
@@ -485,8 +353,7 @@ class ModelMonitor:
         # Snapshots from before the counts existed restore as zero.
         self.ungrouped_events, self.ungrouped_labels = map(int, state.get("ungrouped", (0, 0)))
         self._scope_events = {str(k): int(v) for k, v in state["scopes"].items()}
-        self._groups = [str(g) for g in state["groups"]]
-        self._group_index = {g: i for i, g in enumerate(self._groups)}
+        self._groups = GroupCodes(str(g) for g in state["groups"])
         for variant, fs in state["feature_state"].items():
             fm = self._features[variant] = FeatureMonitor(self.card, self.config)
             fm.restore(fs)
@@ -500,10 +367,7 @@ class ModelMonitor:
             lm = LabelMonitor(self._card(version), self.config)
             lm.restore(ls)
             self._labels[scope] = lm
-        found = state["findings"]
-        self._counts = {k: int(found["counts"].get(k, 0)) for k in FINDING_KINDS}
-        self._last = {str(k): dict(v) for k, v in found["last"].items()}
-        self._active = {str(k): dict(v) for k, v in found["active"].items()}
+        self._findings.restore(state["findings"])
         saved = state.get("slices")  # absent before slices, null without slice_by
         if saved and self._slices is not None:
             self._slices.restore(saved)  # another slice_by or slice_top: start afresh

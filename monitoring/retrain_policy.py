@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import binom, norm
 
 from monitoring.errors import BatchError, MonitorConfigError, SnapshotError
 
@@ -94,6 +93,10 @@ def mcnemar_one_sided(
     >>> wins, losses, round(p, 4)
     (8, 0, 0.0039)
     """
+    # scipy.stats costs several times numpy's import: loaded by the first test, not with this
+    # module, so code that imports the policy only for its settings and types pays numpy at most.
+    from scipy.stats import binom
+
     cand = np.asarray(challenger_correct, dtype=bool).ravel()
     champ = np.asarray(champion_correct, dtype=bool).ravel()
     if cand.shape != champ.shape:
@@ -224,6 +227,8 @@ class RetrainPolicy:
             gain = acc_ch - acc_h
             pooled = (acc_ch * n_ch + acc_h * n_h) / max(n_ch + n_h, 1)
             se = math.sqrt(pooled * (1 - pooled) * (1 / max(n_ch, 1) + 1 / max(n_h, 1)))
+            from scipy.stats import norm  # on first use, as in mcnemar_one_sided
+
             p = (0.0 if gain > 0 else 1.0) if se == 0 else float(norm.sf(gain / se))
             wins = losses = -1
             test = "two_proportion_z"

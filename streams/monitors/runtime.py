@@ -14,7 +14,7 @@ Redis holds everything that must outlive the process (docs/architecture.md, "Con
 the keys are named in :mod:`streams.contracts.names`):
 
 - ``driftline:model:<name>:state`` — the monitor and alert-policy snapshot (JSON,
-  the format documented in :mod:`monitoring.model_monitor`), written at least every
+  the format documented in :mod:`monitoring.monitor_snapshot`), written at least every
   ``snapshot_interval_s`` with one ``SET`` (atomic) and read back when a worker starts,
   through :class:`streams.adapters.redis_state.RedisStateStore`, a
   :class:`monitoring.state.StateStore`;

@@ -2,7 +2,7 @@
 
 - the snapshot (``driftline:model:<name>:state``): the monitors, the alert and retrain
   policies, the online challenger and the next ``monitor-input`` offset, in the format
-  documented in :mod:`monitoring.model_monitor`, saved through a
+  documented in :mod:`monitoring.monitor_snapshot`, saved through a
   :class:`monitoring.state.StateStore` (one atomic ``SET`` in Redis) and read back when a
   process takes the monitors over;
 - health (``driftline:model:<name>:health``, field ``monitor``) and, every

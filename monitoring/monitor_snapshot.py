@@ -1,0 +1,91 @@
+"""The JSON snapshot of a :class:`monitoring.model_monitor.ModelMonitor`: format and checks.
+
+:meth:`ModelMonitor.snapshot <monitoring.model_monitor.ModelMonitor.snapshot>` writes it and
+:meth:`~monitoring.model_monitor.ModelMonitor.restore` reads it back, in this or another
+process, after :func:`check_snapshot` has made sure it is of the same model, feature schema and
+histogram resolution.
+
+Snapshot format (``schema_version`` 1), a JSON object::
+
+    schema_version   1
+    model, version   the card's name and version; feature names (checked on restore)
+    features         {"numeric": [...], "categorical": [...]}
+    config           the MonitorConfig as a dict (informational)
+    events, batches, labels           counters
+    ungrouped        [events, labels] whose sensitive group was unknown (0, 0 without one)
+    groups           sensitive group names, in code order
+    feature_state    {variant: {rows, windows, numeric: {rows, missing, out_of_range,
+                      psi_counts, ks_hist (sparse: [[bin...], [count...]] per feature)},
+                      categorical: {feature: {rows, counts}},
+                      detectors: {feature: detector}}}
+    score_state      {"version/variant": {rows, windows, window: <as numeric>, detector}}
+    label_state      {"version/variant": {labels, counts: {confusion [tn, fp, fn, tp],
+                      loss_sum, hist_bins, hist}, groups: [[rows], [selected], [positives],
+                      [true positives]], rolling: {y, y_pred, p, codes} oldest first,
+                      concept: {name: detector}}}
+    findings         {counts: {kind: n}, last: {kind: finding}, active: {key: {finding,
+                      until, clock}}}
+    slices           null, or {by, counter: {top, capacity, values, counts, errors, ids,
+                      next_id, seen}, scopes: {"version/variant": {cumulative: [[rows],
+                      [selected], [positives], [true positives]] per column, rolling: {y,
+                      y_pred, ids}}}} (:mod:`monitoring.slices`; absent in older snapshots,
+                      which restore without slices, as does one of another ``slice_by``)
+
+A ``detector`` is ``{kind, params, updates, detections, replay}``: River detectors are rebuilt
+by replaying ``replay`` (the inputs since their last reset, capped) into a fresh detector;
+see :mod:`monitoring.detectors`. Windows and metrics are counts and restore exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from monitoring.errors import SnapshotError
+
+SNAPSHOT_SCHEMA_VERSION = 1
+
+
+def check_snapshot(
+    state: Mapping[str, Any], model: str, features: Mapping[str, Sequence[str]], ks_bins: int
+) -> None:
+    """Raise unless a monitor of ``model`` with these features and ``ks_bins`` can restore
+    ``state`` (``features``: ``{"numeric": [...], "categorical": [...]}``, as in the snapshot).
+
+    Raises
+    ------
+    SnapshotError
+        Another schema version, model or feature schema, or a histogram resolution that
+        changed.
+
+    Examples
+    --------
+    >>> features = {"numeric": ["x0"], "categorical": []}
+    >>> state = {"schema_version": 1, "model": "sea", "features": features, "config": {}}
+    >>> check_snapshot(state, "sea", features, ks_bins=20)
+    >>> check_snapshot(state, "credit", features, ks_bins=20)
+    Traceback (most recent call last):
+    ...
+    monitoring.errors.SnapshotError: snapshot is of model 'sea', not 'credit'
+    """
+    found = state.get("schema_version") if isinstance(state, Mapping) else None
+    if found != SNAPSHOT_SCHEMA_VERSION:
+        raise SnapshotError(
+            f"snapshot schema_version {found!r} is not {SNAPSHOT_SCHEMA_VERSION}", found=found
+        )
+    if state.get("model") != model:
+        raise SnapshotError(
+            f"snapshot is of model {state.get('model')!r}, not {model!r}",
+            found=state.get("model"),
+        )
+    if state.get("features") != features:
+        raise SnapshotError("snapshot has another feature schema", found=state.get("features"))
+    saved_bins = (state.get("config") or {}).get("ks_bins", ks_bins)
+    if saved_bins != ks_bins:
+        raise SnapshotError(
+            f"snapshot KS histograms have {saved_bins} bins, config has {ks_bins}",
+            found=saved_bins,
+        )
+
+
+__all__ = ["SNAPSHOT_SCHEMA_VERSION", "check_snapshot"]
