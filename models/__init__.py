@@ -39,7 +39,8 @@ from models.errors import (
 if TYPE_CHECKING:
     from models.csvio import load_csv
     from models.data import Dataset, synthetic
-    from models.gates import GateConfig, GateReport, GateResult, run_gates
+    from models.gate_config import GateConfig
+    from models.gates import GateReport, GateResult, run_gates
     from models.history import History
     from models.registry import LoadedModel, Registry
     from models.scorer import FixedScorer, OnnxScorer, Scorer
@@ -51,7 +52,7 @@ _LAZY = {
     "load_csv": "models.csvio",
     "Dataset": "models.data",
     "synthetic": "models.data",
-    "GateConfig": "models.gates",
+    "GateConfig": "models.gate_config",
     "GateReport": "models.gates",
     "GateResult": "models.gates",
     "run_gates": "models.gates",

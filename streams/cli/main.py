@@ -16,11 +16,12 @@ from pathlib import Path
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from models.errors import ModelError
 from streams.cli.options import Args, Handler, command, group, name_env_vars, option
 from streams.cli.output import print_json
-from streams.config.settings import Settings, env_name, load_settings
+from streams.config.settings import Settings, env_name, explain, load_settings
 from streams.errors import ConfigError, StreamsError
 from streams.local.kafka_jars import kafka_version, write_lock
 from streams.local.services import LocalServices
@@ -249,9 +250,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (click.Abort, KeyboardInterrupt):
         return 130
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        print(f"driftline: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        if exc.title == Settings.__name__:
+            print(f"driftline: invalid setting {explain(exc)}", file=sys.stderr)
+        else:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            print(f"driftline: invalid {exc.title} {where}: {first['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except SettingsError as exc:
+        print(f"driftline: invalid setting {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except (ConfigError, ModelError) as exc:  # arguments, settings or data that cannot work
         print(f"driftline: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ from rich.table import Table
 from models.csvio import load_csv
 from models.data import DATASETS, synthetic
 from models.errors import ConfigError
-from models.gates import GateConfig, run_gates
+from models.gates import run_gates
 from models.history import History
 from models.registry import ALIASES, Registry
 from streams.cli.options import PERCENT, POSITIVE_INT, Args, argument, command, group, option
@@ -166,7 +166,7 @@ def validate_command(args: Args) -> int:
             option="data",
             value=None,
         )
-    config = GateConfig(**load_settings().gates)
+    config = load_settings().gates
     report = run_gates(card, candidate.payload, champion, holdout, config)
     if args.json:
         print_json(report.to_dict())

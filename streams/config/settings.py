@@ -2,19 +2,30 @@
 
 Every field can be set by an environment variable named ``DRIFTLINE_<FIELD>`` (upper case),
 or from a ``.env`` file in the working directory. Secrets are :class:`pydantic.SecretStr` and
-are masked wherever settings are shown.
+are masked wherever settings are shown. The settings are frozen, and the fields that hold
+JSON objects (monitor, gates, retrain policy, shadow test) are validated when they load
+(:mod:`streams.config.sections`): a bad value stops the process at start, naming its variable.
 """
 
 from __future__ import annotations
 
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from models.gate_config import GateConfig
+from monitoring.config import MonitorConfig
+from monitoring.retrain_policy import RetrainPolicy
+from monitoring.sequential import PairedMSPRT
+from streams.config.sections import section
 
 ENV_PREFIX = "DRIFTLINE_"
 MASK = "**********"
@@ -39,6 +50,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # Read once at the edge and shared by every part of a process: nobody may change it.
+        frozen=True,
         # A validation error would otherwise quote its input: the secrets among it too.
         hide_input_in_errors=True,
     )
@@ -143,8 +156,8 @@ class Settings(BaseSettings):
         default=True,
         description="Workers own the monitors; false when `driftline monitor` runs apart.",
     )
-    monitor: dict[str, Any] = Field(
-        default_factory=dict,
+    monitor: Annotated[MonitorConfig, section(MonitorConfig, build=True)] = Field(
+        default_factory=MonitorConfig,
         description='Detector settings (JSON), e.g. {"psi_threshold": 0.25, "window": 2000}.',
     )
     snapshot_interval_s: float = Field(default=2.0, gt=0)
@@ -172,16 +185,17 @@ class Settings(BaseSettings):
         "predictions only (every label still counts in the metrics).",
     )
     # Closed loop.
-    retrain_policy: dict[str, Any] = Field(
-        default_factory=dict,
+    retrain_policy: Annotated[Mapping[str, Any], section(RetrainPolicy, build=False)] = Field(
+        default_factory=lambda: MappingProxyType({}),
         description='When to ask for retraining (JSON), e.g. {"min_interval_s": 600}.',
     )
-    gates: dict[str, Any] = Field(
-        default_factory=dict,
+    gates: Annotated[GateConfig, section(GateConfig, build=True)] = Field(
+        default_factory=GateConfig,
         description='Gates of a candidate (JSON), e.g. {"max_dp_gap": 0.2, "metric": "f1"}.',
     )
-    sequential: dict[str, Any] = Field(
-        default_factory=dict, description='Shadow test settings (JSON), e.g. {"alpha": 0.05}.'
+    sequential: Annotated[Mapping[str, Any], section(PairedMSPRT, build=False)] = Field(
+        default_factory=lambda: MappingProxyType({}),
+        description='Shadow test settings (JSON), e.g. {"alpha": 0.05}.',
     )
     challenger_kind: Literal["logreg", "hoeffding", "off"] = Field(
         default="logreg", description="The online challenger learning from every label."
@@ -251,6 +265,10 @@ class Settings(BaseSettings):
                 out[name] = MASK if value.get_secret_value() else ""
             elif isinstance(value, Path):
                 out[name] = str(value)
+            elif is_dataclass(value) and not isinstance(value, type):
+                out[name] = asdict(value)
+            elif isinstance(value, Mapping):
+                out[name] = dict(value)
             elif name == "redis_url" and value:
                 out[name] = redact_url(value)
             else:
@@ -279,6 +297,27 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
+def explain(exc: ValidationError | SettingsError) -> str:
+    """Say which environment variable holds a bad setting, and what was expected.
+
+    Examples
+    --------
+    >>> try:
+    ...     Settings(batch_size=0)
+    ... except ValidationError as exc:
+    ...     print(explain(exc))
+    DRIFTLINE_BATCH_SIZE: Input should be greater than or equal to 1
+    """
+    if isinstance(exc, SettingsError):  # the text of a JSON setting did not parse
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(found.group(1)) if found else "a DRIFTLINE_* variable"
+        return f"{name} is not valid JSON: {exc.__cause__ or exc}"
+    first = exc.errors()[0]
+    field, *inner = (str(p) for p in first["loc"])
+    where = env_name(field) + "".join(f".{p}" for p in inner)
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment, with explicit ``overrides`` taking precedence."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -293,6 +332,7 @@ __all__ = [
     "ServicesFrom",
     "Settings",
     "env_name",
+    "explain",
     "load_settings",
     "redact_url",
 ]

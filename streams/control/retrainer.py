@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from models.data import dataset_from_rows
 from models.errors import ModelError
-from models.gates import GateConfig, run_gates
+from models.gates import run_gates
 from models.history import History
 from models.registry import Registry
 from models.workflow import TrainOptions, train
@@ -66,7 +66,7 @@ class Retrainer:
         self.history = History(settings.registry)
         self.redis = async_redis(redis_url, settings)
         self.producer: AIOKafkaProducer | None = None
-        self.gates = GateConfig(**settings.gates)
+        self.gates = settings.gates
 
     # -- recording ----------------------------------------------------------------------
     async def record(

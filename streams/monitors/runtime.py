@@ -45,7 +45,6 @@ import orjson
 from models.card import ModelCard
 from monitoring.alerts import AlertPolicy
 from monitoring.challenger import OnlineChallenger
-from monitoring.config import MonitorConfig
 from monitoring.errors import MonitoringError
 from monitoring.findings import Finding
 from monitoring.model_monitor import ModelMonitor
@@ -82,7 +81,7 @@ class MonitorRuntime:
     ) -> None:
         self.settings = settings
         self.model = model
-        self.config = MonitorConfig.from_mapping(settings.monitor)
+        self.config = settings.monitor
         self.monitor = ModelMonitor(card, self.config)
         self.policy = AlertPolicy(settings.alert_cooldown_s)
         self.retrain = RetrainPolicy(**settings.retrain_policy)

@@ -60,3 +60,56 @@ def test_config_command_masks_secrets() -> None:
     values = json.loads(out.stdout)
     assert values["redis_password"] == "**********"
     assert "s3cret-value" not in out.stdout + out.stderr
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.batch_size = 3  # type: ignore[misc]
+
+
+def test_json_settings_load_as_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.gate_config import GateConfig
+    from monitoring.config import MonitorConfig
+
+    monkeypatch.setenv("DRIFTLINE_MONITOR", '{"window": "500", "concept_detectors": ["ddm"]}')
+    monkeypatch.setenv("DRIFTLINE_GATES", '{"metric": "f1", "max_dp_gap": null}')
+    monkeypatch.setenv("DRIFTLINE_RETRAIN_POLICY", '{"min_interval_s": 60}')
+    monkeypatch.setenv("DRIFTLINE_SEQUENTIAL", '{"alpha": 0.01}')
+    s = load_settings()
+    assert s.monitor == MonitorConfig(window=500, concept_detectors=("ddm",))
+    assert s.gates == GateConfig(metric="f1", max_dp_gap=None)
+    assert dict(s.retrain_policy) == {"min_interval_s": 60.0}
+    assert dict(s.sequential) == {"alpha": 0.01}
+    with pytest.raises(TypeError):  # read-only: a process cannot change what others read
+        s.sequential["alpha"] = 0.5  # type: ignore[index]
+    assert load_settings().masked()["monitor"]["window"] == 500
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "said"),
+    [
+        ("DRIFTLINE_MONITOR", '{"window": 10}', "DRIFTLINE_MONITOR: window must be >= 50, got 10"),
+        ("DRIFTLINE_MONITOR", '{"windw": 500}', "DRIFTLINE_MONITOR: windw: Extra inputs"),
+        ("DRIFTLINE_GATES", '{"metric": "auc"}', "DRIFTLINE_GATES: metric: Input should be 'f1'"),
+        ("DRIFTLINE_RETRAIN_POLICY", '{"min_interval_s": "soon"}', "min_interval_s: Input should"),
+        ("DRIFTLINE_SEQUENTIAL", '{"alpha": "x"}', "DRIFTLINE_SEQUENTIAL: alpha: Input should"),
+        ("DRIFTLINE_SEQUENTIAL", "[1, 2]", "DRIFTLINE_SEQUENTIAL: expected a JSON object"),
+        ("DRIFTLINE_GATES", "{nope", "DRIFTLINE_GATES is not valid JSON"),
+        ("DRIFTLINE_BATCH_SIZE", "0", "DRIFTLINE_BATCH_SIZE: Input should be greater than"),
+    ],
+)
+def test_a_bad_setting_stops_the_command_at_start_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: str,
+    value: str,
+    said: str,
+) -> None:
+    from streams.cli.main import main
+
+    monkeypatch.setenv(env, value)
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("driftline: invalid setting ") and said in err, err
+    assert err.count("\n") == 1
