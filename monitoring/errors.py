@@ -7,28 +7,19 @@ Subclasses carry the context a caller needs as attributes.
 
 from __future__ import annotations
 
+from models.errors import ConfigError
+
 
 class MonitoringError(Exception):
     """Root of every error raised by :mod:`monitoring`."""
 
 
-class MonitorConfigError(MonitoringError):
+class MonitorConfigError(MonitoringError, ConfigError):
     """A monitoring setting is invalid.
 
-    Parameters
-    ----------
-    message : str
-        One-line description of the problem.
-    option : str
-        Name of the offending setting.
-    value : object
-        The rejected value.
+    A :class:`~models.errors.ConfigError` too: one definition of a rejected option (its
+    ``option`` and ``value``) for both libraries, caught as either root.
     """
-
-    def __init__(self, message: str, *, option: str, value: object) -> None:
-        super().__init__(message)
-        self.option = option
-        self.value = value
 
 
 class BatchError(MonitoringError):
