@@ -10,7 +10,7 @@ a worker, a monitor, the retrainer and the CLI cannot disagree. (Topic names are
 - ``driftline:model:<name>:window`` — the stream of recent labelled events (training window);
 - ``driftline:model:<name>:paired:<version>`` — paired (champion, shadow) correctness;
 - ``driftline:model:<name>:events``, ``:stage``, ``:deferred``, ``:champion_seen`` — the
-  retrainer's decisions and state (:mod:`streams.control.retrainer`);
+  retrainer's decisions and state (:mod:`streams.control.lifecycle`, :mod:`streams.control.stages`);
 - ``driftline:join:<name>:*`` — the label join (:mod:`streams.adapters.redis_join`);
 - ``driftline:alerts`` — the capped stream (and channel) of every model's alerts, deduplicated
   across workers by ``driftline:alert:dedupe:<name>:...`` keys.

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from models.card import ModelCard
 from models.scorer import NumericColumns
+from streams.adapters.faust_app import faust_app, faust_worker
 from streams.config.settings import Settings
 from streams.contracts.messages import Label
 from streams.contracts.names import monitor_app_id
@@ -58,44 +59,6 @@ def sender(deliver: Deliver, model: str) -> Send:
         await asyncio.gather(*await deliver(topic, [(key, p) for p in payloads]))
 
     return send
-
-
-def faust_app(settings: Settings, bootstrap: str, app_id: str) -> faust.App:
-    """A Faust app as Driftline runs them: raw bytes in and out, offsets committed every
-    second, no web server, data under the data dir. ``app_id`` is the consumer group."""
-    from streams.adapters.kafka_admin import faust_credentials
-
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    return faust.App(
-        app_id,
-        broker=f"kafka://{bootstrap}",
-        datadir=str(settings.data_dir / "faust") + "/{conf.name}",
-        value_serializer="raw",
-        key_serializer="raw",
-        web_enabled=False,
-        store="memory://",
-        consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.topic_partitions,
-        producer_linger_ms=settings.producer_linger_ms,
-        broker_commit_interval=1.0,
-        # A crashed member holds its partitions until its session expires; Faust's default
-        # (60 s) kept a restarted worker waiting that long before it scored again.
-        broker_session_timeout=10.0,
-        # SASL and/or TLS exactly as the settings give them to every aiokafka client.
-        broker_credentials=faust_credentials(settings),
-    )
-
-
-def faust_worker(app: faust.App, log_level: str) -> faust.Worker:
-    """The Faust worker that runs ``app`` (``execute_from_commandline``), at ``log_level``.
-
-    Faust's terminal spinner is off: at WARNING and above it sets the root logger to DEBUG
-    (its handler spins on every record), so every debug line of aiokafka built a log record
-    on the hot path, 2 % of a busy worker's time, for a spinner nobody sees in a log file.
-    """
-    worker = faust.Worker(app, loglevel=log_level.lower(), quiet=True)
-    worker.spinner = None
-    return worker
 
 
 def scored_records(result: BatchResult, max_events: int = 256) -> list[bytes]:
@@ -397,6 +360,7 @@ __all__ = [
     "add_monitor_agent",
     "create_monitor_app",
     "delivery",
+    # re-exported from streams.adapters.faust_app: the command line and bench import them here
     "faust_app",
     "faust_worker",
     "merge_scored",

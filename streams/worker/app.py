@@ -23,6 +23,7 @@ from models.card import ModelCard
 from models.errors import ModelError
 from models.registry import Registry
 from models.scorer import OnnxScorer
+from streams.adapters.faust_app import faust_app
 from streams.adapters.kafka_admin import client_options
 from streams.config.settings import Settings
 from streams.contracts.messages import card_event_model
@@ -33,7 +34,6 @@ from streams.monitors.agents import (
     add_label_forwarder,
     add_monitor_agent,
     delivery,
-    faust_app,
     sender,
 )
 from streams.monitors.runtime import MonitorRuntime
@@ -195,6 +195,8 @@ def create_app(
     app.on_before_shutdown.connect(finish_batch)
 
     async def follow_updates() -> None:
+        # Not a Faust agent: an agent shares its topic's partitions out among the app's group,
+        # and every worker must hear every update (docs/architecture.md).
         consumer = AIOKafkaConsumer(
             settings.topic_model_updates,
             bootstrap_servers=bootstrap,

@@ -15,13 +15,13 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
+from streams.adapters.faust_app import faust_app
 from streams.adapters.kafka_admin import client_options, faust_credentials
 from streams.adapters.redis_client import async_redis, redis_options, sync_redis
 from streams.config.settings import Settings, redact_url
 from streams.errors import ConfigError, ServiceError
 from streams.local.kafka_local import ScramUser, kafka_properties, scram_argfile
 from streams.local.services import LocalServices
-from streams.monitors.agents import faust_app
 
 KEY_PASSWORD = "key-pass-9d3f"
 

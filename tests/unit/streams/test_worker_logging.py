@@ -1,4 +1,4 @@
-"""How a Faust worker of Driftline's configures logging (streams.monitors.agents.faust_worker)."""
+"""How a Faust worker of Driftline configures logging (streams.adapters.faust_app.faust_worker)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.adapters.faust_app import faust_app, faust_worker
 from streams.config.settings import load_settings
-from streams.monitors.agents import faust_app, faust_worker
 
 
 @pytest.fixture

@@ -1,0 +1,190 @@
+"""The stages after a candidate passed its gates: shadow, then promotion and a watch.
+
+- In **shadow** the challenger scores live traffic while a paired, always-valid sequential test
+  (mSPRT) compares it with the champion on the same labelled events. The test promotes or
+  rejects it.
+- After any promotion (by the test or by hand) the new champion is **watched**: if its live
+  accuracy falls below the previous champion's by a margin, it is rolled back automatically;
+  after ``watch_s`` it is stable.
+
+:class:`StageStepper` advances a model by what was observed since its last step; the retrainer
+steps every model on a timer (:mod:`streams.control.retrainer`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import orjson
+
+from monitoring.sequential import PairedMSPRT
+from streams.contracts.messages import ModelUpdate
+from streams.contracts.names import champion_seen_key, health_key, pairs_prefix
+from streams.control.lifecycle import Lifecycle
+from streams.scoring.routing import Routing, save_routing
+
+
+class StageStepper:
+    """Steps each model through shadow → promote (or reject) → watch → stable (or rollback).
+
+    ``on_idle(model)`` runs first whenever a model is in no stage: the retrainer retries a
+    deferred request there, before a promotion by hand is looked for.
+    """
+
+    def __init__(self, lifecycle: Lifecycle, on_idle: Callable[[str], Awaitable[None]]) -> None:
+        self.lifecycle = lifecycle
+        self.settings = lifecycle.settings
+        self.registry = lifecycle.registry
+        self.redis = lifecycle.redis
+        self.on_idle = on_idle
+
+    async def step(self, model: str) -> None:
+        """Advance the model's stage by what has been observed since the last step."""
+        stage = await self.lifecycle.stage(model)
+        aliases = self.registry.aliases(model)
+        champion = aliases["champion"].version if "champion" in aliases else None
+        if not stage:
+            await self.on_idle(model)
+            seen_key = champion_seen_key(model)
+            raw = await self.redis.get(seen_key)
+            seen = raw.decode() if isinstance(raw, bytes) else raw
+            await self.redis.set(seen_key, champion or "")
+            if seen and champion and seen != champion:
+                await self._start_watch(model, champion, seen, None)
+            return
+        if stage["phase"] == "shadow":
+            await self._step_shadow(model, stage)
+        elif stage["phase"] == "watch":
+            await self._step_watch(model, stage)
+
+    async def _step_shadow(self, model: str, stage: dict[str, Any]) -> None:
+        version = stage["version"]
+        pairs = await self.redis.lrange(f"{pairs_prefix(model)}:{version}", stage["offset"], -1)
+        test = PairedMSPRT(**self.settings.sequential)
+        test.restore(stage["test"])
+        if pairs:
+            champ = np.array([p[0:1] == b"1" for p in pairs], dtype=bool)
+            cand = np.array([p[1:2] == b"1" for p in pairs], dtype=bool)
+            test.update(cand, champ)
+            stage["offset"] += len(pairs)
+            stage["champion_correct"] = stage.get("champion_correct", 0) + int(champ.sum())
+            stage["pairs"] = stage.get("pairs", 0) + len(pairs)
+        stage["test"] = test.snapshot()
+        decision = test.decision
+        if decision == "continue":
+            await self.lifecycle.set_stage(model, **stage)
+            return
+        record = self.lifecycle.record
+        stats = test.statistics()
+        await record(model, "test", version=version, decision=decision, statistics=stats)
+        save_routing(self.registry, model, Routing())
+        if decision == "reject":
+            reason = f"sequential test: not better than champion {stage['champion']} ({stats})"
+            await self.lifecycle.clear_stage(model)
+            await record(
+                model,
+                "reject",
+                version=version,
+                reason=reason,
+                update=ModelUpdate(model=model, action="reject", version=version, reason=reason),
+            )
+            return
+        previous = stage["champion"]
+        self.registry.promote(model, version, "champion")
+        baseline = stage["champion_correct"] / max(stage["pairs"], 1)
+        await record(
+            model,
+            "promote",
+            version=version,
+            previous=previous,
+            reason="sequential test",
+            baseline_accuracy=baseline,
+            update=ModelUpdate(model=model, action="promote", version=version, alias="champion"),
+        )
+        await self._start_watch(model, version, previous, baseline)
+
+    async def _start_watch(
+        self, model: str, version: str, previous: str, baseline: float | None
+    ) -> None:
+        if baseline is None:
+            baseline = (await self.live(model, previous))[0]
+        await self.redis.set(champion_seen_key(model), version)
+        await self.lifecycle.set_stage(
+            model,
+            phase="watch",
+            version=version,
+            previous=previous,
+            baseline=baseline,
+            until=time.time() + self.settings.watch_s,
+        )
+        await self.lifecycle.record(
+            model,
+            "stage",
+            version=version,
+            stage="watch",
+            previous=previous,
+            baseline_accuracy=baseline,
+        )
+
+    async def _step_watch(self, model: str, stage: dict[str, Any]) -> None:
+        accuracy, labels = await self.live(model, stage["version"])
+        baseline = stage.get("baseline")
+        margin = self.settings.rollback_margin
+        if (
+            baseline is not None
+            and accuracy is not None
+            and labels >= self.settings.rollback_min_labels
+            and accuracy < baseline - margin
+        ):
+            restored = self.registry.rollback(model)
+            await self.redis.set(champion_seen_key(model), restored)
+            await self.lifecycle.clear_stage(model)
+            reason = (
+                f"live accuracy {accuracy:.3f} over {labels} labels < previous champion's "
+                f"{baseline:.3f} - {margin:g}"
+            )
+            await self.lifecycle.record(
+                model,
+                "rollback",
+                version=stage["version"],
+                restored=restored,
+                reason=reason,
+                update=ModelUpdate(
+                    model=model,
+                    action="rollback",
+                    version=restored,
+                    alias="champion",
+                    reason=reason,
+                ),
+            )
+        elif time.time() > stage["until"]:
+            await self.lifecycle.clear_stage(model)
+            await self.lifecycle.record(
+                model,
+                "stage",
+                version=stage["version"],
+                stage="stable",
+                accuracy=accuracy,
+                labels=labels,
+            )
+
+    async def live(self, model: str, version: str) -> tuple[float | None, int]:
+        """Rolling accuracy and labels of ``version`` as champion, over every worker."""
+        workers = await self.redis.hgetall(health_key(model))
+        total, weighted = 0, 0.0
+        for raw in workers.values():
+            scope = orjson.loads(raw).get("metrics", {}).get(f"{version}/champion")
+            if not scope:
+                continue
+            rolling = scope.get("rolling", {})
+            count, accuracy = rolling.get("count") or 0, rolling.get("accuracy")
+            if count and accuracy is not None:
+                total += count
+                weighted += count * accuracy
+        return (weighted / total if total else None), total
+
+
+__all__ = ["StageStepper"]
