@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from models.csvio import load_csv
     from models.data import Dataset, synthetic
     from models.gate_config import GateConfig
-    from models.gates import GateReport, GateResult, run_gates
+    from models.gate_report import GateReport, GateResult
+    from models.gates import run_gates
     from models.history import History
     from models.registry import LoadedModel, Registry
     from models.scorer import FixedScorer, OnnxScorer, Scorer
@@ -53,8 +54,8 @@ _LAZY = {
     "Dataset": "models.data",
     "synthetic": "models.data",
     "GateConfig": "models.gate_config",
-    "GateReport": "models.gates",
-    "GateResult": "models.gates",
+    "GateReport": "models.gate_report",
+    "GateResult": "models.gate_report",
     "run_gates": "models.gates",
     "History": "models.history",
     "LoadedModel": "models.registry",
