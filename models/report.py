@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -232,6 +232,21 @@ def _live(history: LiveHistory | None) -> list[str]:
     return out
 
 
+def slice_cells(windows: Mapping[str, Any], fmt: Callable[[float | None], str]) -> list[str]:
+    """One slice's labels, accuracy and F1, cumulative then rolling, as table cells.
+
+    Examples
+    --------
+    >>> slice_cells({"cumulative": {"count": 4, "accuracy": 0.5}}, lambda v: f"{v}")
+    ['4', '0.5', 'None', '0', 'None', 'None']
+    """
+    cells: list[str] = []
+    for window in ("cumulative", "rolling"):
+        got = windows.get(window) or {}
+        cells += [str(got.get("count", 0)), fmt(got.get("accuracy")), fmt(got.get("f1"))]
+    return cells
+
+
 def _slices(slices: Mapping[str, Any]) -> list[str]:
     """A table of labels, accuracy and F1 per slice, scope by scope."""
     rows: list[list[str]] = []
@@ -239,19 +254,7 @@ def _slices(slices: Mapping[str, Any]) -> list[str]:
     for scope, summary in sorted(slices.items()):
         by.add(str(summary.get("by", "")))
         for name, windows in (summary.get("values") or {}).items():
-            cum, roll = windows.get("cumulative") or {}, windows.get("rolling") or {}
-            rows.append(
-                [
-                    f"v{scope}",
-                    str(name),
-                    str(cum.get("count", 0)),
-                    _f(cum.get("accuracy")),
-                    _f(cum.get("f1")),
-                    str(roll.get("count", 0)),
-                    _f(roll.get("accuracy")),
-                    _f(roll.get("f1")),
-                ]
-            )
+            rows.append([f"v{scope}", str(name), *slice_cells(windows, _f)])
     head = ["version/variant", "slice", "labels", "accuracy", "F1"]
     head += ["rolling labels", "rolling accuracy", "rolling F1"]
     out = [f'<h3 id="slices">Slices by {escape(", ".join(sorted(by)))}</h3>']
@@ -338,4 +341,4 @@ def render_report(
     )
 
 
-__all__ = ["LiveHistory", "VersionChange", "merge_changes", "render_report"]
+__all__ = ["LiveHistory", "VersionChange", "merge_changes", "render_report", "slice_cells"]

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from models.registry import Registry
+from models.report import slice_cells
 from monitoring.findings import FINDING_KINDS
 from streams.adapters.redis_client import sync_redis
 from streams.cli.options import POSITIVE_INT, Args, argument, command, option
@@ -162,17 +163,7 @@ def _show_slices(console: Console, health: dict[str, Any]) -> None:
     )
     for scope, m in (health.get("metrics") or {}).items():
         for name, windows in ((m.get("slices") or {}).get("values") or {}).items():
-            cum, roll = windows.get("cumulative", {}), windows.get("rolling", {})
-            table.add_row(
-                scope,
-                escape(str(name)),
-                str(cum.get("count", 0)),
-                _f(cum.get("accuracy")),
-                _f(cum.get("f1")),
-                str(roll.get("count", 0)),
-                _f(roll.get("accuracy")),
-                _f(roll.get("f1")),
-            )
+            table.add_row(scope, escape(str(name)), *slice_cells(windows, _f))
     console.print(table)
 
 
