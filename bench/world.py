@@ -21,8 +21,9 @@ from pathlib import Path
 from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
-from streams.adapters.kafka_admin import create_topics
+from streams.adapters.kafka_topics import ensure_topics
 from streams.config.settings import env_name, load_settings
+from streams.config.topics import with_topic_names
 
 FEATURES = 20
 PARTITIONS = 4
@@ -64,8 +65,8 @@ class World:
         """Fresh topic names for one run, created with the benchmark's partitions."""
         tag = uuid.uuid4().hex[:8]
         names = {t: f"bench-{t}-{tag}" for t in TOPICS}
-        settings = load_settings(kafka_bootstrap=self.bootstrap)
-        asyncio.run(create_topics(self.bootstrap, list(names.values()), PARTITIONS, settings))
+        settings = load_settings(kafka_bootstrap=self.bootstrap, topic_partitions=PARTITIONS)
+        asyncio.run(ensure_topics(self.bootstrap, with_topic_names(settings, self.env(names))))
         return names
 
     def env(self, topics: dict[str, str], **extra: str) -> dict[str, str]:

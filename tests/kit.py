@@ -43,8 +43,10 @@ from aiokafka.structs import TopicPartition
 from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
-from streams.adapters.kafka_admin import client_options, create_topics
+from streams.adapters.kafka_admin import client_options
+from streams.adapters.kafka_topics import ensure_topics
 from streams.config.settings import Settings, env_name
+from streams.config.topics import TOPIC_KINDS, with_topic_names
 from streams.contracts.names import scorer_group
 from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
@@ -96,8 +98,8 @@ class Deployment:
             "DRIFTLINE_METRICS_PORT": "0",  # several workers of a test share the host
         }
         # every topic of this deployment is its own: a shared one would leak between tests
-        topics = {env_name(f) for f in Settings.model_fields if f.startswith("topic_")}
-        missing = topics - {env_name("topic_partitions")} - self.env.keys()
+        topics = {env_name(f"topic_{kind}") for kind in TOPIC_KINDS}
+        missing = topics - self.env.keys()
         assert not missing, f"the kit gives no name to {sorted(missing)}"
 
     @classmethod
@@ -122,7 +124,10 @@ class Deployment:
                 DRIFTLINE_SNAPSHOT_INTERVAL_S="0.5",
             )
         dep.env.update(env)
-        asyncio.run(create_topics(services.kafka, dep.topics.values(), 4, settings))
+        planned = with_topic_names(settings or Settings(), dep.env)
+        asyncio.run(
+            ensure_topics(services.kafka, planned.model_copy(update={"topic_partitions": 4}))
+        )
         if champion is not None:
             dep.registry.promote(dep.model, dep.add_version(champion))
         return dep

@@ -7,17 +7,37 @@ commits, session timeout, security and where their data lives.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import faust
+from faust.transport.drivers.aiokafka import Producer
+from faust.types import ProducerT
 
 from streams.adapters.kafka_admin import faust_credentials
 from streams.config.settings import Settings
 
 
-def faust_app(settings: Settings, bootstrap: str, app_id: str) -> faust.App:
+class DurableProducer(Producer):
+    """Faust's producer with the options of every Driftline producer: ``acks=all`` and
+    idempotence (Faust turns idempotence on only inside transactions)."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class App(faust.App):
+    """A Faust app whose producer is a :class:`DurableProducer`."""
+
+    def _new_producer(self) -> ProducerT:
+        return DurableProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+
+def faust_app(settings: Settings, bootstrap: str, app_id: str) -> App:
     """A Faust app as Driftline runs them: raw bytes in and out, offsets committed every
     second, no web server, data under the data dir. ``app_id`` is the consumer group."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return App(
         app_id,
         broker=f"kafka://{bootstrap}",
         datadir=str(settings.data_dir / "faust") + "/{conf.name}",
@@ -49,4 +69,4 @@ def faust_worker(app: faust.App, log_level: str) -> faust.Worker:
     return worker
 
 
-__all__ = ["faust_app", "faust_worker"]
+__all__ = ["App", "DurableProducer", "faust_app", "faust_worker"]

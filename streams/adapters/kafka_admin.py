@@ -1,7 +1,8 @@
 """Kafka client options from settings, topic creation and a health probe (aiokafka).
 
-Every Kafka client Driftline builds takes its security from here: :func:`client_options` for
-aiokafka producers, consumers and admin clients, :func:`faust_credentials` for Faust apps.
+Every Kafka client Driftline builds takes its options from here: :func:`client_options` for
+the security of aiokafka consumers and admin clients, :func:`producer_options` for every
+producer (durability and idempotence on top), :func:`faust_credentials` for Faust apps.
 """
 
 from __future__ import annotations
@@ -9,19 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    SaslAuthenticationFailed,
-    TopicAlreadyExistsError,
-)
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, SaslAuthenticationFailed
 
 from streams.config.settings import Settings, env_name
-from streams.errors import ConfigError, ServiceError
+from streams.errors import ConfigError
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -64,6 +59,17 @@ def client_options(settings: Settings | None) -> dict[str, Any]:
             sasl_plain_password=password.get_secret_value() if password else None,
         )
     return opts
+
+
+def producer_options(settings: Settings | None) -> dict[str, Any]:
+    """Return the aiokafka keyword arguments of every Driftline producer.
+
+    ``acks=all``: a write is acknowledged once every in-sync replica holds it (at least the
+    topic's ``min.insync.replicas``), so losing the leader right after loses nothing. And
+    idempotence: a batch that the producer sends again after a timeout or a leader change is
+    written once, not twice. Security as :func:`client_options`.
+    """
+    return {"acks": "all", "enable_idempotence": True, **client_options(settings)}
 
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
@@ -118,57 +124,6 @@ async def diagnose(bootstrap: str, settings: Settings | None, timeout_s: float =
     return "the broker answered a new connection; it may have been busy or restarting"
 
 
-async def create_topics(
-    bootstrap: str,
-    topics: Iterable[str],
-    partitions: int,
-    settings: Settings | None = None,
-    timeout_s: float = 30.0,
-) -> list[str]:
-    """Create each topic that does not exist yet, with ``partitions`` partitions.
-
-    Topics are always created explicitly: a broker that auto-creates them may pick another
-    partition count than the one the app expects.
-
-    Returns
-    -------
-    list of str
-        The topics that this call created.
-    """
-    wanted = list(dict.fromkeys(topics))
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        request_timeout_ms=int(timeout_s * 1000),
-        **client_options(settings),
-    )
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [t for t in wanted if t not in existing]
-        if missing:
-            response = await admin.create_topics(
-                [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
-            )
-            # Another process winning the race is fine: the topic is there, which is all we need.
-            failed = {
-                err[0]: err[1]
-                for err in response.topic_errors
-                if err[1] not in (0, TopicAlreadyExistsError.errno)
-            }
-            if failed:
-                raise ServiceError("kafka", f"cannot create topics {failed} (error codes)")
-        return missing
-    except KafkaError as exc:
-        reason = (
-            await diagnose(bootstrap, settings) if isinstance(exc, KafkaConnectionError) else ""
-        )
-        raise ServiceError(
-            "kafka", f"cannot create topics {wanted} on {bootstrap}: {reason or exc}"
-        ) from exc
-    finally:
-        await admin.close()
-
-
 async def _probe(bootstrap: str, settings: Settings | None, timeout_s: float) -> bool:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
@@ -199,9 +154,9 @@ def kafka_healthy(bootstrap: str, settings: Settings | None = None, timeout_s: f
 
 __all__ = [
     "client_options",
-    "create_topics",
     "diagnose",
     "faust_credentials",
     "kafka_healthy",
+    "producer_options",
     "ssl_context",
 ]

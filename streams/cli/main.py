@@ -203,13 +203,14 @@ def build_cli() -> click.Group:
 
 
 def _extensions() -> list[Register]:
-    from streams.cli import models, ops, report, serve, stream, train
+    from streams.cli import models, ops, report, serve, stream, topics, train
 
     return [
         train.register,
         models.register,
         serve.register,
         stream.register,
+        topics.register,
         ops.register,
         report.register,
         *_plugins(),

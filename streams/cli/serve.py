@@ -8,7 +8,7 @@ import sys
 import click
 
 from streams.cli.options import Args, command, option
-from streams.cli.stream import ensure_topics
+from streams.cli.topics import ensure_topics
 from streams.config.settings import Settings, env_name, load_settings
 from streams.errors import ConfigError, ServiceError
 from streams.local.services import LocalServices

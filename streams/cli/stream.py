@@ -11,7 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from models.data import DATASETS
-from streams.adapters.kafka_admin import client_options, create_topics
+from streams.adapters.kafka_admin import client_options, producer_options
 from streams.cli.options import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
@@ -21,32 +21,12 @@ from streams.cli.options import (
     command,
     option,
 )
+from streams.cli.topics import ensure_topics
 from streams.cli.train import n_features_option
 from streams.config.settings import Settings, env_name, load_settings
 from streams.contracts.messages import CONTRACTS, json_schemas
 from streams.errors import ConfigError
 from streams.local.services import LocalServices
-
-
-def all_topics(settings: Settings) -> list[str]:
-    """Every topic Driftline uses, by its configured name."""
-    return [
-        settings.topic_events,
-        settings.topic_predictions,
-        settings.topic_labels,
-        settings.topic_alerts,
-        settings.topic_retrain_requests,
-        settings.topic_model_updates,
-        settings.topic_dlq,
-        settings.topic_monitor,
-    ]
-
-
-def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
-    """Create the topics that do not exist yet, with the configured partitions."""
-    return asyncio.run(
-        create_topics(bootstrap, all_topics(settings), settings.topic_partitions, settings)
-    )
 
 
 def _produce(args: Args) -> int:
@@ -74,7 +54,7 @@ def _produce(args: Args) -> int:
             label_delay_s=args.label_delay,
             count=args.count,
             rate=args.rate,
-            client_options=client_options(settings),
+            producer_options=producer_options(settings),
         )
     )
     print(
@@ -228,4 +208,4 @@ def _produce_command() -> click.Command:
     )
 
 
-__all__ = ["all_topics", "ensure_topics", "register"]
+__all__ = ["register"]

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from models.gate_config import GateConfig
@@ -26,6 +26,7 @@ from monitoring.config import MonitorConfig
 from monitoring.retrain_policy import RetrainPolicy
 from monitoring.sequential import PairedMSPRT
 from streams.config.sections import section
+from streams.config.topics import Retention
 
 ENV_PREFIX = "DRIFTLINE_"
 MASK = "**********"
@@ -125,7 +126,27 @@ class Settings(BaseSettings):
     topic_model_updates: str = "model-updates"
     topic_dlq: str = "events-dlq"
     topic_monitor: str = "monitor-input"
-    topic_partitions: int = Field(default=4, ge=1, le=1024)
+    topic_partitions: int = Field(
+        default=4, ge=1, le=1024, description="Partitions of each topic Driftline creates."
+    )
+    topic_replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="Replicas of each topic Driftline creates (default: min(3, brokers)).",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="min.insync.replicas of each topic (default: replication factor - 1 when "
+        "that is at least 2, else 1).",
+    )
+    topic_retention_hours: Retention = Field(
+        default_factory=Retention,
+        description='Retention by kind of topic, in hours (JSON), e.g. {"events": 24}; model '
+        "updates are compacted (streams/config/topics.py).",
+    )
 
     # Worker.
     model: str | None = Field(default=None, description="Model name the worker serves.")
@@ -240,6 +261,16 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _insync_fits_the_replicas(self) -> Settings:
+        factor, insync = self.topic_replication_factor, self.topic_min_insync_replicas
+        if factor is not None and insync is not None and insync > factor:
+            raise ValueError(
+                f"{env_name('topic_min_insync_replicas')}={insync} is more than "
+                f"{env_name('topic_replication_factor')}={factor}: no write could ever succeed"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _security_is_complete(self) -> Settings:
         # Said here, once, rather than as an obscure handshake failure in every client.
         if self.kafka_security_protocol.startswith("SASL") and not (
@@ -267,6 +298,8 @@ class Settings(BaseSettings):
                 out[name] = str(value)
             elif is_dataclass(value) and not isinstance(value, type):
                 out[name] = asdict(value)
+            elif isinstance(value, BaseModel):
+                out[name] = value.model_dump()
             elif isinstance(value, Mapping):
                 out[name] = dict(value)
             elif name == "redis_url" and value:

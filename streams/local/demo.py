@@ -26,9 +26,11 @@ from rich.console import Console
 from rich.live import Live
 
 from models.data import synthetic
-from streams.adapters.kafka_admin import create_topics
+from streams.adapters.kafka_admin import producer_options
+from streams.adapters.kafka_topics import ensure_topics
 from streams.adapters.redis_client import async_redis
 from streams.config.settings import Settings, load_settings
+from streams.config.topics import with_topic_names
 from streams.contracts.names import ALERTS_KEY, events_key
 from streams.local.demo_screen import DemoScreen, DemoState, describe
 from streams.local.demo_setup import (
@@ -78,7 +80,8 @@ class Demo:
             forget_earlier_demo(
                 self.settings, env["DRIFTLINE_REDIS_URL"], home=self.home, model=self.model
             )
-            asyncio.run(create_topics(env["DRIFTLINE_KAFKA_BOOTSTRAP"], self.topics.values(), 4))
+            planned = with_topic_names(self.settings, env)
+            asyncio.run(ensure_topics(env["DRIFTLINE_KAFKA_BOOTSTRAP"], planned))
             self.state.champion = train_champion(self.console, home=self.home, model=self.model)
             self.procs.spawn("worker", env)
             self.procs.spawn("retrainer", env)
@@ -114,7 +117,9 @@ class Demo:
             await client.aclose()
 
     async def _stream(self, bootstrap: str) -> int:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=5, **producer_options(None)
+        )
         await producer.start()
         rate = 400.0 if self.quick else 300.0
         try:

@@ -98,10 +98,10 @@ async def produce(
     label_delay_s: float,
     count: int | None,
     rate: float,
-    client_options: dict[str, Any],
+    producer_options: dict[str, Any],
 ) -> tuple[int, int]:
     """Send events (and, delayed, their labels); return (events sent, labels sent)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_options)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **producer_options)
     await producer.start()
     sent = labelled = 0
     pending: list[tuple[float, bytes, bytes]] = []

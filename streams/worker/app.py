@@ -24,7 +24,7 @@ from models.errors import ModelError
 from models.registry import Registry
 from models.scorer import OnnxScorer
 from streams.adapters.faust_app import faust_app
-from streams.adapters.kafka_admin import client_options
+from streams.adapters.kafka_admin import client_options, producer_options
 from streams.config.settings import Settings
 from streams.contracts.messages import card_event_model
 from streams.contracts.names import scorer_group, worker_app_id
@@ -172,8 +172,7 @@ def create_app(
             bootstrap_servers=bootstrap,
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
-            acks="all",
-            **options,
+            **producer_options(settings),
         )
         return consumer, producer
 

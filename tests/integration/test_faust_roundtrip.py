@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.adapters.kafka_admin import create_topics
+from streams.adapters.kafka_topics import create_topics
 from tests.conftest import Endpoints
 from tests.kit import collect, committed_all, produce
 

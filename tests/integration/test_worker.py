@@ -151,7 +151,9 @@ def test_promotion_mid_stream_loses_nothing_and_switches_between_batches(
             assert len(scored) >= 3000, dep.log()
             dep.registry.promote(dep.model, v2)
             update = ModelUpdate(model=dep.model, action="promote", version=v2, alias="champion")
-            await dep.produce("updates", [update.model_dump(mode="json")])
+            # keyed by the model, as Driftline announces it: the topic is compacted by model
+            keyed = (dep.model.encode(), orjson.dumps(update.model_dump(mode="json")))
+            await dep.produce("updates", [keyed])
             await sending
 
         asyncio.run(stream_and_promote())

@@ -1,0 +1,186 @@
+"""The topics Driftline uses and how each is created: partitions, replicas, retention.
+
+One plan for every topic, from the settings and the size of the cluster
+(:func:`topic_plan`). Defaults:
+
+- **partitions**: ``DRIFTLINE_TOPIC_PARTITIONS`` (4): as many workers of a model as that
+  can share its events.
+- **replication factor**: ``DRIFTLINE_TOPIC_REPLICATION_FACTOR``, else min(3, brokers in the
+  cluster): one broker per replica, and three survive the loss of one broker with room to spare.
+- **min.insync.replicas**: ``DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS``, else the replication
+  factor − 1 when that is at least 2 (one broker may be down and every write still lands on
+  two), else 1. Every producer sends with ``acks=all``, so a write is acknowledged only once
+  that many replicas hold it.
+- **retention** per kind of topic (``DRIFTLINE_TOPIC_RETENTION_HOURS``, a JSON object of
+  hours by kind, see :class:`Retention`): what is kept is what may still be read. Model updates
+  are compacted instead: the last update of each model is what the topic is for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from streams.config.settings import Settings
+
+TopicKind = Literal[
+    "events",
+    "predictions",
+    "labels",
+    "monitor",
+    "alerts",
+    "retrain_requests",
+    "model_updates",
+    "dlq",
+]
+TOPIC_KINDS: tuple[TopicKind, ...] = (
+    "events",
+    "predictions",
+    "labels",
+    "monitor",
+    "alerts",
+    "retrain_requests",
+    "model_updates",
+    "dlq",
+)
+HOUR_MS = 3_600_000
+COMPACTED: frozenset[TopicKind] = frozenset({"model_updates"})
+
+
+class Retention(BaseModel):
+    """How long each kind of topic keeps its messages, in hours.
+
+    Examples
+    --------
+    >>> Retention.model_validate({"events": 24}).events
+    24.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: float = Field(
+        default=168.0, gt=0, description="A week: time to replay or backfill a model."
+    )
+    predictions: float = Field(default=168.0, gt=0, description="A week, like the events.")
+    labels: float = Field(
+        default=168.0,
+        gt=0,
+        description="A week: labels arrive late (up to DRIFTLINE_JOIN_TTL_S) and a model's "
+        "label forwarder may be down for a while.",
+    )
+    monitor: float = Field(
+        default=168.0,
+        gt=0,
+        description="A week: a model's monitors resume from the offset in their snapshot, so "
+        "this bounds how long they may be down without losing what the workers sent.",
+    )
+    alerts: float = Field(default=720.0, gt=0, description="30 days of alerts to look back on.")
+    retrain_requests: float = Field(
+        default=168.0, gt=0, description="A week: a retrainer down that long still gets them."
+    )
+    dlq: float = Field(
+        default=720.0, gt=0, description="30 days for an operator to read why events failed."
+    )
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How one topic is to be: its name, partitions, replicas and configs."""
+
+    kind: TopicKind
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: Mapping[str, str]
+
+
+def replication_factor(settings: Settings, brokers: int) -> int:
+    """The configured replication factor, else min(3, ``brokers``).
+
+    Examples
+    --------
+    >>> from streams.config.settings import Settings
+    >>> replication_factor(Settings(), 1), replication_factor(Settings(), 5)
+    (1, 3)
+    """
+    if settings.topic_replication_factor is not None:
+        return settings.topic_replication_factor
+    return max(1, min(3, brokers))
+
+
+def min_insync_replicas(settings: Settings, factor: int) -> int:
+    """The configured ``min.insync.replicas``, else ``factor`` − 1 when that is ≥ 2, else 1.
+
+    Examples
+    --------
+    >>> from streams.config.settings import Settings
+    >>> [min_insync_replicas(Settings(), f) for f in (1, 2, 3, 5)]
+    [1, 1, 2, 4]
+    """
+    if settings.topic_min_insync_replicas is not None:
+        return settings.topic_min_insync_replicas
+    return factor - 1 if factor - 1 >= 2 else 1
+
+
+def topic_name(settings: Settings, kind: TopicKind) -> str:
+    """The configured name of the topic of ``kind``."""
+    name: str = getattr(settings, f"topic_{kind}")
+    return name
+
+
+def with_topic_names(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """``settings`` with the topic names that ``env`` (``DRIFTLINE_TOPIC_*``) gives.
+
+    For a process that plans the topics of another one it starts (the demo, a test, the
+    benchmark) with that process's environment.
+    """
+    from streams.config.settings import env_name
+
+    names = {f"topic_{k}": env[env_name(f"topic_{k}")] for k in TOPIC_KINDS}
+    return settings.model_copy(update=names)
+
+
+def topic_plan(settings: Settings, brokers: int) -> list[TopicSpec]:
+    """Every topic Driftline uses, as it is to be created on a cluster of ``brokers``.
+
+    Examples
+    --------
+    >>> from streams.config.settings import Settings
+    >>> plan = {t.kind: t for t in topic_plan(Settings(), brokers=3)}
+    >>> plan["events"].replication_factor, plan["events"].configs["min.insync.replicas"]
+    (3, '2')
+    >>> plan["model_updates"].configs["cleanup.policy"], plan["alerts"].configs["retention.ms"]
+    ('compact', '2592000000')
+    """
+    factor = replication_factor(settings, brokers)
+    insync = str(min_insync_replicas(settings, factor))
+    retention = settings.topic_retention_hours
+    plan = []
+    for kind in TOPIC_KINDS:
+        configs = {"min.insync.replicas": insync}
+        if kind in COMPACTED:
+            configs["cleanup.policy"] = "compact"
+        else:
+            configs["cleanup.policy"] = "delete"
+            configs["retention.ms"] = str(int(getattr(retention, kind) * HOUR_MS))
+        name = topic_name(settings, kind)
+        plan.append(TopicSpec(kind, name, settings.topic_partitions, factor, configs))
+    return plan
+
+
+__all__ = [
+    "COMPACTED",
+    "TOPIC_KINDS",
+    "Retention",
+    "TopicKind",
+    "TopicSpec",
+    "min_insync_replicas",
+    "replication_factor",
+    "topic_name",
+    "topic_plan",
+    "with_topic_names",
+]
