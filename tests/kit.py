@@ -254,11 +254,12 @@ class Workers:
         self.env = {**dep.env, **(env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, command: str = "worker") -> subprocess.Popen[bytes]:
-        """Start ``driftline <command>``, its output in ``<name>.log`` under the root."""
+    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+        """Start ``driftline <command…>`` (``worker`` by default), its output in
+        ``<name>.log`` under the root."""
         with (self.dep.root / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", command],
+                [sys.executable, "-m", "streams.cli", *(command or ("worker",))],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

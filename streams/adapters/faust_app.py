@@ -47,6 +47,9 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str) -> App:
         store="memory://",
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
+        # Faust's own topics (its leader topic) as durable as ours: the command line resolves
+        # the plan's factor for the cluster before it builds an app.
+        topic_replication_factor=settings.topic_replication_factor or 1,
         producer_linger_ms=settings.producer_linger_ms,
         broker_commit_interval=1.0,
         # A crashed member holds its partitions until its session expires; Faust's default

@@ -19,7 +19,15 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from models.errors import ModelError
-from streams.cli.options import Args, Handler, command, group, name_env_vars, option
+from streams.cli.options import (
+    POSITIVE_INT,
+    Args,
+    Handler,
+    command,
+    group,
+    name_env_vars,
+    option,
+)
 from streams.cli.output import print_json
 from streams.config.settings import Settings, env_name, explain, load_settings
 from streams.errors import ConfigError, StreamsError
@@ -37,6 +45,7 @@ def _settings(args: Args) -> Settings:
         data_dir=getattr(args, "data_dir", None),
         broker=getattr(args, "broker", None),
         services_from=getattr(args, "services_from", None),
+        kafka_brokers=getattr(args, "brokers", None),
     )
 
 
@@ -49,6 +58,9 @@ def _services_up(args: Args) -> int:
         kafka, redis_ = status["kafka"], status["redis"]
         print(f"kafka ({kafka.get('kind')}) {kafka['bootstrap']} healthy={kafka['healthy']}")
         print(f"redis {redis_['url']} healthy={redis_['healthy']}")
+        for node in kafka.get("nodes") or []:
+            if len(kafka["nodes"]) > 1:
+                print(f"  {node['name']}: {node['endpoint']} healthy={node['healthy']}")
         for entry in (kafka, redis_):
             if entry.get("program"):
                 print(f"  runs {entry['program']}")
@@ -63,6 +75,9 @@ def _services_status(args: Args) -> int:
         for name, entry in status.items():
             where = entry.get("bootstrap") or entry.get("url") or "not running"
             print(f"{name}: {where} healthy={entry['healthy']}")
+            for node in entry.get("nodes") or []:
+                state = "healthy" if node["healthy"] else "up" if node["alive"] else "down"
+                print(f"  {node['name']}: {node['endpoint']} {state}")
     return 0 if all(s["healthy"] for s in status.values()) else 1
 
 
@@ -127,6 +142,13 @@ def _register_services(root: click.Group) -> None:
         metavar="DIR",
         help="where the services keep data, logs and state",
     )
+    brokers = option(
+        "--brokers",
+        setting="kafka_brokers",
+        type=POSITIVE_INT,
+        metavar="N",
+        help="brokers to start: 1, or a KRaft cluster of N on loopback (3 survives one loss)",
+    )
     broker = option(
         "--broker",
         setting="broker",
@@ -150,7 +172,7 @@ def _register_services(root: click.Group) -> None:
             "start what is not running (idempotent)",
             _services_up,
             "the status",
-            [broker, services_from],
+            [broker, brokers, services_from],
         ),
         "status": ("report each service and its health", _services_status, "the status", []),
         "down": ("stop the services that `up` started", _services_down, "what was stopped", []),

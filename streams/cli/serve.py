@@ -21,11 +21,12 @@ def _worker(args: Args) -> int:
     from streams.worker.health import WorkerObservability
 
     settings = load_settings(model=args.model)
-    if not settings.model:
+    model = settings.model
+    if not model:
         raise ConfigError(f"which model? pass --model NAME or set {env_name('model')}")
     bootstrap = LocalServices(settings).kafka_bootstrap()
-    ensure_topics(settings, bootstrap)
-    runtime = WorkerRuntime(settings, settings.model, Registry(settings.registry))
+    settings = ensure_topics(settings, bootstrap)
+    runtime = WorkerRuntime(settings, model, Registry(settings.registry))
     observability = WorkerObservability(settings, runtime)
     app = create_app(
         settings,
@@ -69,7 +70,7 @@ def _monitor(args: Args) -> int:
     card = registry.card(f"{model}@champion")
     services = LocalServices(settings)
     bootstrap = services.kafka_bootstrap()
-    ensure_topics(settings, bootstrap)
+    settings = ensure_topics(settings, bootstrap)
 
     def card_of(version: str) -> ModelCard | None:
         try:
@@ -94,7 +95,7 @@ def _retrainer(args: Args) -> int:
     settings = load_settings()
     services = LocalServices(settings)
     bootstrap = services.kafka_bootstrap()
-    ensure_topics(settings, bootstrap)
+    settings = ensure_topics(settings, bootstrap)
     retrainer = Retrainer(settings, bootstrap, services.redis_url())
     print(f"retrainer on {bootstrap}, registry {settings.registry}", file=sys.stderr)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -44,7 +45,8 @@ def _produce(args: Args) -> int:
         )
         pairs = dataset_events(ds, prefix=args.prefix, entities=args.entities)
     bootstrap = LocalServices(settings).kafka_bootstrap()
-    ensure_topics(settings, bootstrap)
+    settings = ensure_topics(settings, bootstrap)
+    started = time.monotonic()
     sent, labelled = asyncio.run(
         produce(
             bootstrap,
@@ -57,9 +59,11 @@ def _produce(args: Args) -> int:
             producer_options=producer_options(settings),
         )
     )
+    took = time.monotonic() - started
     print(
         f"sent {sent} events to {settings.topic_events}"
         + (f" and {labelled} labels to {settings.topic_labels}" if args.labels else "")
+        + f", acknowledged, in {took:.1f}s ({sent / max(took, 1e-9):,.0f} events/s)"
     )
     return 0
 

@@ -7,24 +7,31 @@ import sys
 
 import click
 
-from streams.adapters.kafka_topics import TopicReport, plan_rows, refuse_weaker
 from streams.adapters.kafka_topics import ensure_topics as ensure_on_cluster
+from streams.adapters.kafka_topics import plan_rows, refuse_weaker
 from streams.cli.options import Args, command, group, option
 from streams.cli.output import print_json
 from streams.config.settings import Settings, load_settings
 from streams.local.services import LocalServices
 
 
-def ensure_topics(settings: Settings, bootstrap: str) -> TopicReport:
+def ensure_topics(settings: Settings, bootstrap: str) -> Settings:
     """Create the missing topics as planned; refuse to go on with one weaker than planned.
 
     Differences that are not weaker (more partitions, a longer retention) are said on stderr.
+    Returns ``settings`` with the plan's replication factor and ``min.insync.replicas``
+    resolved for this cluster, for what the process creates itself (Faust's own topics).
     """
     report = asyncio.run(ensure_on_cluster(bootstrap, settings))
     refuse_weaker(report)
     for difference in report.differences:
         print(f"driftline: topic {difference.describe()}", file=sys.stderr)
-    return report
+    first = report.plan[0]
+    resolved = {
+        "topic_replication_factor": first.replication_factor,
+        "topic_min_insync_replicas": int(first.configs["min.insync.replicas"]),
+    }
+    return settings.model_copy(update=resolved)
 
 
 def _check(args: Args) -> int:

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     broker: BrokerKind = Field(
         default="kafka", description="Broker that `services up` starts: kafka or tansu."
     )
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Brokers that `services up` starts: 1, or a KRaft cluster (3 survives the "
+        "loss of one).",
+    )
     kafka_jars_dir: Path | None = Field(
         default=None, description="Cache of the Kafka broker jars (default: user cache dir)."
     )

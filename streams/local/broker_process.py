@@ -8,6 +8,7 @@ settings' SCRAM user. Tansu runs in memory and speaks PLAINTEXT only.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -46,31 +47,51 @@ def fetch_kafka_jars(settings: Settings) -> JarCache:
     )
 
 
+def node_name(node_id: int) -> str:
+    """The name of a broker node in the services' records (``kafka``, ``kafka-2``, …)."""
+    return "kafka" if node_id == 1 else f"kafka-{node_id}"
+
+
+def node_home(data_dir: Path, node_id: int) -> Path:
+    """Where a broker node keeps its configuration, data and logs."""
+    return data_dir / node_name(node_id)
+
+
 def start_kafka(
-    settings: Settings, data_dir: Path, ports: KafkaPorts | None = None
+    settings: Settings,
+    data_dir: Path,
+    ports: KafkaPorts | None = None,
+    *,
+    node_id: int = 1,
+    voters: dict[int, int] | None = None,
+    cluster_id: str | None = None,
 ) -> ServiceRecord:
-    """Start Apache Kafka under ``data_dir/kafka``, formatting its storage the first time.
+    """Start one Apache Kafka node under ``data_dir``, formatting its storage the first time.
 
     Parameters
     ----------
     settings
         Where Java and the jars come from, and the broker's security.
     data_dir
-        The services' folder: the broker's configuration, data and logs go to ``kafka/``.
+        The services' folder: the node's configuration, data and logs go to
+        :func:`node_home`.
     ports
         The listeners' ports, to come back on the endpoint of a stopped broker; None picks
         free ones.
+    node_id, voters, cluster_id
+        For a node of a cluster (:func:`start_kafka_cluster`): its id, every node's
+        controller port, and the id its storage is formatted with.
 
     Returns
     -------
     ServiceRecord
-        The broker's process; its endpoint is the SASL listener when there is one.
+        The node's process; its endpoint is the SASL listener when there is one.
     """
     scram = scram_user(settings)
     found = find_java(settings.services_from)
     java = found.path
     jars = fetch_kafka_jars(settings).path
-    home = data_dir / "kafka"
+    home = node_home(data_dir, node_id)
     logs = home / "data"
     if ports is None:
         port, cport = free_port(), free_port()
@@ -79,12 +100,12 @@ def start_kafka(
         port, cport, sasl_port = ports
     props = home / "server.properties"
     home.mkdir(parents=True, exist_ok=True)
-    props.write_text(kafka_properties(port, cport, logs, sasl_port))
+    props.write_text(kafka_properties(port, cport, logs, sasl_port, node_id=node_id, voters=voters))
     log4j = home / "log4j2.properties"
     log4j.write_text(LOG4J.format(log=home / "server.log"))
     classpath = f"{jars}/*"
     if not (logs / "meta.properties").exists():
-        _format_storage(java, classpath, props, home, scram)
+        _format_storage(java, classpath, props, home, scram, cluster_id)
     # The heap of Kafka's own start script (1 GiB from the start). Grown from 256 MiB,
     # G1 kept the young generation small under a live set of ~170 MiB: a 15-35 ms pause
     # every ~2.5 s at 14,000 events/s, and a marking cycle every ~5 s, each a stall of
@@ -110,11 +131,40 @@ def start_kafka(
     return rec
 
 
-def _format_storage(
-    java: str, classpath: str, props: Path, home: Path, scram: ScramUser | None
-) -> None:
-    """Format the KRaft storage once, bootstrapping the SCRAM user if there is one."""
-    cluster_id = (
+def start_kafka_cluster(settings: Settings, data_dir: Path, nodes: int) -> dict[str, ServiceRecord]:
+    """Start a KRaft cluster of ``nodes`` nodes on loopback, each broker and controller, with
+    one controller quorum of all of them; return their records by :func:`node_name`."""
+    sasl = scram_user(settings) is not None
+    ports = {
+        n: (free_port(), free_port(), free_port() if sasl else None) for n in range(1, nodes + 1)
+    }
+    voters = {n: p[1] for n, p in ports.items()}
+    java = find_java(settings.services_from).path
+    cluster_id = _random_uuid(java, f"{fetch_kafka_jars(settings).path}/*")
+    return {
+        node_name(n): start_kafka(
+            settings, data_dir, ports[n], node_id=n, voters=voters, cluster_id=cluster_id
+        )
+        for n in ports
+    }
+
+
+def node_layout(props: str) -> tuple[KafkaPorts, int, dict[int, int]]:
+    """A node's ports, id and voters, read back from its ``server.properties``."""
+    listeners = re.search(r"^listeners=(.*)$", props, re.MULTILINE)
+    found = dict(re.findall(r"(\w+)://[^:,]+:(\d+)", listeners[1] if listeners else ""))
+    sasl = found.get("SASL_PLAINTEXT")
+    ports = (int(found["PLAINTEXT"]), int(found["CONTROLLER"]), int(sasl) if sasl else None)
+    node = re.search(r"^node\.id=(\d+)$", props, re.MULTILINE)
+    quorum = re.search(r"^controller\.quorum\.voters=(.*)$", props, re.MULTILINE)
+    voters = {
+        int(n): int(p) for n, p in re.findall(r"(\d+)@[^:,]+:(\d+)", quorum[1] if quorum else "")
+    }
+    return ports, int(node[1]) if node else 1, voters
+
+
+def _random_uuid(java: str, classpath: str) -> str:
+    return (
         subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
             capture_output=True,
@@ -124,6 +174,18 @@ def _format_storage(
         .stdout.strip()
         .splitlines()[-1]
     )
+
+
+def _format_storage(
+    java: str,
+    classpath: str,
+    props: Path,
+    home: Path,
+    scram: ScramUser | None,
+    cluster_id: str | None = None,
+) -> None:
+    """Format the KRaft storage once, bootstrapping the SCRAM user if there is one."""
+    cluster_id = cluster_id or _random_uuid(java, classpath)
     cmd = [java, "-cp", classpath, "kafka.tools.StorageTool", "format"]
     cmd += ["-t", cluster_id, "-c", str(props)]
     argfile = home / "scram.args"
@@ -166,4 +228,14 @@ def start_tansu(settings: Settings, data_dir: Path) -> ServiceRecord:
     return rec
 
 
-__all__ = ["KafkaPorts", "fetch_kafka_jars", "scram_user", "start_kafka", "start_tansu"]
+__all__ = [
+    "KafkaPorts",
+    "fetch_kafka_jars",
+    "node_home",
+    "node_layout",
+    "node_name",
+    "scram_user",
+    "start_kafka",
+    "start_kafka_cluster",
+    "start_tansu",
+]

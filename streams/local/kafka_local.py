@@ -69,8 +69,27 @@ def scram_argfile(path: Path, users: list[ScramUser]) -> str:
     return f"@{path}"
 
 
-def kafka_properties(port: int, cport: int, logs: Path, sasl_port: int | None = None) -> str:
-    """Return the ``server.properties`` of a single-node KRaft broker on loopback."""
+def kafka_properties(
+    port: int,
+    cport: int,
+    logs: Path,
+    sasl_port: int | None = None,
+    *,
+    node_id: int = 1,
+    voters: dict[int, int] | None = None,
+) -> str:
+    """Return the ``server.properties`` of a KRaft node on loopback (broker and controller).
+
+    ``voters``: every node's controller port by node id, for a cluster (default: this node
+    alone). Kafka's internal topics get min(3, nodes) replicas, and with three nodes or more
+    every write to them must reach two (``min.insync.replicas``), so a cluster survives the
+    loss of one node without losing a committed offset.
+    """
+    voters = voters or {node_id: cport}
+    nodes = len(voters)
+    factor = min(3, nodes)
+    insync = 2 if factor >= 3 else 1
+    quorum = ",".join(f"{n}@127.0.0.1:{p}" for n, p in sorted(voters.items()))
     listeners = [f"PLAINTEXT://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{cport}"]
     advertised = [f"PLAINTEXT://127.0.0.1:{port}"]
     protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
@@ -89,8 +108,8 @@ def kafka_properties(port: int, cport: int, logs: Path, sasl_port: int | None = 
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{cport}",
+            f"node.id={node_id}",
+            f"controller.quorum.voters={quorum}",
             f"listeners={','.join(listeners)}",
             f"advertised.listeners={','.join(advertised)}",
             "controller.listener.names=CONTROLLER",
@@ -99,11 +118,18 @@ def kafka_properties(port: int, cport: int, logs: Path, sasl_port: int | None = 
             *sasl,
             f"log.dirs={logs}",
             "num.partitions=4",
-            "offsets.topic.replication.factor=1",
+            # A node that stops heartbeating is fenced after this long and its partitions get
+            # new leaders: Kafka's 9 s default is the longest part of a failover on loopback.
+            "broker.heartbeat.interval.ms=500",
+            "broker.session.timeout.ms=3000",
+            f"default.replication.factor={factor}",
+            f"min.insync.replicas={insync}",
+            f"offsets.topic.replication.factor={factor}",
             "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
+            f"transaction.state.log.replication.factor={factor}",
+            f"transaction.state.log.min.isr={insync}",
+            f"share.coordinator.state.topic.replication.factor={factor}",
+            f"share.coordinator.state.topic.min.isr={insync}",
             "group.initial.rebalance.delay.ms=0",
             # Offset commits are written at once rather than batched for 5 ms: a worker's
             # committer awaits each commit before it takes the acks of the batches after it.

@@ -82,7 +82,7 @@ def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Servi
     )
 
 
-def stop(record: ServiceRecord, timeout_s: float = 30.0) -> None:
+def stop(record: ServiceRecord, timeout_s: float = 30.0, *, kill: bool = False) -> None:
     """Stop the process group of ``record`` if it still runs: SIGTERM, then SIGKILL.
 
     Parameters
@@ -91,12 +91,14 @@ def stop(record: ServiceRecord, timeout_s: float = 30.0) -> None:
         The process, as :func:`spawn` started it.
     timeout_s
         How long it may take to exit after SIGTERM before it gets SIGKILL.
+    kill
+        SIGKILL at once, as a crash would (no clean shutdown).
     """
     if not record.alive() or record.pid is None:
         return
     pid = record.pid
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout_s

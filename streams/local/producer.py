@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from models.data import Dataset
 from streams.contracts.messages import SCHEMA_VERSION
-from streams.errors import ConfigError
+from streams.errors import ConfigError, ServiceError
 
 Pair = tuple[dict[str, Any], Any]
 
@@ -100,18 +100,24 @@ async def produce(
     rate: float,
     producer_options: dict[str, Any],
 ) -> tuple[int, int]:
-    """Send events (and, delayed, their labels); return (events sent, labels sent)."""
+    """Send events (and, delayed, their labels); return (events sent, labels sent).
+
+    Every send is acknowledged before this returns (acks awaited a thousand at a time), so
+    the counts are what the topics hold; a send the broker never acknowledged raises
+    :class:`~streams.errors.ServiceError` saying how many.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **producer_options)
     await producer.start()
-    sent = labelled = 0
+    acks = _Acks()
     pending: list[tuple[float, bytes, bytes]] = []
     started = time.monotonic()
+    sent = 0
     try:
         for event, label in pairs:
             if count is not None and sent >= count:
                 break
             key = (event.get("entity") or event["event_id"]).encode()
-            await producer.send(topic, orjson.dumps(event), key=key)
+            await acks.add(await producer.send(topic, orjson.dumps(event), key=key), "event")
             sent += 1
             if labels_topic and label is not None:
                 doc = {
@@ -121,18 +127,46 @@ async def produce(
                     "ts": time.time(),
                 }
                 pending.append((time.monotonic() + label_delay_s, key, orjson.dumps(doc)))
-            labelled += await _flush_due(producer, labels_topic, pending, time.monotonic())
+            await _flush_due(producer, labels_topic, pending, time.monotonic(), acks)
             if rate > 0:
                 ahead = started + sent / rate - time.monotonic()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
         if pending:
             await asyncio.sleep(max(0.0, pending[-1][0] - time.monotonic()))
-            labelled += await _flush_due(producer, labels_topic, pending, float("inf"))
-        await producer.flush()
+            await _flush_due(producer, labels_topic, pending, float("inf"), acks)
+        await acks.settle()
     finally:
         await producer.stop()
-    return sent, labelled
+    return acks.acked["event"], acks.acked["label"]
+
+
+class _Acks:
+    """The delivery futures of what was sent, awaited by the thousand, counted by kind."""
+
+    def __init__(self, every: int = 1000) -> None:
+        self.every = every
+        self.waiting: list[tuple[asyncio.Future[Any], str]] = []
+        self.acked = {"event": 0, "label": 0}
+
+    async def add(self, future: asyncio.Future[Any], kind: str) -> None:
+        self.waiting.append((future, kind))
+        if len(self.waiting) >= self.every:
+            await self.settle()
+
+    async def settle(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        results = await asyncio.gather(*(f for f, _ in waiting), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for (_, kind), result in zip(waiting, results, strict=True):
+            if not isinstance(result, BaseException):
+                self.acked[kind] += 1
+        if failed:
+            raise ServiceError(
+                "kafka",
+                f"{len(failed)} of {len(waiting)} sends were not acknowledged ({failed[0]!r}); "
+                f"{self.acked['event']} events and {self.acked['label']} labels were",
+            )
 
 
 async def _flush_due(
@@ -140,13 +174,11 @@ async def _flush_due(
     topic: str | None,
     pending: list[tuple[float, bytes, bytes]],
     now: float,
-) -> int:
-    done = 0
+    acks: _Acks,
+) -> None:
     while pending and pending[0][0] <= now and topic:
         _, key, value = pending.pop(0)
-        await producer.send(topic, value, key=key)
-        done += 1
-    return done
+        await acks.add(await producer.send(topic, value, key=key), "label")
 
 
 __all__ = ["dataset_events", "file_events", "produce"]

@@ -26,7 +26,13 @@ import orjson
 from streams.adapters.kafka_admin import kafka_healthy
 from streams.config.settings import BrokerKind, Settings, redact_url
 from streams.errors import ServiceError
-from streams.local.broker_process import fetch_kafka_jars, start_kafka, start_tansu
+from streams.local.broker_process import (
+    fetch_kafka_jars,
+    node_layout,
+    start_kafka,
+    start_kafka_cluster,
+    start_tansu,
+)
 from streams.local.kafka_jars import JarCache, default_jars_dir, is_complete
 
 # ``kafka_version`` and ``_start_time`` are re-exported: the tests import them from here.
@@ -69,14 +75,24 @@ class LocalServices:
         """Return the broker to use: from settings, else the one ``up`` started."""
         if self.settings.kafka_bootstrap:
             return self.settings.kafka_bootstrap
-        rec = self._load().get("kafka")
-        if rec is None or not rec.alive():
+        nodes = self._kafka_nodes(self._load())
+        if not any(rec.alive() for rec in nodes.values()):
             raise ServiceError(
                 "kafka",
                 "no broker configured: set DRIFTLINE_KAFKA_BOOTSTRAP "
                 "or run `driftline services up`",
             )
-        return rec.endpoint
+        # Every node, down ones included: a client tries the next, and one back is found again.
+        return ",".join(rec.endpoint for rec in nodes.values())
+
+    @staticmethod
+    def _kafka_nodes(records: dict[str, ServiceRecord]) -> dict[str, ServiceRecord]:
+        """The broker's nodes that ``up`` started (``kafka``, ``kafka-2``, …), by name."""
+        return {
+            name: rec
+            for name, rec in records.items()
+            if name == "kafka" or re.fullmatch(r"kafka-\d+", name)
+        }
 
     def redis_url(self) -> str:
         """Return the Redis to use: from settings, else the one ``up`` started."""
@@ -104,12 +120,20 @@ class LocalServices:
                     f"the running broker speaks {rec.security}, the settings ask for {wanted}: "
                     "run `driftline services down` first",
                 )
-            if rec is None or not rec.alive():
-                records["kafka"] = (start_kafka if kind == "kafka" else start_tansu)(
-                    self.settings, self.data_dir
+            nodes = self._kafka_nodes(records)
+            wanted_nodes = self.settings.kafka_brokers
+            if rec is not None and rec.alive() and len(nodes) != wanted_nodes:
+                raise ServiceError(
+                    "kafka",
+                    f"the running broker has {len(nodes)} node(s), the settings ask for "
+                    f"{wanted_nodes}: run `driftline services down` first",
                 )
+            if rec is None or not rec.alive():
+                started = self._start_broker(kind, wanted_nodes)
+                records.update(started)
                 self._save(records)
-                self._wait("kafka", records["kafka"], timeout_s)
+                for name, node in started.items():
+                    self._wait(name, node, timeout_s)
         if not self.settings.redis_url:
             rec = records.get("redis")
             if rec is None or not rec.alive():
@@ -117,6 +141,15 @@ class LocalServices:
                 self._save(records)
                 self._wait("redis", records["redis"], timeout_s)
         return self.status()
+
+    def _start_broker(self, kind: BrokerKind, nodes: int) -> dict[str, ServiceRecord]:
+        if kind == "tansu":
+            if nodes != 1:
+                raise ServiceError("kafka", "Tansu runs as one broker: use --broker kafka")
+            return {"kafka": start_tansu(self.settings, self.data_dir)}
+        if nodes == 1:
+            return {"kafka": start_kafka(self.settings, self.data_dir)}
+        return start_kafka_cluster(self.settings, self.data_dir, nodes)
 
     def _wait(self, name: str, rec: ServiceRecord, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -130,7 +163,7 @@ class LocalServices:
         raise ServiceError(name, f"not healthy after {timeout_s:.0f}s; log:\n{tail(rec.log)}")
 
     def _healthy(self, name: str, endpoint: str) -> bool:
-        if name == "kafka":
+        if name.startswith("kafka"):
             return kafka_healthy(endpoint, self.settings, timeout_s=3.0)
         return redis_healthy(endpoint, self.settings)
 
@@ -145,13 +178,14 @@ class LocalServices:
             raise ServiceError(name, "not started here by `up` (or a broker without disk data)")
         return rec
 
-    def stop_service(self, name: str) -> None:
-        """Stop the ``kafka`` or ``redis`` that :meth:`up` started; keep its data and ports.
+    def stop_service(self, name: str, *, kill: bool = False) -> None:
+        """Stop the ``kafka`` (or a node ``kafka-N`` of a cluster) or ``redis`` that :meth:`up`
+        started; keep its data and ports. ``kill``: SIGKILL, as a crash would.
 
         :meth:`start_service` brings it back on the same endpoint, so that clients that hold
         on reconnect by themselves: how the reliability tests restart a broker or Redis.
         """
-        stop(self._managed(name))
+        stop(self._managed(name), kill=kill)
 
     def start_service(self, name: str, timeout_s: float = 120.0) -> None:
         """Start a service stopped by :meth:`stop_service` again: same port, same data dir."""
@@ -159,16 +193,10 @@ class LocalServices:
         rec = self._managed(name)
         if rec.alive():
             return
-        if name == "kafka":
-            props = (self.data_dir / "kafka" / "server.properties").read_text()
-            listeners = re.search(r"^listeners=(.*)$", props, re.MULTILINE)
-            found = dict(re.findall(r"(\w+)://[^:,]+:(\d+)", listeners[1] if listeners else ""))
-            sasl = found.get("SASL_PLAINTEXT")
-            fresh = start_kafka(
-                self.settings,
-                self.data_dir,
-                (int(found["PLAINTEXT"]), int(found["CONTROLLER"]), int(sasl) if sasl else None),
-            )
+        if rec.kind == "kafka":
+            home = self.data_dir / name  # node_home of the node called `name`
+            ports, node_id, voters = node_layout((home / "server.properties").read_text())
+            fresh = start_kafka(self.settings, self.data_dir, ports, node_id=node_id, voters=voters)
         else:
             fresh = start_redis(
                 self.settings, self.data_dir, int(rec.endpoint.rsplit(":", 1)[1].split("/")[0])
@@ -222,6 +250,10 @@ class LocalServices:
         ):
             rec = records.get(name)
             endpoint = configured or (rec.endpoint if rec and rec.alive() else None)
+            nodes = self._kafka_nodes(records) if name == "kafka" and not configured else {}
+            if len(nodes) > 1:
+                alive = [r.endpoint for r in nodes.values() if r.alive()]
+                endpoint = ",".join(alive) or None
             key = "bootstrap" if name == "kafka" else "url"
             entry: dict[str, Any] = {key: endpoint, "healthy": False}
             if endpoint:
@@ -234,6 +266,15 @@ class LocalServices:
             if name == "kafka":
                 entry["kind"] = "external" if configured else (rec.kind if rec else None)
                 entry["security"] = self.settings.kafka_security_protocol
+                entry["nodes"] = [
+                    {
+                        "name": n,
+                        "endpoint": r.endpoint,
+                        "alive": r.alive(),
+                        "healthy": r.alive() and self._healthy(n, r.endpoint),
+                    }
+                    for n, r in nodes.items()
+                ]
             out[name] = entry
         return out
 

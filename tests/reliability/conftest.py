@@ -163,12 +163,15 @@ class OwnServices:
 
 
 def _own(
-    tmp_path_factory: pytest.TempPathFactory, name: str, kafka: str | None, redis: str | None
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    kafka: str | None,
+    redis: str | None,
+    brokers: int = 1,
 ) -> Iterator[OwnServices]:
     data_dir = tmp_path_factory.mktemp(f"own-{name}")
-    settings = load_settings(data_dir=data_dir, broker="kafka").model_copy(
-        update={"kafka_bootstrap": kafka, "redis_url": redis}
-    )
+    settings = load_settings(data_dir=data_dir, broker="kafka", kafka_brokers=brokers)
+    settings = settings.model_copy(update={"kafka_bootstrap": kafka, "redis_url": redis})
     local = LocalServices(settings)  # starts only what is not given
     start_or_fail(local, f"{name} of the test's own")
     try:
@@ -181,6 +184,12 @@ def _own(
 def own_kafka(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
     """A Kafka broker of this test's own (the session's Redis): the test may restart it."""
     yield from _own(tmp_path_factory, "kafka", None, services.redis)
+
+
+@pytest.fixture
+def kafka_cluster(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
+    """A KRaft cluster of three brokers of this test's own (the session's Redis)."""
+    yield from _own(tmp_path_factory, "cluster", None, services.redis, brokers=3)
 
 
 @pytest.fixture
