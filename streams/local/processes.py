@@ -116,6 +116,13 @@ def stop(record: ServiceRecord, timeout_s: float = 30.0, *, kill: bool = False) 
         pass
 
 
+def freeze(record: ServiceRecord, frozen: bool) -> None:
+    """SIGSTOP (``frozen``) or SIGCONT the process group of ``record``: a hung process, which
+    holds its connections open and answers nothing, unlike a dead one."""
+    if record.alive() and record.pid is not None:
+        os.killpg(record.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+
 def tail(path: str | None, lines: int = 20) -> str:
     """Return the last ``lines`` lines of the log at ``path``; empty when there is none."""
     if not path or not Path(path).exists():
@@ -123,4 +130,4 @@ def tail(path: str | None, lines: int = 20) -> str:
     return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
 
 
-__all__ = ["ServiceRecord", "free_port", "spawn", "stop", "tail"]
+__all__ = ["ServiceRecord", "free_port", "freeze", "spawn", "stop", "tail"]

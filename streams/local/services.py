@@ -37,7 +37,7 @@ from streams.local.kafka_jars import JarCache, default_jars_dir, is_complete
 
 # ``kafka_version`` and ``_start_time`` are re-exported: the tests import them from here.
 from streams.local.kafka_jars import kafka_version as kafka_version
-from streams.local.processes import ServiceRecord, free_port, stop, tail
+from streams.local.processes import ServiceRecord, free_port, freeze, stop, tail
 from streams.local.processes import _start_time as _start_time
 from streams.local.redis_process import redis_healthy, start_redis
 from streams.local.toolchain import find_java, find_redis_server
@@ -186,6 +186,11 @@ class LocalServices:
         on reconnect by themselves: how the reliability tests restart a broker or Redis.
         """
         stop(self._managed(name), kill=kill)
+
+    def freeze_service(self, name: str, frozen: bool = True) -> None:
+        """SIGSTOP (or, ``frozen=False``, SIGCONT) a service that :meth:`up` started: how the
+        reliability tests hang a broker without closing its connections."""
+        freeze(self._managed(name), frozen)
 
     def start_service(self, name: str, timeout_s: float = 120.0) -> None:
         """Start a service stopped by :meth:`stop_service` again: same port, same data dir."""

@@ -162,13 +162,15 @@ class OwnServices:
         return Endpoints(kafka=self.kafka, redis=self.redis)
 
 
-def _own(
+def own_services(
     tmp_path_factory: pytest.TempPathFactory,
     name: str,
     kafka: str | None,
     redis: str | None,
     brokers: int = 1,
 ) -> Iterator[OwnServices]:
+    """Start what is not given (a broker of ``brokers`` nodes, a Redis) in a folder of its
+    own; stop it all when the caller is done."""
     data_dir = tmp_path_factory.mktemp(f"own-{name}")
     settings = load_settings(data_dir=data_dir, broker="kafka", kafka_brokers=brokers)
     settings = settings.model_copy(update={"kafka_bootstrap": kafka, "redis_url": redis})
@@ -183,19 +185,13 @@ def _own(
 @pytest.fixture
 def own_kafka(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
     """A Kafka broker of this test's own (the session's Redis): the test may restart it."""
-    yield from _own(tmp_path_factory, "kafka", None, services.redis)
-
-
-@pytest.fixture
-def kafka_cluster(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
-    """A KRaft cluster of three brokers of this test's own (the session's Redis)."""
-    yield from _own(tmp_path_factory, "cluster", None, services.redis, brokers=3)
+    yield from own_services(tmp_path_factory, "kafka", None, services.redis)
 
 
 @pytest.fixture
 def own_redis(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
     """A Redis of this test's own (the session's broker): the test may stop and restart it."""
-    yield from _own(tmp_path_factory, "redis", services.kafka, None)
+    yield from own_services(tmp_path_factory, "redis", services.kafka, None)
 
 
 @pytest.fixture
