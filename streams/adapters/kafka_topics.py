@@ -186,11 +186,10 @@ async def ensure_topics(
             report.created = [s.name for s in missing]
         else:
             report.missing = [s.name for s in missing]
-        present = [s for s in plan if s.name in existing or create]
+        present = [s for s in plan if s.name in existing]
         found = await inspect_topics(admin, list(dict.fromkeys(s.name for s in present)))
         for spec in present:
-            if spec.name in found and spec.name not in report.created:
-                report.differences += differences(spec, found[spec.name])
+            report.differences += differences(spec, found[spec.name])
         return report
     except KafkaError as exc:
         reason = (

@@ -138,7 +138,7 @@ def with_topic_names(settings: Settings, env: Mapping[str, str]) -> Settings:
     For a process that plans the topics of another one it starts (the demo, a test, the
     benchmark) with that process's environment.
     """
-    from streams.config.settings import env_name
+    from streams.config.settings import env_name  # settings imports this module
 
     names = {f"topic_{k}": env[env_name(f"topic_{k}")] for k in TOPIC_KINDS}
     return settings.model_copy(update=names)
