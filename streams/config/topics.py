@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,16 +37,7 @@ TopicKind = Literal[
     "model_updates",
     "dlq",
 ]
-TOPIC_KINDS: tuple[TopicKind, ...] = (
-    "events",
-    "predictions",
-    "labels",
-    "monitor",
-    "alerts",
-    "retrain_requests",
-    "model_updates",
-    "dlq",
-)
+TOPIC_KINDS: tuple[TopicKind, ...] = get_args(TopicKind)
 HOUR_MS = 3_600_000
 COMPACTED: frozenset[TopicKind] = frozenset({"model_updates"})
 
