@@ -3,8 +3,10 @@
 An alert is appended to the capped stream ``driftline:alerts`` and published on the channel
 of the same name, unless any process raised the same one (model, version, kind, feature)
 within the cooldown: one Lua script call per batch of alerts sets the dedupe key
-(``driftline:alert:dedupe:<model>:<version>:<kind>:<feature>``, ``SET NX EX``) and writes the
-alert in the same atomic step. Keys are named in :mod:`streams.contracts.names`.
+(``{driftline:alerts}:dedupe:<model>:<version>:<kind>:<feature>``, ``SET NX EX``) and writes
+the alert in the same atomic step. Every key the script touches is passed in ``KEYS``, and the
+dedupe keys' hash tag is the stream's name: on a Redis Cluster they share the stream's slot.
+Keys are named in :mod:`streams.contracts.names`.
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
+from streams.adapters.redis_client import AsyncClient
 from streams.contracts.names import ALERT_DEDUPE_PREFIX, ALERTS_KEY
 
-# KEYS: dedupe prefix, alerts stream. ARGV: cooldown_s, maxlen, then (dedupe suffix, json) pairs.
-# An alert is appended only when no worker raised the same one within the cooldown.
+# KEYS: alerts stream, then one dedupe key per alert. ARGV: cooldown_s, maxlen, then the
+# alerts' JSON in the order of their keys. An alert is appended only when no worker raised the
+# same one within the cooldown.
 _EMIT = """
 local out = {}
-for i = 3, #ARGV, 2 do
-  if redis.call('SET', KEYS[1] .. ARGV[i], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[i + 1])
-    redis.call('PUBLISH', KEYS[2], ARGV[i + 1])
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[i + 1])
+    redis.call('PUBLISH', KEYS[1], ARGV[i + 1])
     out[#out + 1] = ARGV[i + 1]
   end
 end
@@ -45,7 +48,7 @@ class RedisAlertSink:
     ``maxlen`` caps the stream (approximately).
     """
 
-    def __init__(self, redis: aioredis.Redis, cooldown_s: float, maxlen: int) -> None:
+    def __init__(self, redis: AsyncClient, cooldown_s: float, maxlen: int) -> None:
         self.redis = redis
         self.cooldown_s = int(cooldown_s) or 1
         self.maxlen = maxlen
@@ -58,13 +61,15 @@ class RedisAlertSink:
         """
         if not alerts:
             return []
+        keys: list[str] = [ALERTS_KEY]
         args: list[Any] = [self.cooldown_s, self.maxlen]
         by_json: dict[bytes, Mapping[str, Any]] = {}
         for alert in alerts:
             raw = orjson.dumps(alert)
             by_json[raw] = alert
-            args += [dedupe_suffix(alert), raw]
-        emitted = await self._emit(keys=[ALERT_DEDUPE_PREFIX, ALERTS_KEY], args=args)
+            keys.append(ALERT_DEDUPE_PREFIX + dedupe_suffix(alert))
+            args.append(raw)
+        emitted = await self._emit(keys=keys, args=args)
         return [by_json[r if isinstance(r, bytes) else r.encode()] for r in emitted]
 
 

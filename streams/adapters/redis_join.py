@@ -1,28 +1,34 @@
 """The label join in Redis: predictions wait for their labels (or labels for predictions).
 
-Entries live in **generations**, per model (``P = driftline:join:<model>``) and per side ``p``
-(predictions) or ``l`` (labels):
+Entries live in **generations**, per model (``P = driftline:{<model>}:join``) and per side
+``p`` (predictions) or ``l`` (labels), in a ring of :data:`RING` hashes per side:
 
-- ``P:<side>:<n>`` a hash, event id → what was predicted (JSON) or the label that came first
-  (``n`` zero-padded to 12 digits, so that generations opened in one instant sort in order);
-- ``P:<side>g`` the live generations, scored by their last write; ``P:gen`` the current
-  generation of each side and when it opened; ``P:stats`` a hash of
-  counters: ``joined``, ``expired_predictions``, ``expired_labels``, ``evicted``, and
-  ``pending_p`` / ``pending_l``, the entries still waiting on each side.
+- ``P:<side>:<i>`` a hash, event id → what was predicted (JSON) or the label that came first;
+  generation ``n`` lives in ring slot ``i = n mod RING``;
+- ``P:<side>g`` the live generations: member the slot, score the generation number (oldest
+  first); ``P:gen`` the current generation of each side, when it opened, and when each slot
+  was written last (``<side>:w:<i>``); ``P:stats`` a hash of counters: ``joined``,
+  ``expired_predictions``, ``expired_labels``, ``evicted``, and ``pending_p`` / ``pending_l``,
+  the entries still waiting on each side.
+
+Every key either script touches is one of these ``4 + 2 * RING`` names, all passed in
+``KEYS`` and all under the model's hash tag: on a Redis Cluster they share one slot.
 
 A generation takes writes for at most an eighth of the TTL or an eighth of ``max_items``
-entries; then the next one opens. Storing a batch is one script call that writes one key
-(``HSET`` of the whole batch), whatever its size: no key and no expiry per event, which is
-what made a per-event layout cost ~9 µs of Redis CPU per event. A call looks the
-other side up (one ``HMGET`` per live generation, newest first) only when something waits
-there: labels come after their predictions in the common case.
+entries; then the next one opens, unless the ring is full of generations still holding
+entries, in which case the current one keeps growing (an eighth of the TTL still rolls it,
+dropping the oldest generation whole, counted as evicted). Storing a batch is one script call
+that writes one key (``HSET`` of the whole batch), whatever its size: no key and no expiry
+per event, which is what made a per-event layout cost ~9 µs of Redis CPU per event. A call
+looks the other side up (one ``HMGET`` per live generation, newest first) only when
+something waits there: labels come after their predictions in the common case.
 
-``sweep`` drops whole generations whose last write is older than the TTL (their remaining
-entries counted as expired: an entry waits at least the TTL, at most 9/8 of it) and, while
-more than ``max_items`` entries wait on a side, drops its oldest generation whole (counted as
-evicted), as Kafka drops whole log segments: after a sweep at most ``max_items`` wait, and at
-least ``max_items`` less one generation when the bound was reached. Whole generations are
-what keeps this cheap: an id list per generation for exact oldest-first eviction, and the
+``sweep`` drops whole generations last written before the TTL (their remaining entries
+counted as expired: an entry waits at least the TTL, at most 9/8 of it) and, while more than
+``max_items`` entries wait on a side, drops its oldest generation whole (counted as evicted),
+as Kafka drops whole log segments: after a sweep at most ``max_items`` wait, and at least
+``max_items`` less one generation when the bound was reached. Whole generations are what
+keeps this cheap: an id list per generation for exact oldest-first eviction, and the
 ``LPOP`` and ``HDEL`` of every evicted entry, had cost Redis 5.5 µs of CPU per stored event
 (append-only-file rewrites included) against 4.1 for whole generations, and evicting at most
 10,000 entries per sweep had let the join outgrow its bound at ~30,000 events/s. ``UNLINK``
@@ -36,24 +42,45 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
+from streams.adapters.redis_client import AsyncClient
 from streams.contracts.names import join_prefix
+
+# Generations per side. Time alone opens at most ~10 within a TTL; the rest is room for
+# busy streams, whose generations fill (max_items / 8) faster than the TTL rolls them.
+RING = 32
 
 # Lua's unpack() takes at most ~8,000 values: long argument lists go in slices of this many
 # entries (HSET takes two values per entry; 4,000 failed once batches of 4,096 merged).
 _SLICE = 2000
 
-# KEYS: prefix. ARGV: mine, theirs, now, key_ttl_s, roll_after_s, roll_at_items, the event
-# ids (a JSON array) and their values (JSON documents, one per line: JSON never holds a raw
-# newline). Two arguments for the whole batch rather than two per event: building and parsing
+# The keys of both scripts: stats, gen, pg, lg, then the p ring and the l ring.
+_KEYS = """
+local R = RING
+local stats, gens = KEYS[1], KEYS[2]
+local zset = {p = KEYS[3], l = KEYS[4]}
+local base = {p = 4, l = 4 + R}
+local function slot(side, i) return KEYS[base[side] + tonumber(i) + 1] end
+local function drop(side, i)  -- a whole generation; returns how many entries it held
+  local gone = redis.call('HLEN', slot(side, i))
+  redis.call('UNLINK', slot(side, i))
+  redis.call('ZREM', zset[side], i)
+  if gone > 0 then redis.call('HINCRBY', stats, 'pending_' .. side, -gone) end
+  return gone
+end
+""".replace("RING", str(RING))
+
+# ARGV: mine, theirs, now, key_ttl_s, roll_after_s, roll_at_items, the event ids (a JSON
+# array) and their values (JSON documents, one per line: JSON never holds a raw newline).
+# Two arguments for the whole batch rather than two per event: building and parsing
 # thousands of arguments cost more than the script itself.
 # "mine" is the side written by this call (p or l); "theirs" the side it joins with.
-_ADD = """
-local prefix, mine, theirs = KEYS[1], ARGV[1], ARGV[2]
+_ADD = (
+    _KEYS
+    + """
+local mine, theirs = ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local roll_after, roll_at = tonumber(ARGV[5]), tonumber(ARGV[6])
-local stats = prefix .. ':stats'
 local S = SLICE
 local ids, values = cjson.decode(ARGV[7]), {}
 local blob, pos = ARGV[8], 1
@@ -67,9 +94,9 @@ local waiting = tonumber(redis.call('HGET', stats, 'pending_' .. theirs) or '0')
 if waiting > 0 then
   local rest = {}
   for i = 1, #ids do rest[i] = i end
-  local live = redis.call('ZREVRANGE', prefix .. ':' .. theirs .. 'g', 0, -1)
-  for _, gen in ipairs(live) do
+  for _, at in ipairs(redis.call('ZREVRANGE', zset[theirs], 0, -1)) do
     if #rest == 0 then break end
+    local gen = slot(theirs, at)
     local still, gone = {}, {}
     for a = 1, #rest, S do
       local b = math.min(a + S - 1, #rest)
@@ -110,57 +137,61 @@ for i = 1, #ids do
   end
 end
 if #pairs_ > 0 then
-  local gens = prefix .. ':gen'
-  -- zero-padded: generations written in the same instant sort oldest first
-  local function named(k) return string.format('%s:%s:%012d', prefix, mine, k) end
   local n = tonumber(redis.call('HGET', gens, mine) or '0')
-  local gen = named(n)
   local opened = tonumber(redis.call('HGET', gens, mine .. ':at') or '0')
-  if n == 0 or now - opened >= roll_after or redis.call('HLEN', gen) >= roll_at then
+  local roll = n == 0 or now - opened >= roll_after
+  if not roll and redis.call('HLEN', slot(mine, n % R)) >= roll_at then
+    -- full: the next generation opens only where nothing waits any more
+    roll = redis.call('EXISTS', slot(mine, (n + 1) % R)) == 0
+  end
+  if roll then
     n = redis.call('HINCRBY', gens, mine, 1)
     redis.call('HSET', gens, mine .. ':at', now)
-    gen = named(n)
+    local at = tostring(n % R)
+    if redis.call('ZSCORE', zset[mine], at) then
+      local gone = drop(mine, at)  -- the ring came round: the oldest goes, whole
+      if gone > 0 then redis.call('HINCRBY', stats, 'evicted', gone) end
+    end
   end
+  local at = tostring(n % R)
+  local gen = slot(mine, at)
   local added = 0
   for a = 1, #pairs_, 2 * S do
     added = added + redis.call('HSET', gen, unpack(pairs_, a, math.min(a + 2 * S - 1, #pairs_)))
   end
   redis.call('EXPIRE', gen, ttl)
-  redis.call('ZADD', prefix .. ':' .. mine .. 'g', now, gen)
+  redis.call('ZADD', zset[mine], n, at)
+  redis.call('HSET', gens, mine .. ':w:' .. at, now)
   redis.call('HINCRBY', stats, 'pending_' .. mine, added)
 end
 return out
 """.replace("SLICE", str(_SLICE))
+)
 
-# KEYS: prefix. ARGV: cutoff time, max items per side.
-_SWEEP = """
-local prefix = KEYS[1]
+# ARGV: cutoff time, max items per side.
+_SWEEP = (
+    _KEYS
+    + """
 local cutoff, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
-local stats = prefix .. ':stats'
 local counts = {}
 for _, side in ipairs({'p', 'l'}) do
-  local z = prefix .. ':' .. side .. 'g'
   local expired, evicted = 0, 0
-  -- expiry: whole generations not written since the cutoff
-  for _, gen in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)) do
-    expired = expired + redis.call('HLEN', gen)
-    redis.call('UNLINK', gen)
-    redis.call('ZREM', z, gen)
+  -- expiry: whole generations not written since the cutoff (the oldest ones, in order)
+  for _, at in ipairs(redis.call('ZRANGE', zset[side], 0, -1)) do
+    local written = tonumber(redis.call('HGET', gens, side .. ':w:' .. at) or '0')
+    if written > cutoff then break end
+    expired = expired + drop(side, at)
   end
-  if expired > 0 then redis.call('HINCRBY', stats, 'pending_' .. side, -expired) end
   -- bound: the oldest generations, whole, while more than the cap wait
   local waiting = tonumber(redis.call('HGET', stats, 'pending_' .. side) or '0')
   while waiting > cap do
-    local gen = redis.call('ZRANGE', z, 0, 0)[1]
-    if not gen then break end
-    local gone = redis.call('HLEN', gen)
-    redis.call('UNLINK', gen)
-    redis.call('ZREM', z, gen)
+    local at = redis.call('ZRANGE', zset[side], 0, 0)[1]
+    if not at then break end
+    local gone = drop(side, at)
     evicted = evicted + gone
     waiting = waiting - gone
-    redis.call('HINCRBY', stats, 'pending_' .. side, -gone)
   end
-  if redis.call('ZCARD', z) == 0 then redis.call('HSET', stats, 'pending_' .. side, 0) end
+  if redis.call('ZCARD', zset[side]) == 0 then redis.call('HSET', stats, 'pending_' .. side, 0) end
   local name = side == 'p' and 'expired_predictions' or 'expired_labels'
   if expired > 0 then redis.call('HINCRBY', stats, name, expired) end
   if evicted > 0 then redis.call('HINCRBY', stats, 'evicted', evicted) end
@@ -169,6 +200,20 @@ for _, side in ipairs({'p', 'l'}) do
 end
 return counts
 """
+)
+
+
+def join_keys(prefix: str) -> list[str]:
+    """Every key of the join under ``prefix``, in the order the scripts expect them.
+
+    >>> keys = join_keys("driftline:{sea}:join")
+    >>> keys[:5], len(keys)
+    (['driftline:{sea}:join:stats', 'driftline:{sea}:join:gen', 'driftline:{sea}:join:pg', \
+'driftline:{sea}:join:lg', 'driftline:{sea}:join:p:0'], 68)
+    """
+    ring = [f"{prefix}:{side}:{i}" for side in ("p", "l") for i in range(RING)]
+    return [f"{prefix}:stats", f"{prefix}:gen", f"{prefix}:pg", f"{prefix}:lg", *ring]
+
 
 Joined = list[tuple[str, Any, Any]]
 
@@ -190,13 +235,14 @@ class RedisLabelJoin:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncClient,
         model: str,
         ttl_s: float = 86_400.0,
         max_items: int = 1_000_000,
     ) -> None:
         self.client = client
         self.prefix = join_prefix(model)
+        self.keys = join_keys(self.prefix)
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._add = client.register_script(_ADD)
@@ -217,7 +263,7 @@ class RedisLabelJoin:
             orjson.dumps(ids),
             b"\n".join(lines),
         ]
-        return list(await self._add(keys=[self.prefix], args=args))
+        return list(await self._add(keys=self.keys, args=args))
 
     async def add_predictions(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
         """Store what was predicted for each event; return ``(event_id, prediction, label)``
@@ -252,9 +298,7 @@ class RedisLabelJoin:
 
     async def sweep(self, now: float) -> dict[str, int]:
         """Expire entries older than the TTL and evict beyond the bound; return the counts."""
-        pe, pv, le, lv = await self._sweep(
-            keys=[self.prefix], args=[now - self.ttl_s, self.max_items]
-        )
+        pe, pv, le, lv = await self._sweep(keys=self.keys, args=[now - self.ttl_s, self.max_items])
         return {
             "expired_predictions": int(pe),
             "expired_labels": int(le),
@@ -280,4 +324,4 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-__all__ = ["RedisLabelJoin"]
+__all__ = ["RING", "RedisLabelJoin", "join_keys"]

@@ -5,7 +5,7 @@
   read back with one ``GET``;
 - :class:`RedisMonitorRecords` writes what the monitors of one model append as they go, each
   call one pipelined round trip: labelled events to the training window and paired shadow
-  outcomes (``driftline:model:<name>:window`` and ``...:pairs:<version>``), the health hash
+  outcomes (``driftline:{<name>}:window`` and ``...:pairs:<version>``), the health hash
   and a history point (``...:health``, ``...:history``).
 
 Every key is named in :mod:`streams.contracts.names`. Failures (``RedisError``, ``OSError``)
@@ -14,15 +14,14 @@ propagate: the caller decides what an unreachable Redis means (the monitors degr
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
+from streams.adapters.redis_client import AsyncClient
 from streams.contracts.names import HEALTH_FIELD, health_key, history_key, pairs_prefix, window_key
 
 
 class RedisStateStore:
     """A :class:`monitoring.state.StateStore` on a Redis string per key."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: AsyncClient) -> None:
         self.redis = redis
 
     async def load(self, key: str) -> bytes | None:
@@ -40,7 +39,7 @@ class RedisMonitorRecords:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AsyncClient,
         model: str,
         window_size: int,
         max_paired: int,

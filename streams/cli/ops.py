@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 import orjson
-import redis
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -15,7 +14,7 @@ from rich.table import Table
 from models.registry import Registry
 from models.report import slice_cells
 from monitoring.findings import FINDING_KINDS
-from streams.adapters.redis_client import sync_redis
+from streams.adapters.redis_client import SyncClient, sync_redis
 from streams.cli.options import POSITIVE_INT, Args, argument, command, option
 from streams.config.settings import Settings, env_name, load_settings
 from streams.contracts.names import ALERTS_KEY, HEALTH_FIELD, health_key, stage_key
@@ -23,7 +22,7 @@ from streams.local.services import LocalServices
 from streams.scoring.routing import load_routing
 
 
-def _client(settings: Settings) -> redis.Redis:
+def _client(settings: Settings) -> SyncClient:
     return sync_redis(LocalServices(settings).redis_url(), settings)
 
 
@@ -72,7 +71,7 @@ def alerts_command(args: Args) -> int:
     return 0
 
 
-def model_status(settings: Settings, client: redis.Redis, model: str) -> dict[str, Any]:
+def model_status(settings: Settings, client: SyncClient, model: str) -> dict[str, Any]:
     """Versions, routing, stage, health (metrics, detectors) and last alerts of one model."""
     registry = Registry(settings.registry)
     aliases = {k: v.version for k, v in registry.aliases(model).items()}

@@ -1,11 +1,11 @@
 """``driftline report NAME``: a model's training evaluation and live history in one HTML file.
 
 The cards come from the registry; the live history from Redis: the monitoring points of
-``driftline:model:<name>:history`` (written by :class:`~streams.monitors.runtime.MonitorRuntime`),
+``driftline:{<name>}:history`` (written by :class:`~streams.monitors.runtime.MonitorRuntime`),
 the model's alerts in ``driftline:alerts``, and its lifecycle events in
-``driftline:model:<name>:events`` (written by the retrainer), merged with the registry's own
+``driftline:{<name>}:events`` (written by the retrainer), merged with the registry's own
 alias history (promotions and rollbacks made by hand); and, when the monitors slice by a
-context attribute, the per-slice metrics of their health (``driftline:model:<name>:health``).
+context attribute, the per-slice metrics of their health (``driftline:{<name>}:health``).
 Rendering is :func:`models.report.render_report`.
 """
 
@@ -26,7 +26,7 @@ from models.errors import ModelError
 from models.registry import Registry
 from models.report import LiveHistory, VersionChange, merge_changes, render_report
 from monitoring.findings import FINDING_KINDS
-from streams.adapters.redis_client import sync_redis
+from streams.adapters.redis_client import SyncClient, sync_redis
 from streams.cli.options import POSITIVE_INT, Args, argument, command, option
 from streams.config.settings import Settings, env_name, load_settings
 from streams.contracts.names import ALERTS_KEY, HEALTH_FIELD, events_key, health_key, history_key
@@ -37,7 +37,7 @@ EXIT_USAGE = 2
 LIFECYCLE = ("promote", "rollback", "reject", "register")
 
 
-def _client(settings: Settings) -> redis.Redis:
+def _client(settings: Settings) -> SyncClient:
     return sync_redis(
         LocalServices(settings).redis_url(),
         settings,
@@ -79,7 +79,7 @@ def registry_changes(registry: Registry, name: str) -> list[VersionChange]:
 
 
 def read_history(
-    client: redis.Redis, name: str, points: int | None
+    client: SyncClient, name: str, points: int | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[VersionChange]]:
     """History points, alerts (from the oldest point on, if any) and lifecycle changes."""
     key = history_key(name)
@@ -102,7 +102,7 @@ def read_history(
     )
 
 
-def read_slices(client: redis.Redis, name: str) -> dict[str, Any]:
+def read_slices(client: SyncClient, name: str) -> dict[str, Any]:
     """Per ``"<version>/<variant>"``, the slices in the monitors' health now (empty when
     they do not slice or have written no health yet)."""
     raw: Any = client.hget(health_key(name), HEALTH_FIELD)

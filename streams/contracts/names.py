@@ -2,23 +2,31 @@
 
 Each name is spelled here once; every module that reads or writes it calls the helper, so that
 a worker, a monitor, the retrainer and the CLI cannot disagree. (Topic names are settings,
-``DRIFTLINE_TOPIC_*``.) Redis keys, per model ``<name>``:
+``DRIFTLINE_TOPIC_*``.)
 
-- ``driftline:model:<name>:state`` — the monitors' snapshot (:mod:`streams.monitors.runtime`);
-- ``driftline:model:<name>:health`` — a hash: the monitors' health in field ``monitor``;
-- ``driftline:model:<name>:history`` — the capped stream of the monitoring timeline;
-- ``driftline:model:<name>:window`` — the stream of recent labelled events (training window);
-- ``driftline:model:<name>:paired:<version>`` — paired (champion, shadow) correctness;
-- ``driftline:model:<name>:events``, ``:stage``, ``:deferred``, ``:champion_seen`` — the
+Every Redis key of a model ``<name>`` carries the hash tag ``{<name>}``, so that on a Redis
+Cluster all of them live in one slot: a Lua script may touch several of them at once, and a
+model's state moves between nodes as one piece. Per model:
+
+- ``driftline:{<name>}:state`` — the monitors' snapshot (:mod:`streams.monitors.runtime`);
+- ``driftline:{<name>}:health`` — a hash: the monitors' health in field ``monitor``;
+- ``driftline:{<name>}:history`` — the capped stream of the monitoring timeline;
+- ``driftline:{<name>}:window`` — the stream of recent labelled events (training window);
+- ``driftline:{<name>}:paired:<version>`` — paired (champion, shadow) correctness;
+- ``driftline:{<name>}:events``, ``:stage``, ``:deferred``, ``:champion_seen`` — the
   retrainer's decisions and state (:mod:`streams.control.lifecycle`, :mod:`streams.control.stages`);
-- ``driftline:join:<name>:*`` — the label join (:mod:`streams.adapters.redis_join`);
-- ``driftline:alerts`` — the capped stream (and channel) of every model's alerts, deduplicated
-  across workers by ``driftline:alert:dedupe:<name>:...`` keys.
+- ``driftline:{<name>}:join:*`` — the label join (:mod:`streams.adapters.redis_join`);
+- ``driftline:{<name>}:keys`` — the version of this layout, once the model's keys from before
+  it were moved (:mod:`streams.adapters.redis_migrate`).
+
+Shared by every model: ``driftline:alerts``, the capped stream (and channel) of alerts,
+deduplicated across workers by ``{driftline:alerts}:dedupe:<name>:...`` keys. Their hash tag
+is the stream's whole name, so one script can check a dedupe key and append to the stream.
 
 >>> state_key("sea"), health_key("sea"), HEALTH_FIELD
-('driftline:model:sea:state', 'driftline:model:sea:health', 'monitor')
->>> join_prefix("sea"), ALERTS_KEY
-('driftline:join:sea', 'driftline:alerts')
+('driftline:{sea}:state', 'driftline:{sea}:health', 'monitor')
+>>> join_prefix("sea"), ALERTS_KEY, ALERT_DEDUPE_PREFIX
+('driftline:{sea}:join', 'driftline:alerts', '{driftline:alerts}:dedupe:')
 >>> scorer_group("sea"), monitors_group("sea"), RETRAINER_GROUP
 ('driftline-scorer-sea', 'driftline-monitors-sea', 'driftline-retrainer')
 """
@@ -27,13 +35,14 @@ from __future__ import annotations
 
 # -- Redis ------------------------------------------------------------------------------------
 ALERTS_KEY = "driftline:alerts"
-ALERT_DEDUPE_PREFIX = "driftline:alert:dedupe:"
-HEALTH_FIELD = "monitor"  # one owner per model: one field of driftline:model:<name>:health
+ALERT_DEDUPE_PREFIX = "{driftline:alerts}:dedupe:"
+HEALTH_FIELD = "monitor"  # one owner per model: one field of driftline:{<name>}:health
+KEYS_VERSION = 2  # the layout above; 1 had no hash tags (see legacy_prefixes)
 
 
 def model_prefix(model: str) -> str:
-    """The prefix of every key of ``model`` but its label join's."""
-    return f"driftline:model:{model}"
+    """The prefix of every key of ``model``, its hash tag included."""
+    return f"driftline:{{{model}}}"
 
 
 def state_key(model: str) -> str:
@@ -83,7 +92,21 @@ def champion_seen_key(model: str) -> str:
 
 def join_prefix(model: str) -> str:
     """The prefix of ``model``'s label-join keys."""
-    return f"driftline:join:{model}"
+    return f"{model_prefix(model)}:join"
+
+
+def keys_version_key(model: str) -> str:
+    """Which layout of keys ``model``'s state is in (absent: not yet checked for old keys)."""
+    return f"{model_prefix(model)}:keys"
+
+
+def legacy_prefixes(model: str) -> tuple[str, str]:
+    """Where ``model``'s keys lived before hash tags: its state's prefix and its join's.
+
+    >>> legacy_prefixes("sea")
+    ('driftline:model:sea', 'driftline:join:sea')
+    """
+    return f"driftline:model:{model}", f"driftline:join:{model}"
 
 
 # -- Kafka consumer groups --------------------------------------------------------------------
@@ -114,6 +137,7 @@ __all__ = [
     "ALERTS_KEY",
     "ALERT_DEDUPE_PREFIX",
     "HEALTH_FIELD",
+    "KEYS_VERSION",
     "RETRAINER_GROUP",
     "champion_seen_key",
     "deferred_key",
@@ -121,6 +145,8 @@ __all__ = [
     "health_key",
     "history_key",
     "join_prefix",
+    "keys_version_key",
+    "legacy_prefixes",
     "model_prefix",
     "monitor_app_id",
     "monitors_group",

@@ -1,8 +1,8 @@
 """What the retrainer keeps of every model's lifecycle: its decisions and its current stage.
 
-Every decision is written to the registry history, to ``driftline:model:<name>:events`` in Redis
+Every decision is written to the registry history, to ``driftline:{<name>}:events`` in Redis
 and, when it changes what workers serve, as a :class:`~streams.contracts.messages.ModelUpdate` to
-``model-updates``. The stage (shadow or watch) lives in ``driftline:model:<name>:stage`` so that
+``model-updates``. The stage (shadow or watch) lives in ``driftline:{<name>}:stage`` so that
 a restarted retrainer carries on where the last one stopped.
 """
 

@@ -20,7 +20,6 @@ from collections import deque
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.live import Live
@@ -28,7 +27,7 @@ from rich.live import Live
 from models.data import synthetic
 from streams.adapters.kafka_admin import producer_options
 from streams.adapters.kafka_topics import ensure_topics
-from streams.adapters.redis_client import async_redis
+from streams.adapters.redis_client import AsyncClient, async_redis
 from streams.config.settings import Settings, load_settings
 from streams.config.topics import with_topic_names
 from streams.contracts.names import ALERTS_KEY, events_key
@@ -221,7 +220,7 @@ class Demo:
         finally:
             await consumer.stop()
 
-    async def _redis_feed(self, client: aioredis.Redis) -> None:
+    async def _redis_feed(self, client: AsyncClient) -> None:
         streams: dict[Any, Any] = {
             ALERTS_KEY: "$",
             events_key(self.model): "$",

@@ -13,18 +13,18 @@
 Redis holds everything that must outlive the process (docs/architecture.md, "Contracts";
 the keys are named in :mod:`streams.contracts.names`):
 
-- ``driftline:model:<name>:state`` — the monitor and alert-policy snapshot (JSON,
+- ``driftline:{<name>}:state`` — the monitor and alert-policy snapshot (JSON,
   the format documented in :mod:`monitoring.monitor_snapshot`), written at least every
   ``snapshot_interval_s`` with one ``SET`` (atomic) and read back when a worker starts,
   through :class:`streams.adapters.redis_state.RedisStateStore`, a
   :class:`monitoring.state.StateStore`;
-- ``driftline:model:<name>:health`` — a hash: the monitors' health summary (field ``monitor``);
-- ``driftline:model:<name>:history`` — a stream capped at ``history_max_points``: one compact
+- ``driftline:{<name>}:health`` — a hash: the monitors' health summary (field ``monitor``);
+- ``driftline:{<name>}:history`` — a stream capped at ``history_max_points``: one compact
   point (:mod:`monitoring.timeline`) per ``history_interval_s``, for ``driftline report``;
 - ``driftline:alerts`` — a capped stream of alerts, also published on the channel of the same
   name (:class:`streams.adapters.redis_alerts.RedisAlertSink`, a
   :class:`monitoring.state.AlertSink`) and produced to the ``drift-alerts`` topic;
-- ``driftline:join:<name>:*`` — the label join (:mod:`streams.adapters.redis_join`).
+- ``driftline:{<name>}:join:*`` — the label join (:mod:`streams.adapters.redis_join`).
 
 When Redis is unreachable, scoring goes on: monitoring keeps its state in memory, logs one
 warning, marks itself degraded in health, and writes again once Redis answers.

@@ -1,13 +1,13 @@
 """The state path of a model's monitors: the snapshot, health and history in Redis.
 
-- the snapshot (``driftline:model:<name>:state``): the monitors, the alert and retrain
+- the snapshot (``driftline:{<name>}:state``): the monitors, the alert and retrain
   policies, the online challenger and the next ``monitor-input`` offset, in the format
   documented in :mod:`monitoring.monitor_snapshot`, saved through a
   :class:`monitoring.state.StateStore` (one atomic ``SET`` in Redis) and read back when a
   process takes the monitors over;
-- health (``driftline:model:<name>:health``, field ``monitor``) and, every
+- health (``driftline:{<name>}:health``, field ``monitor``) and, every
   ``history_interval_s``, one compact history point (:mod:`monitoring.timeline`) on
-  ``driftline:model:<name>:history``: one round trip.
+  ``driftline:{<name>}:history``: one round trip.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from streams.adapters.redis_join import RedisLabelJoin
+from streams.adapters.redis_join import RING, RedisLabelJoin
 from tests.conftest import Endpoints
 
 
@@ -85,6 +85,31 @@ async def _bound(url: str, model: str) -> None:
         assert (await join.stats())["pending_predictions"] == 1
     finally:
         await client.aclose()
+
+
+async def _ring(url: str, model: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    join = RedisLabelJoin(client, model, ttl_s=800, max_items=16)  # 2 entries fill a generation
+    try:
+        for t in range(40):  # 32 generations fill the ring; the last one then keeps growing
+            await join.add_predictions([(f"p{t}a", {"t": t}), (f"p{t}b", {"t": t})], now=t / 100)
+        assert await client.zcard(f"{join.prefix}:pg") == RING
+        stats = await join.stats()
+        assert stats["pending_predictions"] == 80 and stats["evicted"] == 0
+        # an eighth of the TTL later the next generation opens where the oldest one was
+        await join.add_predictions([("late", {"t": -1})], now=200)
+        stats = await join.stats()
+        assert stats["evicted"] == 2 and stats["pending_predictions"] == 79
+        got = await join.add_labels([("p0a", 1), ("p1a", 0), ("p39b", 1), ("late", 0)], now=201)
+        assert sorted(e for e, _, _ in got) == ["late", "p1a", "p39b"]  # p0 went with its slot
+    finally:
+        await client.aclose()
+
+
+def test_a_full_ring_grows_its_newest_generation_until_time_rolls_it(
+    services: Endpoints, unique: str
+) -> None:
+    asyncio.run(_ring(services.redis, f"r-{unique}"))
 
 
 def test_whole_generations_go_beyond_the_bound(services: Endpoints, unique: str) -> None:

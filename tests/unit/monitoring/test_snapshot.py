@@ -70,8 +70,8 @@ def test_snapshot_goes_through_a_state_store(hyperplane: Stream) -> None:
         mon.observe_batch(num, cat, p[s : s + BATCH], "v1", "champion")
     mon.observe_labels(hyperplane.live.y[:500], pred[:500], p[:500], None, "v1", "champion")
     store = InMemoryStateStore()
-    asyncio.run(save_state(store, "driftline:model:hp:state", mon.snapshot()))
-    state = asyncio.run(load_state(store, "driftline:model:hp:state"))
+    asyncio.run(save_state(store, "driftline:{hp}:state", mon.snapshot()))
+    state = asyncio.run(load_state(store, "driftline:{hp}:state"))
     assert state is not None
     twin = ModelMonitor(hyperplane.card)
     twin.restore(state)
