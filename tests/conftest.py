@@ -69,6 +69,31 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         local.down()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(services: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster for the session (3 masters, a replica each): the URL of one node."""
+    data_dir = tmp_path_factory.mktemp("redis-cluster")
+    settings = load_settings(data_dir=data_dir, broker="kafka", redis_cluster=True)
+    # the session's broker; only the cluster is started here
+    local = LocalServices(settings.model_copy(update={"kafka_bootstrap": services.kafka}))
+    start_or_fail(local, "Redis Cluster")
+    try:
+        yield local.redis_url()
+    finally:
+        local.down()
+
+
+@pytest.fixture(params=["one server", "cluster"])
+def any_redis(request: pytest.FixtureRequest, services: Endpoints) -> str:
+    """The URL of a Redis: the session's one server, then one node of the session's cluster.
+
+    A test that takes it runs on both, through clients that tell them apart by themselves.
+    """
+    if request.param == "one server":
+        return services.redis
+    return str(request.getfixturevalue("redis_cluster"))
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique suffix for this test's topics and consumer group."""

@@ -288,11 +288,21 @@ class RedisLabelJoin:
 
     async def add_labels(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
         """Store each label; return ``(event_id, prediction, label)`` for predictions found."""
-        ids = [event_id for event_id, _ in items]
-        flat = await self._call("l", "p", ids, [orjson.dumps(v) for _, v in items], now)
-        mine = dict(items)
+        return await self.add_label_lines(
+            [event_id for event_id, _ in items], [orjson.dumps(v) for _, v in items], now
+        )
+
+    async def add_label_lines(
+        self, ids: Sequence[str], lines: Sequence[bytes], now: float
+    ) -> Joined:
+        """:meth:`add_labels` of values already encoded: ``lines[i]`` is the JSON of the
+        label of ``ids[i]``, without a raw newline (JSON never has one)."""
+        flat = await self._call("l", "p", ids, lines, now)
+        if not flat:
+            return []
+        where = {event_id: i for i, event_id in enumerate(ids)}  # the last one, as stored
         return [
-            (_s(flat[i]), orjson.loads(flat[i + 1]), mine[_s(flat[i])])
+            (_s(flat[i]), orjson.loads(flat[i + 1]), orjson.loads(lines[where[_s(flat[i])]]))
             for i in range(0, len(flat), 2)
         ]
 

@@ -46,6 +46,7 @@ def _settings(args: Args) -> Settings:
         broker=getattr(args, "broker", None),
         services_from=getattr(args, "services_from", None),
         kafka_brokers=getattr(args, "brokers", None),
+        redis_cluster=getattr(args, "redis_cluster", None) or None,  # absent: the settings'
     )
 
 
@@ -58,10 +59,11 @@ def _services_up(args: Args) -> int:
         kafka, redis_ = status["kafka"], status["redis"]
         print(f"kafka ({kafka.get('kind')}) {kafka['bootstrap']} healthy={kafka['healthy']}")
         print(f"redis {redis_['url']} healthy={redis_['healthy']}")
-        for node in kafka.get("nodes") or []:
-            if len(kafka["nodes"]) > 1:
-                print(f"  {node['name']}: {node['endpoint']} healthy={node['healthy']}")
         for entry in (kafka, redis_):
+            for node in entry.get("nodes") or []:
+                if len(entry["nodes"]) > 1:
+                    role = f" {node['role']}" if node.get("role") else ""
+                    print(f"  {node['name']}: {node['endpoint']}{role} healthy={node['healthy']}")
             if entry.get("program"):
                 print(f"  runs {entry['program']}")
     return 0 if all(s["healthy"] for s in status.values()) else 1
@@ -77,7 +79,8 @@ def _services_status(args: Args) -> int:
             print(f"{name}: {where} healthy={entry['healthy']}")
             for node in entry.get("nodes") or []:
                 state = "healthy" if node["healthy"] else "up" if node["alive"] else "down"
-                print(f"  {node['name']}: {node['endpoint']} {state}")
+                role = f" {node['role']}" if node.get("role") else ""
+                print(f"  {node['name']}: {node['endpoint']}{role} {state}")
     return 0 if all(s["healthy"] for s in status.values()) else 1
 
 
@@ -149,6 +152,12 @@ def _register_services(root: click.Group) -> None:
         metavar="N",
         help="brokers to start: 1, or a KRaft cluster of N on loopback (3 survives one loss)",
     )
+    redis_cluster = option(
+        "--redis-cluster",
+        setting="redis_cluster",
+        flag=True,
+        help="start a Redis Cluster on loopback (3 masters, a replica each) instead of one server",
+    )
     broker = option(
         "--broker",
         setting="broker",
@@ -172,7 +181,7 @@ def _register_services(root: click.Group) -> None:
             "start what is not running (idempotent)",
             _services_up,
             "the status",
-            [broker, brokers, services_from],
+            [broker, brokers, redis_cluster, services_from],
         ),
         "status": ("report each service and its health", _services_status, "the status", []),
         "down": ("stop the services that `up` started", _services_down, "what was stopped", []),

@@ -129,7 +129,7 @@ def option(
         help=help,
         envvar=envvar,
         show_envvar=True,
-        default=False if flag else default,
+        default=None if flag and setting is not None else False if flag else default,
         show_default=default_text if default_text is not None and not flag else not flag,
         type=kind,
         metavar=metavar,

@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers, host:port[,host:port]."
     )
-    redis_url: str | None = Field(default=None, description="Redis URL, redis://host:port/db.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL, redis://host:port/db; any node of a Redis Cluster (detected).",
+    )
     registry: Path = Field(default=Path("registry"), description="Model registry directory.")
     data_dir: Path = Field(
         default=Path(".driftline"), description="Data and state of locally started services."
@@ -75,6 +78,11 @@ class Settings(BaseSettings):
         le=5,
         description="Brokers that `services up` starts: 1, or a KRaft cluster (3 survives the "
         "loss of one).",
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="`services up` starts a Redis Cluster of 3 masters with a replica each "
+        "instead of one server.",
     )
     kafka_jars_dir: Path | None = Field(
         default=None, description="Cache of the Kafka broker jars (default: user cache dir)."

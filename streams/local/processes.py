@@ -24,6 +24,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """Return ``n`` distinct TCP ports on loopback that nothing listens on right now."""
+    with contextlib.ExitStack() as held:  # all held open at once: no port comes twice
+        socks = [
+            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)
+        ]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
 def _start_time(pid: int) -> int | None:
     """Return the kernel start time of ``pid``, or None when it is gone or a zombie."""
     try:

@@ -1,7 +1,9 @@
-"""Start the local redis-server that ``driftline services up`` runs, and probe a Redis.
+"""Start a local redis-server that ``driftline services up`` runs, and probe a Redis.
 
-With ``DRIFTLINE_REDIS_PASSWORD`` (and ``DRIFTLINE_REDIS_USERNAME``) the server requires it;
-without, it starts plain, with no password.
+With ``DRIFTLINE_REDIS_PASSWORD`` (and ``DRIFTLINE_REDIS_USERNAME``) the server requires it
+(and a cluster node's replica authenticates to its master with it); without, it starts plain,
+with no password. A node of a local Redis Cluster is started here too, in cluster mode; the
+cluster is formed by :mod:`~streams.local.redis_cluster`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from streams.adapters.redis_client import sync_redis
+from streams.adapters.redis_client import redis_options
 from streams.config.settings import Settings
 from streams.local.kafka_local import write_private
 from streams.local.processes import ServiceRecord, free_port, spawn
@@ -18,8 +20,11 @@ from streams.local.toolchain import find_redis_server
 
 
 def redis_healthy(url: str, settings: Settings | None = None, timeout_s: float = 2.0) -> bool:
-    """Return whether a Redis server answers PING at ``url`` (with the settings' credentials)."""
-    client = sync_redis(url, settings, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    """Return whether the Redis server at ``url`` answers PING (with the settings' credentials).
+
+    That one server, even a node of a cluster: whether the cluster serves is another question.
+    """
+    client = node_client(url, settings, timeout_s)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
@@ -28,8 +33,35 @@ def redis_healthy(url: str, settings: Settings | None = None, timeout_s: float =
         client.close()
 
 
-def start_redis(settings: Settings, data_dir: Path, port: int | None = None) -> ServiceRecord:
-    """Start redis-server with an append-only file under ``data_dir/redis``.
+def node_client(url: str, settings: Settings | None, timeout_s: float = 2.0) -> redis.Redis:
+    """A client of the one server at ``url``, never a cluster client."""
+    return redis.Redis.from_url(
+        url,
+        **redis_options(url, settings),
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+
+
+# A node is failed over after this long without an answer. Two seconds rides out a busy
+# machine's hiccups and lets a replica take over within about three.
+CLUSTER_NODE_TIMEOUT_MS = 2000
+
+
+def bus_port_file(data_dir: Path, name: str) -> Path:
+    """Where the cluster node ``name`` keeps the port of its cluster bus."""
+    return data_dir / name / "cluster.port"
+
+
+def start_redis(
+    settings: Settings,
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    name: str = "redis",
+    cluster: bool = False,
+) -> ServiceRecord:
+    """Start redis-server with an append-only file under ``data_dir/<name>``.
 
     Parameters
     ----------
@@ -39,6 +71,10 @@ def start_redis(settings: Settings, data_dir: Path, port: int | None = None) -> 
         The services' folder: the server's data and log go to ``redis/``.
     port
         The port, to come back on the endpoint of a stopped server; None picks a free one.
+    name
+        The service's name, and its folder's.
+    cluster
+        Start it as a node of a Redis Cluster (its ``nodes.conf`` in its folder).
 
     Returns
     -------
@@ -47,7 +83,7 @@ def start_redis(settings: Settings, data_dir: Path, port: int | None = None) -> 
     """
     found = find_redis_server(settings.services_from)
     server = found.path
-    home = data_dir / "redis"
+    home = data_dir / name
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     cmd = [
@@ -71,6 +107,25 @@ def start_redis(settings: Settings, data_dir: Path, port: int | None = None) -> 
         "--daemonize",
         "no",
     ]
+    if cluster:
+        # The cluster bus listens on a port of its own (by default port + 10,000, which may
+        # not exist); kept in the node's folder, so that a restart comes back on it.
+        bus = bus_port_file(data_dir, name)
+        if not bus.exists():
+            bus.write_text(str(free_port()))
+        cmd += [
+            "--cluster-port",
+            bus.read_text().strip(),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(CLUSTER_NODE_TIMEOUT_MS),
+            # a replica takes over however long its master was gone (else it may refuse)
+            "--cluster-replica-validity-factor",
+            "0",
+        ]
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     if password:
         # A private file keeps the password off `ps` (and out of other users' reach).
@@ -78,8 +133,10 @@ def start_redis(settings: Settings, data_dir: Path, port: int | None = None) -> 
         user = settings.redis_username
         if user and user != "default":
             auth = f"user default off\nuser {user} on >{password} ~* &* +@all\n"
+            auth += f"masteruser {user}\n" if cluster else ""
         else:
             auth = f"requirepass {password}\n"
+        auth += f"masterauth {password}\n" if cluster else ""
         write_private(conf, auth)
         cmd.insert(1, str(conf))
     rec = spawn(cmd, home / "redis.log")
@@ -88,4 +145,10 @@ def start_redis(settings: Settings, data_dir: Path, port: int | None = None) -> 
     return rec
 
 
-__all__ = ["redis_healthy", "start_redis"]
+__all__ = [
+    "CLUSTER_NODE_TIMEOUT_MS",
+    "bus_port_file",
+    "node_client",
+    "redis_healthy",
+    "start_redis",
+]

@@ -39,6 +39,7 @@ from streams.local.kafka_jars import JarCache, default_jars_dir, is_complete
 from streams.local.kafka_jars import kafka_version as kafka_version
 from streams.local.processes import ServiceRecord, free_port, freeze, stop, tail
 from streams.local.processes import _start_time as _start_time
+from streams.local.redis_cluster import cluster_ok, form_cluster, node_roles, start_redis_cluster
 from streams.local.redis_process import redis_healthy, start_redis
 from streams.local.toolchain import find_java, find_redis_server
 
@@ -75,7 +76,7 @@ class LocalServices:
         """Return the broker to use: from settings, else the one ``up`` started."""
         if self.settings.kafka_bootstrap:
             return self.settings.kafka_bootstrap
-        nodes = self._kafka_nodes(self._load())
+        nodes = self._nodes("kafka", self._load())
         if not any(rec.alive() for rec in nodes.values()):
             raise ServiceError(
                 "kafka",
@@ -86,25 +87,25 @@ class LocalServices:
         return ",".join(rec.endpoint for rec in nodes.values())
 
     @staticmethod
-    def _kafka_nodes(records: dict[str, ServiceRecord]) -> dict[str, ServiceRecord]:
-        """The broker's nodes that ``up`` started (``kafka``, ``kafka-2``, …), by name."""
+    def _nodes(service: str, records: dict[str, ServiceRecord]) -> dict[str, ServiceRecord]:
+        """The nodes of ``service`` (kafka or redis) that ``up`` started, by name: ``kafka``
+        (or ``redis``) and, of a cluster, ``kafka-2``…"""
         return {
-            name: rec
-            for name, rec in records.items()
-            if name == "kafka" or re.fullmatch(r"kafka-\d+", name)
+            name: rec for name, rec in records.items() if re.fullmatch(rf"{service}(-\d+)?", name)
         }
 
     def redis_url(self) -> str:
-        """Return the Redis to use: from settings, else the one ``up`` started."""
+        """Return the Redis to use: from settings, else the one ``up`` started (of a cluster,
+        the first node alive: the client finds the others)."""
         if self.settings.redis_url:
             return self.settings.redis_url
-        rec = self._load().get("redis")
-        if rec is None or not rec.alive():
+        alive = [r for r in self._nodes("redis", self._load()).values() if r.alive()]
+        if not alive:
             raise ServiceError(
                 "redis",
                 "no server configured: set DRIFTLINE_REDIS_URL or run `driftline services up`",
             )
-        return rec.endpoint
+        return alive[0].endpoint
 
     # -- up -----------------------------------------------------------------------------
     def up(self, broker: BrokerKind | None = None, timeout_s: float = 120.0) -> dict[str, Any]:
@@ -120,7 +121,7 @@ class LocalServices:
                     f"the running broker speaks {rec.security}, the settings ask for {wanted}: "
                     "run `driftline services down` first",
                 )
-            nodes = self._kafka_nodes(records)
+            nodes = self._nodes("kafka", records)
             wanted_nodes = self.settings.kafka_brokers
             if rec is not None and rec.alive() and len(nodes) != wanted_nodes:
                 raise ServiceError(
@@ -135,12 +136,33 @@ class LocalServices:
                 for name, node in started.items():
                     self._wait(name, node, timeout_s)
         if not self.settings.redis_url:
-            rec = records.get("redis")
-            if rec is None or not rec.alive():
-                records["redis"] = start_redis(self.settings, self.data_dir)
-                self._save(records)
-                self._wait("redis", records["redis"], timeout_s)
+            self._redis_up(records, timeout_s)
         return self.status()
+
+    def _redis_up(self, records: dict[str, ServiceRecord], timeout_s: float) -> None:
+        nodes = self._nodes("redis", records)
+        running = [r for r in nodes.values() if r.alive()]
+        cluster = self.settings.redis_cluster
+        if running and (len(nodes) > 1) != cluster:
+            kind = "a cluster" if len(nodes) > 1 else "one server"
+            raise ServiceError(
+                "redis",
+                f"the running Redis is {kind}, the settings ask for "
+                f"{'a cluster' if cluster else 'one server'}: run `driftline services down` first",
+            )
+        if running:
+            return
+        started = (
+            start_redis_cluster(self.settings, self.data_dir)
+            if cluster
+            else {"redis": start_redis(self.settings, self.data_dir)}
+        )
+        records.update(started)
+        self._save(records)
+        for name, node in started.items():
+            self._wait(name, node, timeout_s)
+        if cluster:
+            form_cluster(started, self.settings, self.data_dir, timeout_s)
 
     def _start_broker(self, kind: BrokerKind, nodes: int) -> dict[str, ServiceRecord]:
         if kind == "tansu":
@@ -204,7 +226,11 @@ class LocalServices:
             fresh = start_kafka(self.settings, self.data_dir, ports, node_id=node_id, voters=voters)
         else:
             fresh = start_redis(
-                self.settings, self.data_dir, int(rec.endpoint.rsplit(":", 1)[1].split("/")[0])
+                self.settings,
+                self.data_dir,
+                int(rec.endpoint.rsplit(":", 1)[1].split("/")[0]),
+                name=name,
+                cluster=(self.data_dir / name / "nodes.conf").exists(),
             )
         records[name] = fresh
         self._save(records)
@@ -255,10 +281,13 @@ class LocalServices:
         ):
             rec = records.get(name)
             endpoint = configured or (rec.endpoint if rec and rec.alive() else None)
-            nodes = self._kafka_nodes(records) if name == "kafka" and not configured else {}
+            nodes = {} if configured else self._nodes(name, records)
             if len(nodes) > 1:
-                alive = [r.endpoint for r in nodes.values() if r.alive()]
-                endpoint = ",".join(alive) or None
+                alive = [r for r in nodes.values() if r.alive()]
+                rec = alive[0] if alive else rec
+                # Kafka clients take every node; a Redis Cluster client one and finds the rest
+                joined = ",".join(r.endpoint for r in alive)
+                endpoint = (joined if name == "kafka" else alive[0].endpoint) if alive else None
             key = "bootstrap" if name == "kafka" else "url"
             entry: dict[str, Any] = {key: endpoint, "healthy": False}
             if endpoint:
@@ -271,15 +300,20 @@ class LocalServices:
             if name == "kafka":
                 entry["kind"] = "external" if configured else (rec.kind if rec else None)
                 entry["security"] = self.settings.kafka_security_protocol
-                entry["nodes"] = [
-                    {
-                        "name": n,
-                        "endpoint": r.endpoint,
-                        "alive": r.alive(),
-                        "healthy": r.alive() and self._healthy(n, r.endpoint),
-                    }
-                    for n, r in nodes.items()
-                ]
+            entry["nodes"] = [
+                {
+                    "name": n,
+                    "endpoint": r.endpoint,
+                    "alive": r.alive(),
+                    "healthy": r.alive() and self._healthy(n, r.endpoint),
+                }
+                for n, r in nodes.items()
+            ]
+            if name == "redis" and len(nodes) > 1:
+                entry["healthy"] = bool(endpoint) and cluster_ok(str(endpoint), self.settings)
+                roles = node_roles(nodes, self.settings)
+                for node in entry["nodes"]:
+                    node["role"] = roles.get(node["name"])
             out[name] = entry
         return out
 

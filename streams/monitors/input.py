@@ -128,7 +128,12 @@ class MonitorInput:
                         continue
                     for message in messages:
                         if not self.monitor.owned or self._stopping:
-                            break  # handed over meanwhile: the next owner reads these
+                            # Not (or no longer) the owner: a fetch can return records while
+                            # take_over is still loading the snapshot. Read them again later,
+                            # here or in the next owner.
+                            if tp in consumer.assignment():
+                                consumer.seek(tp, message.offset)
+                            break
                         self._check_position(message.offset)
                         if message.key == self.key:
                             await self.observe(message.value, message.offset + 1)

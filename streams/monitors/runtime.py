@@ -26,6 +26,9 @@ the keys are named in :mod:`streams.contracts.names`):
   :class:`monitoring.state.AlertSink`) and produced to the ``drift-alerts`` topic;
 - ``driftline:{<name>}:join:*`` — the label join (:mod:`streams.adapters.redis_join`).
 
+Before it first reads them, the model's keys from before hash tags are moved to these names
+(once: :mod:`streams.adapters.redis_migrate`).
+
 When Redis is unreachable, scoring goes on: monitoring keeps its state in memory, logs one
 warning, marks itself degraded in health, and writes again once Redis answers.
 """
@@ -53,6 +56,7 @@ from monitoring.state import AlertSink, StateStore
 from streams.adapters.redis_alerts import RedisAlertSink
 from streams.adapters.redis_client import async_redis
 from streams.adapters.redis_join import RedisLabelJoin
+from streams.adapters.redis_migrate import migrate_model_keys
 from streams.adapters.redis_state import RedisMonitorRecords, RedisStateStore
 from streams.config.settings import Settings
 from streams.contracts.names import health_key, pairs_prefix, state_key, window_key
@@ -168,6 +172,13 @@ class MonitorRuntime:
                 await self._load()
 
     async def _load(self) -> None:
+        moved = await self.guard(
+            "key migration", migrate_model_keys(self.redis, self.model, self.join, time.time())
+        )
+        if moved is None:
+            return  # Redis is down: try again on the next batch
+        if any(moved.values()):
+            log.warning("moved %s's Redis keys to their hash-tagged names: %s", self.model, moved)
         answered, state = await self.state.load()
         if not answered:
             return  # Redis is down: try again on the next batch rather than start from zero

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
+from streams.adapters.redis_client import SyncClient, sync_redis
 from streams.contracts import names
 from streams.contracts.messages import Alert
 from tests.conftest import Endpoints
@@ -20,9 +20,11 @@ from tests.waiting import wait_until
 
 
 @pytest.fixture
-def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
+def deployment(services: Endpoints, any_redis: str, unique: str, tmp_path: Path) -> Deployment:
+    """A deployment on the session's broker and, in turn, one Redis server and a Redis Cluster
+    (named by one node's URL only, as an operator would)."""
     return Deployment.up(
-        services,
+        Endpoints(kafka=services.kafka, redis=any_redis),
         unique,
         tmp_path,
         champion="gbdt",
@@ -31,7 +33,7 @@ def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
     )
 
 
-def _health(client: redis.Redis, dep: Deployment) -> dict[str, Any]:
+def _health(client: SyncClient, dep: Deployment) -> dict[str, Any]:
     raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)
     return orjson.loads(raw) if raw else {}
 
@@ -42,9 +44,10 @@ def _forwarded_labels(dep: Deployment) -> int:
     return sum(len(r["items"]) for r in records if r.get("kind") == "labels")
 
 
-def _alerts(client: redis.Redis, model: str) -> list[dict[str, Any]]:
+def _alerts(client: SyncClient, model: str) -> list[dict[str, Any]]:
     out = []
-    for _, fields in client.xrange(names.ALERTS_KEY):
+    entries: Any = client.xrange(names.ALERTS_KEY)
+    for _, fields in entries:
         alert = orjson.loads(fields[b"alert"])
         if alert["model"] == model:
             out.append(alert)
@@ -53,8 +56,8 @@ def _alerts(client: redis.Redis, model: str) -> list[dict[str, Any]]:
 
 def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment) -> None:
     dep = deployment
-    client = redis.Redis.from_url(dep.services.redis)
-    channel = client.pubsub()
+    client = sync_redis(dep.services.redis, None)
+    channel: Any = client.pubsub()  # a cluster's or a server's: both subscribe alike
     channel.subscribe(names.ALERTS_KEY)
     normal = agrawal_events(3000, prefix="n", seed=11)
     drifted = agrawal_events(5000, prefix="d", seed=12)
@@ -131,7 +134,7 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
 
 def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deployment) -> None:
     dep = deployment
-    client = redis.Redis.from_url(dep.services.redis)
+    client = sync_redis(dep.services.redis, None)
     events = agrawal_events(2400, prefix="j", seed=21)
     from models.data import synthetic
 
@@ -190,7 +193,7 @@ def test_labels_join_either_order_and_state_survives_a_restart(deployment: Deplo
 def test_a_monitor_process_of_its_own_owns_the_monitors(deployment: Deployment) -> None:
     dep = deployment
     dep.env["DRIFTLINE_MONITOR_IN_WORKER"] = "false"
-    client = redis.Redis.from_url(dep.services.redis)
+    client = sync_redis(dep.services.redis, None)
     events = agrawal_events(600, prefix="s", seed=31)
     labels = [{"event_id": e["event_id"], "label": i % 2} for i, e in enumerate(events)]
     with dep.worker() as worker:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.asyncio as aioredis
-
+from streams.adapters.redis_client import async_redis
 from streams.adapters.redis_join import RING, RedisLabelJoin
-from tests.conftest import Endpoints
 
 
 async def _scenario(url: str, model: str) -> None:
-    client = aioredis.Redis.from_url(url)
+    client = async_redis(url, None)
     join = RedisLabelJoin(client, model, ttl_s=100, max_items=5)
     try:
         # prediction first, then its label
@@ -42,7 +40,7 @@ async def _scenario(url: str, model: str) -> None:
 
 
 async def _generations(url: str, model: str) -> None:
-    client = aioredis.Redis.from_url(url)
+    client = async_redis(url, None)
     # a generation opens every ttl/8 = 10 s or every 16 // 8 = 2 entries
     join = RedisLabelJoin(client, model, ttl_s=80, max_items=16)
     try:
@@ -66,7 +64,7 @@ async def _generations(url: str, model: str) -> None:
 
 
 async def _bound(url: str, model: str) -> None:
-    client = aioredis.Redis.from_url(url)
+    client = async_redis(url, None)
     join = RedisLabelJoin(client, model, ttl_s=80, max_items=16)  # generations of 2 entries
     try:
         for t in range(20):  # 40 entries in 20 generations: 24 beyond the bound
@@ -88,7 +86,7 @@ async def _bound(url: str, model: str) -> None:
 
 
 async def _ring(url: str, model: str) -> None:
-    client = aioredis.Redis.from_url(url)
+    client = async_redis(url, None)
     join = RedisLabelJoin(client, model, ttl_s=800, max_items=16)  # 2 entries fill a generation
     try:
         for t in range(40):  # 32 generations fill the ring; the last one then keeps growing
@@ -107,25 +105,25 @@ async def _ring(url: str, model: str) -> None:
 
 
 def test_a_full_ring_grows_its_newest_generation_until_time_rolls_it(
-    services: Endpoints, unique: str
+    any_redis: str, unique: str
 ) -> None:
-    asyncio.run(_ring(services.redis, f"r-{unique}"))
+    asyncio.run(_ring(any_redis, f"r-{unique}"))
 
 
-def test_whole_generations_go_beyond_the_bound(services: Endpoints, unique: str) -> None:
-    asyncio.run(_bound(services.redis, f"b-{unique}"))
+def test_whole_generations_go_beyond_the_bound(any_redis: str, unique: str) -> None:
+    asyncio.run(_bound(any_redis, f"b-{unique}"))
 
 
-def test_generations_join_once_and_expire_whole(services: Endpoints, unique: str) -> None:
-    asyncio.run(_generations(services.redis, f"g-{unique}"))
+def test_generations_join_once_and_expire_whole(any_redis: str, unique: str) -> None:
+    asyncio.run(_generations(any_redis, f"g-{unique}"))
 
 
-def test_join_in_either_order_with_ttl_and_bound(services: Endpoints, unique: str) -> None:
-    asyncio.run(_scenario(services.redis, f"m-{unique}"))
+def test_join_in_either_order_with_ttl_and_bound(any_redis: str, unique: str) -> None:
+    asyncio.run(_scenario(any_redis, f"m-{unique}"))
 
 
 async def _large(url: str, model: str) -> None:
-    client = aioredis.Redis.from_url(url)
+    client = async_redis(url, None)
     join = RedisLabelJoin(client, model, ttl_s=1000, max_items=100_000)
     n = 20_000  # several slices of Lua's unpack() limit, on every path of the script
     try:
@@ -144,5 +142,5 @@ async def _large(url: str, model: str) -> None:
         await client.aclose()
 
 
-def test_a_batch_larger_than_a_script_slice_joins_whole(services: Endpoints, unique: str) -> None:
-    asyncio.run(_large(services.redis, f"big-{unique}"))
+def test_a_batch_larger_than_a_script_slice_joins_whole(any_redis: str, unique: str) -> None:
+    asyncio.run(_large(any_redis, f"big-{unique}"))

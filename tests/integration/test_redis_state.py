@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from monitoring.state import AlertSink, StateStore, load_state, save_state
 from streams.adapters.redis_alerts import RedisAlertSink
+from streams.adapters.redis_client import async_redis
 from streams.adapters.redis_state import RedisStateStore
 from streams.contracts.names import ALERT_DEDUPE_PREFIX, ALERTS_KEY, state_key
-from tests.conftest import Endpoints
 
 
-def test_state_store_saves_and_loads_a_snapshot(services: Endpoints, unique: str) -> None:
+def test_state_store_saves_and_loads_a_snapshot(any_redis: str, unique: str) -> None:
     async def run() -> None:
-        client = aioredis.Redis.from_url(services.redis)
+        client = async_redis(any_redis, None)
         key = state_key(f"store-{unique}")
         try:
             store: StateStore = RedisStateStore(client)
@@ -36,7 +36,7 @@ def test_state_store_saves_and_loads_a_snapshot(services: Endpoints, unique: str
 
 
 def test_alert_sink_delivers_once_per_cooldown_on_stream_and_channel(
-    services: Endpoints, unique: str
+    any_redis: str, unique: str
 ) -> None:
     model = f"sink-{unique}"
 
@@ -51,8 +51,9 @@ def test_alert_sink_delivers_once_per_cooldown_on_stream_and_channel(
         }
 
     async def run() -> None:
-        client = aioredis.Redis.from_url(services.redis)
-        sub = client.pubsub()
+        client = async_redis(any_redis, None)
+        await client.exists(ALERTS_KEY)  # a cluster client learns its slots on first use
+        sub: Any = client.pubsub()  # a cluster's or a server's: both subscribe alike
         await sub.subscribe(ALERTS_KEY)
         try:
             sink: AlertSink = RedisAlertSink(client, cooldown_s=60.0, maxlen=10_000)
@@ -64,9 +65,10 @@ def test_alert_sink_delivers_once_per_cooldown_on_stream_and_channel(
             assert await other.emit(again) == [again[1]]
             assert await sink.emit([]) == []
 
+            entries: Any = await client.xrange(ALERTS_KEY)
             mine = [
                 orjson.loads(fields[b"alert"])
-                for _, fields in await client.xrange(ALERTS_KEY)
+                for _, fields in entries
                 if orjson.loads(fields[b"alert"])["model"] == model
             ]
             assert [a["alert_id"] for a in mine] == [f"{unique}-{n}" for n in (1, 2, 4)]

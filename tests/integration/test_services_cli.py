@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from streams.adapters.redis_client import sync_redis
+from streams.config.settings import load_settings
+from streams.local.services import LocalServices
+from tests.conftest import Endpoints
+
 
 def _driftline(
     *args: str, data_dir: Path, extra: dict[str, str] | None = None
@@ -117,3 +122,41 @@ def test_services_from_packages_alone(tmp_path: Path) -> None:
         down = _driftline("services", "down", data_dir=data_dir, extra=extra)
     assert down.returncode == 0, down.stderr
     assert not any(_running(p) for p in pids), "down leaves no process behind"
+
+
+def test_services_up_redis_cluster_forms_three_masters_with_a_replica_each(
+    services: Endpoints, tmp_path: Path
+) -> None:
+    broker = {"DRIFTLINE_KAFKA_BOOTSTRAP": services.kafka}  # only the cluster is started here
+    up = _driftline("services", "up", "--redis-cluster", "--json", data_dir=tmp_path, extra=broker)
+    assert up.returncode == 0, up.stderr
+    try:
+        nodes = json.loads(up.stdout)["redis"]["nodes"]
+        assert json.loads(up.stdout)["redis"]["healthy"]
+        assert sorted(n["role"] for n in nodes) == ["master"] * 3 + ["replica"] * 3
+        url = json.loads(up.stdout)["redis"]["url"]
+        client = sync_redis(url, None)  # one node's URL: found to be a cluster
+        assert isinstance(client, redis.RedisCluster)
+        client.set("driftline:{a}:x", 1)
+        client.set("driftline:{b}:x", 2)  # another slot, maybe another master
+        assert [client.get(f"driftline:{{{m}}}:x") for m in "ab"] == [b"1", b"2"]
+        client.close()
+        # a node stopped and started again rejoins from its nodes.conf
+        local = LocalServices(
+            load_settings(data_dir=tmp_path).model_copy(update={"kafka_bootstrap": services.kafka})
+        )
+        local.stop_service("redis-6")
+        mixed = _driftline("services", "up", "--redis-cluster", data_dir=tmp_path, extra=broker)
+        assert mixed.returncode == 0, mixed.stderr  # the others run: up starts nothing
+        local.start_service("redis-6")
+        status = _driftline("services", "status", "--json", data_dir=tmp_path, extra=broker)
+        assert status.returncode == 0, status.stdout + status.stderr
+        again = json.loads(status.stdout)["redis"]
+        assert sorted(n["role"] for n in again["nodes"]) == ["master"] * 3 + ["replica"] * 3
+        single = _driftline("services", "up", data_dir=tmp_path, extra=broker)
+        assert single.returncode != 0
+        assert "the running Redis is a cluster, the settings ask for one server" in single.stderr
+    finally:
+        down = _driftline("services", "down", "--json", data_dir=tmp_path, extra=broker)
+        assert down.returncode == 0, down.stderr
+    assert len(json.loads(down.stdout)["stopped"]) == 6
