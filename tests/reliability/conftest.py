@@ -168,11 +168,14 @@ def own_services(
     kafka: str | None,
     redis: str | None,
     brokers: int = 1,
+    redis_cluster: bool = False,
 ) -> Iterator[OwnServices]:
-    """Start what is not given (a broker of ``brokers`` nodes, a Redis) in a folder of its
-    own; stop it all when the caller is done."""
+    """Start what is not given (a broker of ``brokers`` nodes, a Redis or a Redis Cluster) in
+    a folder of its own; stop it all when the caller is done."""
     data_dir = tmp_path_factory.mktemp(f"own-{name}")
-    settings = load_settings(data_dir=data_dir, broker="kafka", kafka_brokers=brokers)
+    settings = load_settings(
+        data_dir=data_dir, broker="kafka", kafka_brokers=brokers, redis_cluster=redis_cluster
+    )
     settings = settings.model_copy(update={"kafka_bootstrap": kafka, "redis_url": redis})
     local = LocalServices(settings)  # starts only what is not given
     start_or_fail(local, f"{name} of the test's own")
@@ -180,6 +183,13 @@ def own_services(
         yield OwnServices(kafka=local.kafka_bootstrap(), redis=local.redis_url(), local=local)
     finally:
         local.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServices]:
+    """A KRaft cluster of three brokers (the session's Redis), shared by the cluster
+    scenarios: each one leaves every broker running and every replica in sync."""
+    yield from own_services(tmp_path_factory, "cluster", None, services.redis, brokers=3)
 
 
 @pytest.fixture

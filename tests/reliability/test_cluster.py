@@ -25,7 +25,7 @@ import itertools
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.adapters.kafka_topics import Found, inspect_topics
 from streams.local.broker_process import node_name
-from tests.conftest import Endpoints
 from tests.kit import Background, Collector, Deployment, Workers, settle
-from tests.reliability.conftest import OwnServices, ScenarioReport, own_services
+from tests.reliability.conftest import OwnServices, ScenarioReport
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.timeout(420), pytest.mark.slow]
@@ -45,15 +44,6 @@ pytestmark = [pytest.mark.timeout(420), pytest.mark.slow]
 RATE = 5000  # events a second, and as many labels
 PAUSE_TARGET_S = 5.0
 NODES = ("kafka", "kafka-2", "kafka-3")
-
-
-@pytest.fixture(scope="module")
-def kafka_cluster(
-    services: Endpoints, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OwnServices]:
-    """A KRaft cluster of three brokers (the session's Redis), shared by this module's
-    scenarios: each one leaves every broker running and every replica in sync."""
-    yield from own_services(tmp_path_factory, "cluster", None, services.redis, brokers=3)
 
 
 async def _describe(kafka: str, names: list[str]) -> tuple[dict[str, Found], list[Any]]:
