@@ -16,6 +16,7 @@ import pytest
 from models.data import synthetic
 from models.history import History
 from models.workflow import TrainOptions, train
+from streams.adapters.redis_client import sync_redis
 from streams.contracts import names
 from streams.contracts.messages import RetrainRequest
 from streams.local.producer import dataset_events
@@ -26,6 +27,10 @@ from tests.waiting import poll, wait_until
 
 @pytest.fixture
 def deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
+    return _deployment(services, unique, tmp_path)
+
+
+def _deployment(services: Endpoints, unique: str, tmp_path: Path) -> Deployment:
     return Deployment.up(
         services,
         unique,
@@ -71,9 +76,7 @@ def _kinds(dep: Deployment) -> list[str]:
 
 def _live_labels(dep: Deployment, version: str) -> int:
     """Labels the monitors joined for ``version`` as champion, as the retrainer reads them."""
-    import redis
-
-    client = redis.Redis.from_url(dep.services.redis)
+    client = sync_redis(dep.services.redis, None)
     try:
         raw = client.hget(names.health_key(dep.model), names.HEALTH_FIELD)
     finally:
@@ -95,7 +98,20 @@ def _feed(dep: Deployment, events: list[dict], labels: list[dict]) -> None:
 
 
 def test_concept_drift_is_retrained_shadow_tested_and_promoted(deployment: Deployment) -> None:
-    dep = deployment
+    _closed_loop(deployment)
+
+
+def test_the_loop_runs_on_a_redis_cluster_named_by_one_node(
+    services: Endpoints, redis_cluster: str, unique: str, tmp_path: Path
+) -> None:
+    """Worker, monitors, alerts and retrainer given one node's URL of a Redis Cluster, and
+    nothing else: the same loop, to a promotion."""
+    _closed_loop(
+        _deployment(Endpoints(kafka=services.kafka, redis=redis_cluster), unique, tmp_path)
+    )
+
+
+def _closed_loop(dep: Deployment) -> None:
     v1 = _register(dep, concept=5, seed=1)
     truth: dict[str, int] = {}
     sent: list[str] = []
@@ -202,9 +218,7 @@ def _updates(dep: Deployment) -> list[dict[str, Any]]:
 
 
 def _window_len(dep: Deployment) -> int:
-    import redis
-
-    client = redis.Redis.from_url(dep.services.redis)
+    client = sync_redis(dep.services.redis, None)
     try:
         return int(client.xlen(names.window_key(dep.model)))
     finally:
