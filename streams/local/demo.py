@@ -226,7 +226,10 @@ class Demo:
             events_key(self.model): "$",
         }
         while True:
-            found: Any = await client.xread(streams, block=500, count=100) or []
+            # one stream per call: on a Redis Cluster the two lie in different slots
+            found: Any = []
+            for key in list(streams):
+                found += await client.xread({key: streams[key]}, block=250, count=100) or []
             for name, entries in found:
                 key = name.decode()
                 for entry_id, fields in entries:
