@@ -96,6 +96,9 @@ class Deployment:
             "DRIFTLINE_RELOAD_INTERVAL_S": "1.0",
             "DRIFTLINE_LOG_LEVEL": "INFO",
             "DRIFTLINE_METRICS_PORT": "0",  # several workers of a test share the host
+            # Fewer than the default 12: hundreds of tests' topics share one broker. A test
+            # of scale-out asks for more (Deployment.up's env).
+            "DRIFTLINE_TOPIC_PARTITIONS": "4",
         }
         # every topic of this deployment is its own: a shared one would leak between tests
         topics = {env_name(f"topic_{kind}") for kind in TOPIC_KINDS}
@@ -114,7 +117,8 @@ class Deployment:
         settings: Settings | None = None,
         **env: str,
     ) -> Deployment:
-        """A deployment with its topics created (4 partitions each); ``monitor``: the
+        """A deployment with its topics created (4 partitions each unless ``env`` says
+        ``DRIFTLINE_TOPIC_PARTITIONS``); ``monitor``: the
         workers' monitoring config (and a snapshot every half second); ``env``: more of the
         workers' environment; ``champion``: a model of that estimator promoted."""
         dep = cls(services, unique, root, settings=settings)
@@ -125,8 +129,11 @@ class Deployment:
             )
         dep.env.update(env)
         planned = with_topic_names(settings or Settings(), dep.env)
+        partitions = int(dep.env["DRIFTLINE_TOPIC_PARTITIONS"])
         asyncio.run(
-            ensure_topics(services.kafka, planned.model_copy(update={"topic_partitions": 4}))
+            ensure_topics(
+                services.kafka, planned.model_copy(update={"topic_partitions": partitions})
+            )
         )
         if champion is not None:
             dep.registry.promote(dep.model, dep.add_version(champion))

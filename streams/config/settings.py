@@ -142,7 +142,11 @@ class Settings(BaseSettings):
     topic_dlq: str = "events-dlq"
     topic_monitor: str = "monitor-input"
     topic_partitions: int = Field(
-        default=4, ge=1, le=1024, description="Partitions of each topic Driftline creates."
+        default=12,
+        ge=1,
+        le=1024,
+        description="Partitions of each topic Driftline creates: the most workers of one model "
+        "that all score (12 divides among 1, 2, 3, 4 or 6 evenly).",
     )
     topic_replication_factor: int | None = Field(
         default=None,

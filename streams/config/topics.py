@@ -3,8 +3,8 @@
 One plan for every topic, from the settings and the size of the cluster
 (:func:`topic_plan`). Defaults:
 
-- **partitions**: ``DRIFTLINE_TOPIC_PARTITIONS`` (4): as many workers of a model as that
-  can share its events.
+- **partitions**: ``DRIFTLINE_TOPIC_PARTITIONS`` (12): as many workers of a model as that
+  can share its events (12 divides evenly among 1, 2, 3, 4 or 6 of them).
 - **replication factor**: ``DRIFTLINE_TOPIC_REPLICATION_FACTOR``, else min(3, brokers in the
   cluster): one broker per replica, and three survive the loss of one broker with room to spare.
 - **min.insync.replicas**: ``DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS``, else the replication

@@ -43,6 +43,9 @@ log = logging.getLogger("driftline.worker")
 MAX_BATCH_BYTES = 524_288
 COMMIT_EVERY_S = 0.1  # acknowledged offsets wait at most this long for their commit
 COMMIT_IDLE_S = 0.02  # ... or this long when no batch follows them
+# A scoring consumer that stops heartbeating (a dead worker) leaves its group after this long;
+# then one rebalance hands its partitions to the others (aiokafka's default is 10 s).
+SESSION_TIMEOUT_MS = 6_000
 
 
 @dataclass

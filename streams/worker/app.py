@@ -38,7 +38,7 @@ from streams.monitors.agents import (
 )
 from streams.monitors.runtime import MonitorRuntime
 from streams.scoring.batch import BatchScorer, ModelSet
-from streams.scoring.loop import MAX_BATCH_BYTES, BatchStats, ScoringLoop
+from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
 from streams.scoring.routing import load_routing
 
 log = logging.getLogger("driftline.worker")
@@ -164,6 +164,8 @@ def create_app(
             group_id=scorer_group(runtime.model),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
             **options,
         )
         # No linger: a batch's messages are all queued before its acks are awaited, so they
