@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import re
 import signal
@@ -526,6 +527,15 @@ class Collector:
         if self.keep == "numbered":
             return sum(n - 1 for n in self.numbered if n > 1)
         return sum(n - 1 for n in self.ids.values() if n > 1)
+
+    def partitions_since(self, wall: float) -> set[int]:
+        """The partitions with a record made (its timestamp) at or after ``wall``."""
+        return {r.partition for r in list(self.records) if r.ts_ms >= wall * 1000}
+
+    def longest_pause(self, after_s: float) -> float:
+        """The longest time between two records made after ``after_s`` - 1 s (wall clock)."""
+        window = sorted(r.ts_ms for r in list(self.records) if r.ts_ms >= (after_s - 1.0) * 1000)
+        return max((b - a for a, b in itertools.pairwise(window)), default=0) / 1000
 
 
 async def nothing_pending() -> bool:

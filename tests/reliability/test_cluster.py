@@ -21,7 +21,6 @@ during a broker kill. It stays at its default, and the freeze costs the length o
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import time
 from collections import Counter
@@ -66,12 +65,6 @@ def _heal(cluster: OwnServices) -> None:
         cluster.local.freeze_service(name, frozen=False)
         cluster.local.start_service(name)
     wait_for("every replica in sync", _all_in_sync(cluster.kafka), 120, 1.0)
-
-
-def _longest_pause(stamps_ms: list[int], after_s: float) -> float:
-    """The longest time between two records made after ``after_s`` - 1 s (wall clock)."""
-    window = sorted(t for t in stamps_ms if t >= (after_s - 1.0) * 1000)
-    return max((b - a for a, b in itertools.pairwise(window)), default=0) / 1000
 
 
 @dataclass
@@ -159,8 +152,8 @@ def _under_load(
     sent_events.stop()
     out.lost = len(preds.missing(ids))
     out.duplicated = preds.duplicates()
-    out.pause_s = _longest_pause([r.ts_ms for r in preds.records], out.fault_at)
-    out.input_pause_s = _longest_pause([r.ts_ms for r in sent_events.records], out.fault_at)
+    out.pause_s = preds.longest_pause(out.fault_at)
+    out.input_pause_s = sent_events.longest_pause(out.fault_at)
     out.leaders_after = _leaders(asyncio.run(_describe(kafka, names))[1])
     _heal(cluster)
     out.runtime_s = time.monotonic() - started

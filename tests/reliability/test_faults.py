@@ -392,20 +392,15 @@ def test_redis_outage_scoring_goes_on_and_monitoring_resumes_from_its_snapshot(
 STALL_BOUND_S = 20.0
 
 
-def _moved_since(collector: Collector, wall: float) -> set[int]:
-    """The partitions with an output made (record timestamp) at or after ``wall``."""
-    return {r.partition for r in list(collector.records) if r.ts_ms >= wall * 1000}
-
-
 def _all_moving(collector: Collector, since: float, paused_at: float, what: str) -> None:
     """Every partition of the predictions has an output made since ``since`` (wall time),
     within ``STALL_BOUND_S`` of ``paused_at`` (when the rebalance began, wall time)."""
     left = STALL_BOUND_S - (time.time() - paused_at)
     wait_for(
         f"every partition scoring again {what}",
-        lambda: _moved_since(collector, since) >= {0, 1, 2, 3},
+        lambda: collector.partitions_since(since) >= {0, 1, 2, 3},
         max(left, 0.0),
-        detail=lambda: f"moved: {sorted(_moved_since(collector, since))}",
+        detail=lambda: f"moved: {sorted(collector.partitions_since(since))}",
     )
 
 

@@ -29,11 +29,6 @@ SECONDS = 40
 TAKEOVER_TARGET_S = 10.0
 
 
-def _moved_since(collector: Collector, wall: float) -> set[int]:
-    """The partitions with a prediction made at or after ``wall`` (wall time)."""
-    return {r.partition for r in list(collector.records) if r.ts_ms >= wall * 1000}
-
-
 def test_four_workers_share_twelve_partitions_and_take_over_a_killed_ones(
     services: Endpoints,
     unique: str,
@@ -78,7 +73,7 @@ def test_four_workers_share_twelve_partitions_and_take_over_a_killed_ones(
         workers.procs[victim].kill()  # SIGKILL: no commit, no leave-group
         wait_for(
             f"all {PARTITIONS} partitions predicted again",
-            lambda: _moved_since(preds, killed_at) == set(range(PARTITIONS)),
+            lambda: preds.partitions_since(killed_at) == set(range(PARTITIONS)),
             60,
             0.05,
         )
