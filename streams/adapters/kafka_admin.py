@@ -12,11 +12,14 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError, SaslAuthenticationFailed
+from aiokafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailed
 
 from streams.config.settings import Settings, env_name
 from streams.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -67,9 +70,42 @@ def producer_options(settings: Settings | None) -> dict[str, Any]:
     ``acks=all``: a write is acknowledged once every in-sync replica holds it (at least the
     topic's ``min.insync.replicas``), so losing the leader right after loses nothing. And
     idempotence: a batch that the producer sends again after a timeout or a leader change is
-    written once, not twice. Security as :func:`client_options`.
+    written once, not twice (aiokafka then retries a batch until it is written, never
+    expiring it). The request timeout is the setting's (:func:`request_timeout_ms`).
+    Security as :func:`client_options`.
     """
-    return {"acks": "all", "enable_idempotence": True, **client_options(settings)}
+    return {
+        "acks": "all",
+        "enable_idempotence": True,
+        "request_timeout_ms": request_timeout_ms(settings),
+        **client_options(settings),
+    }
+
+
+class PatientProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """An aiokafka producer whose ``send`` waits for room as long as the cluster needs.
+
+    aiokafka's ``send`` gives up with ``KafkaTimeoutError`` when a partition's batch stays full
+    for ``request_timeout_ms``: its leader hangs, or is being replaced. The message was not
+    taken then, so it is offered again (back-pressure, as a full queue would exert) rather
+    than dropped: with a short request timeout (:func:`request_timeout_ms`) that is what lets
+    a producer leave a frozen broker after seconds without failing the sends that waited.
+    A worker that waits too long is its watchdog's to restart.
+    """
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        """``AIOKafkaProducer.send``, offered again until the message is taken."""
+        while True:
+            try:
+                return await super().send(*args, **kwargs)
+            except KafkaTimeoutError:
+                log.warning("kafka: a partition takes no message yet (its leader?); waiting")
+
+
+def request_timeout_ms(settings: Settings | None) -> int:
+    """How long a producer or a scoring consumer waits on one request (aiokafka's own
+    default, 40 s, is what a frozen broker would cost: see the setting)."""
+    return (settings or Settings()).kafka_request_timeout_ms
 
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
@@ -153,10 +189,12 @@ def kafka_healthy(bootstrap: str, settings: Settings | None = None, timeout_s: f
 
 
 __all__ = [
+    "PatientProducer",
     "client_options",
     "diagnose",
     "faust_credentials",
     "kafka_healthy",
     "producer_options",
+    "request_timeout_ms",
     "ssl_context",
 ]

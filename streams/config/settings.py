@@ -117,6 +117,15 @@ class Settings(BaseSettings):
         default=None, description="Private key (PEM) of the client certificate."
     )
     kafka_ssl_key_password: SecretStr | None = None
+    kafka_request_timeout_ms: int = Field(
+        default=5000,
+        ge=1000,
+        le=300_000,
+        description="How long a producer or a scoring consumer waits on one Kafka request before "
+        "it retries it, on the partition's leader of the moment: a broker that hangs without "
+        "closing its connections is left after this long. Producers are idempotent, so a "
+        "batch sent again is written once.",
+    )
     kafka_ssl_check_hostname: bool = Field(
         default=True, description="Check that the broker's certificate names its host."
     )

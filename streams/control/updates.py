@@ -11,10 +11,9 @@ import logging
 from collections.abc import Callable
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.adapters.kafka_admin import producer_options
+from streams.adapters.kafka_admin import PatientProducer, producer_options
 from streams.config.settings import Settings
 from streams.contracts.messages import ModelUpdate
 from streams.errors import ServiceError
@@ -24,7 +23,7 @@ log = logging.getLogger("driftline.updates")
 
 async def publish_update(settings: Settings, bootstrap: str, update: ModelUpdate) -> None:
     """Produce ``update`` to the model-updates topic and wait for the broker's ack."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **producer_options(settings))
+    producer = PatientProducer(bootstrap_servers=bootstrap, **producer_options(settings))
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 
 from models.data import synthetic
-from streams.adapters.kafka_admin import producer_options
+from streams.adapters.kafka_admin import PatientProducer, producer_options
 from streams.adapters.kafka_topics import ensure_topics
 from streams.adapters.redis_client import AsyncClient, async_redis
 from streams.config.settings import Settings, load_settings
@@ -116,7 +116,7 @@ class Demo:
             await client.aclose()
 
     async def _stream(self, bootstrap: str) -> int:
-        producer = AIOKafkaProducer(
+        producer = PatientProducer(
             bootstrap_servers=bootstrap, linger_ms=5, **producer_options(None)
         )
         await producer.start()

@@ -18,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from models.data import Dataset
+from streams.adapters.kafka_admin import PatientProducer
 from streams.contracts.messages import SCHEMA_VERSION
 from streams.errors import ConfigError, ServiceError
 
@@ -106,7 +107,7 @@ async def produce(
     the counts are what the topics hold; a send the broker never acknowledged raises
     :class:`~streams.errors.ServiceError` saying how many.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **producer_options)
+    producer = PatientProducer(bootstrap_servers=bootstrap, linger_ms=5, **producer_options)
     await producer.start()
     acks = _Acks()
     pending: list[tuple[float, bytes, bytes]] = []

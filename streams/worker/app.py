@@ -24,7 +24,12 @@ from models.errors import ModelError
 from models.registry import Registry
 from models.scorer import OnnxScorer
 from streams.adapters.faust_app import faust_app
-from streams.adapters.kafka_admin import client_options, producer_options
+from streams.adapters.kafka_admin import (
+    PatientProducer,
+    client_options,
+    producer_options,
+    request_timeout_ms,
+)
 from streams.config.settings import Settings
 from streams.contracts.messages import card_event_model
 from streams.contracts.names import scorer_group, worker_app_id
@@ -166,11 +171,12 @@ def create_app(
             auto_offset_reset="earliest",
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
+            request_timeout_ms=request_timeout_ms(settings),
             **options,
         )
         # No linger: a batch's messages are all queued before its acks are awaited, so they
         # travel together anyway, and a linger would only add to every batch's latency.
-        producer = AIOKafkaProducer(
+        producer = PatientProducer(
             bootstrap_servers=bootstrap,
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,

@@ -13,9 +13,9 @@ predictions is measured beside the longest pause in the events the producer sent
 adds nothing to a failover when its predictions pause no longer than its input does.
 
 A frozen broker keeps its connections open, so a client moves on to the new leaders only when
-its request times out. aiokafka's ``request_timeout_ms`` (40 s) is also how long a batch may
-wait for delivery: lowered to 5 s, the freeze pause fell to 5 s, but sends failed outright
-during a broker kill. It stays at its default, and the freeze costs the length of the freeze.
+its request times out: ``DRIFTLINE_KAFKA_REQUEST_TIMEOUT_MS`` (5 s; aiokafka's default, 40 s,
+had the freeze cost its whole 30 s). A producer whose partition takes nothing for that long
+offers the message again rather than failing the send (``PatientProducer``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ STREAMS = Path(__file__).resolve().parents[3] / "streams"
 
 
 def test_producer_options_are_durable_and_keep_the_security() -> None:
-    assert producer_options(None) == {"acks": "all", "enable_idempotence": True}
+    assert producer_options(None) == {
+        "acks": "all",
+        "enable_idempotence": True,
+        "request_timeout_ms": 5000,  # a frozen broker is left after 5 s, not 40
+    }
     sasl = Settings(
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_username="u",
@@ -34,11 +38,14 @@ def test_the_faust_apps_producer_is_durable(tmp_path: Path) -> None:
     assert (extra["acks"], extra["enable_idempotence"]) == ("all", True)
 
 
+PRODUCERS = ("AIOKafkaProducer", "PatientProducer")
+
+
 def _producers_without_the_options(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AIOKafkaProducer":
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") in PRODUCERS:
             spread = [k.value for k in node.keywords if k.arg is None]
             named = any(
                 isinstance(v, ast.Call) and getattr(v.func, "id", "") == "producer_options"
@@ -51,5 +58,16 @@ def _producers_without_the_options(path: Path) -> list[str]:
 
 def test_every_aiokafka_producer_takes_the_producer_options() -> None:
     files = sorted(STREAMS.rglob("*.py"))
-    assert any("AIOKafkaProducer(" in f.read_text() for f in files)
+    assert any("PatientProducer(" in f.read_text() for f in files)
     assert [hit for f in files for hit in _producers_without_the_options(f)] == []
+
+
+def test_every_producer_waits_for_room_rather_than_failing_a_send() -> None:
+    """A bare AIOKafkaProducer would drop a send after request_timeout_ms of a full batch."""
+    bare = [
+        f"{f.relative_to(STREAMS.parent)}"
+        for f in sorted(STREAMS.rglob("*.py"))
+        for node in ast.walk(ast.parse(f.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AIOKafkaProducer"
+    ]
+    assert bare == []
