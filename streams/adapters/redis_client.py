@@ -69,6 +69,15 @@ def redis_options(url: str, settings: Settings | None) -> dict[str, Any]:
     return opts
 
 
+def as_text(value: object) -> str:
+    """A Redis reply (bytes, or str from a decoding client) as text.
+
+    >>> as_text(b"ok"), as_text("ok"), as_text(7)
+    ('ok', 'ok', '7')
+    """
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def is_cluster(url: str, settings: Settings | None, timeout_s: float = 2.0) -> bool:
     """Whether ``url`` names a node of a Redis Cluster (asked once per process and URL).
 
@@ -127,4 +136,12 @@ def async_redis(url: str, settings: Settings | None, **kwargs: Any) -> AsyncClie
     return aioredis.Redis.from_url(url, **opts, **kwargs)
 
 
-__all__ = ["AsyncClient", "SyncClient", "async_redis", "is_cluster", "redis_options", "sync_redis"]
+__all__ = [
+    "AsyncClient",
+    "SyncClient",
+    "as_text",
+    "async_redis",
+    "is_cluster",
+    "redis_options",
+    "sync_redis",
+]

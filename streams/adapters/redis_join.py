@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from streams.adapters.redis_client import AsyncClient
+from streams.adapters.redis_client import AsyncClient, as_text
 from streams.contracts.names import join_prefix
 
 # Generations per side. Time alone opens at most ~10 within a TTL; the rest is room for
@@ -277,14 +277,7 @@ class RedisLabelJoin:
     ) -> Joined:
         """:meth:`add_predictions` of values already encoded: ``lines[i]`` is the JSON of
         what was predicted for ``ids[i]``, without a raw newline (JSON never has one)."""
-        flat = await self._call("p", "l", ids, lines, now)
-        if not flat:
-            return []
-        where = {event_id: i for i, event_id in enumerate(ids)}  # the last one, as stored
-        return [
-            (_s(flat[i]), orjson.loads(lines[where[_s(flat[i])]]), orjson.loads(flat[i + 1]))
-            for i in range(0, len(flat), 2)
-        ]
+        return await self._store("p", "l", ids, lines, now)
 
     async def add_labels(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
         """Store each label; return ``(event_id, prediction, label)`` for predictions found."""
@@ -297,12 +290,23 @@ class RedisLabelJoin:
     ) -> Joined:
         """:meth:`add_labels` of values already encoded: ``lines[i]`` is the JSON of the
         label of ``ids[i]``, without a raw newline (JSON never has one)."""
-        flat = await self._call("l", "p", ids, lines, now)
+        joined = await self._store("l", "p", ids, lines, now)
+        return [(event_id, prediction, label) for event_id, label, prediction in joined]
+
+    async def _store(
+        self, mine: str, theirs: str, ids: Sequence[str], lines: Sequence[bytes], now: float
+    ) -> Joined:
+        """Store ``lines`` on side ``mine``; ``(event_id, mine, theirs)`` of those joined."""
+        flat = await self._call(mine, theirs, ids, lines, now)
         if not flat:
             return []
         where = {event_id: i for i, event_id in enumerate(ids)}  # the last one, as stored
         return [
-            (_s(flat[i]), orjson.loads(flat[i + 1]), orjson.loads(lines[where[_s(flat[i])]]))
+            (
+                as_text(flat[i]),
+                orjson.loads(lines[where[as_text(flat[i])]]),
+                orjson.loads(flat[i + 1]),
+            )
             for i in range(0, len(flat), 2)
         ]
 
@@ -318,7 +322,7 @@ class RedisLabelJoin:
     async def stats(self) -> dict[str, int]:
         """Counters and the number of entries still waiting on each side."""
         raw = await self.client.hgetall(f"{self.prefix}:stats")
-        counters = {_s(k): int(v) for k, v in raw.items()}
+        counters = {as_text(k): int(v) for k, v in raw.items()}
         out = {
             name: counters.get(name, 0)
             for name in ("joined", "expired_predictions", "expired_labels", "evicted")
@@ -328,10 +332,6 @@ class RedisLabelJoin:
             pending_labels=counters.get("pending_l", 0),
         )
         return out
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 __all__ = ["RING", "RedisLabelJoin", "join_keys"]

@@ -22,7 +22,7 @@ import re
 
 from redis.exceptions import ResponseError
 
-from streams.adapters.redis_client import AsyncClient
+from streams.adapters.redis_client import AsyncClient, as_text
 from streams.adapters.redis_join import RedisLabelJoin
 from streams.contracts.names import (
     KEYS_VERSION,
@@ -92,8 +92,8 @@ async def migrate_model_keys(
     counts = dict.fromkeys(("keys", "kept", "predictions", "labels", "joined"), 0)
     moves = [(f"{old}:{suffix}", name(model)) for suffix, name in _PLAIN.items()]
     async for key in client.scan_iter(match=f"{_glob(old)}:paired:*"):
-        version_ = _s(key)[len(f"{old}:paired:") :]
-        moves.append((_s(key), f"{pairs_prefix(model)}:{version_}"))
+        version_ = as_text(key)[len(f"{old}:paired:") :]
+        moves.append((as_text(key), f"{pairs_prefix(model)}:{version_}"))
     for src, dst in moves:
         moved = await _move(client, src, dst)
         if moved is not None:
@@ -101,11 +101,11 @@ async def migrate_model_keys(
     await _carry_counters(client, f"{old_join}:stats", join.keys[0])
     for side, name in (("p", "predictions"), ("l", "labels")):
         for gen in await client.zrange(f"{old_join}:{side}g", 0, -1):
-            stored, joined = await _restore_generation(client, _s(gen), side, join, now)
+            stored, joined = await _restore_generation(client, as_text(gen), side, join, now)
             counts[name] += stored
             counts["joined"] += joined
     strays = client.scan_iter(match=f"{_glob(old_join)}:[pl]:" + "[0-9]" * 12)
-    old_keys = [_s(key) async for key in strays]
+    old_keys = [as_text(key) async for key in strays]
     for key in [*(f"{old_join}:{k}" for k in ("stats", "gen", "pg", "lg")), *old_keys]:
         await client.delete(key)
     await client.set(marker, KEYS_VERSION)
@@ -132,7 +132,7 @@ async def _move(client: AsyncClient, src: str, dst: str) -> bool | None:
 
 async def _carry_counters(client: AsyncClient, src: str, dst: str) -> None:
     """Add the old join's counters to the new join's, once (whoever deletes ``src``)."""
-    old = {_s(k): int(v) for k, v in (await client.hgetall(src)).items()}
+    old = {as_text(k): int(v) for k, v in (await client.hgetall(src)).items()}
     if not old or not await client.delete(src):
         return
     for name in _COUNTERS:
@@ -147,7 +147,7 @@ async def _restore_generation(
     many entries were stored and how many of them joined."""
     entries: dict[str, bytes] = {}
     async for event_id, value in client.hscan_iter(gen, count=1000):
-        entries[_s(event_id)] = value
+        entries[as_text(event_id)] = value
     if not entries or not await client.delete(gen):  # empty, or another caller took it
         return 0, 0
     add = join.add_prediction_lines if side == "p" else join.add_label_lines
@@ -161,10 +161,6 @@ async def _restore_generation(
 def _glob(text: str) -> str:
     """``text`` with the characters special to Redis's ``MATCH`` escaped."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 __all__ = ["migrate_model_keys"]

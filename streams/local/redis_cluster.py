@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from streams.adapters.redis_client import as_text
 from streams.config.settings import Settings
 from streams.errors import ServiceError
 from streams.local.processes import ServiceRecord, free_ports
@@ -53,13 +54,9 @@ def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
-def _text(reply: Any) -> str:
-    return reply.decode() if isinstance(reply, bytes) else str(reply)
-
-
 def _info(client: redis.Redis) -> dict[str, str]:
     info = client.cluster("INFO")  # parsed by redis-py
-    return {str(k): _text(v) for k, v in info.items()}
+    return {str(k): as_text(v) for k, v in info.items()}
 
 
 def form_cluster(
@@ -84,7 +81,7 @@ def form_cluster(
     try:
         first = clients[names[0]]
         if int(_info(first).get("cluster_known_nodes", "1")) < len(names):
-            ids = {n: _text(c.cluster("MYID")) for n, c in clients.items()}
+            ids = {n: as_text(c.cluster("MYID")) for n, c in clients.items()}
             for n in names[1:]:
                 bus = int(bus_port_file(data_dir, n).read_text())
                 first.cluster("MEET", "127.0.0.1", _port(nodes[n].endpoint), bus)
@@ -117,7 +114,7 @@ def form_cluster(
 
 def _replicas(client: redis.Redis) -> list[Any]:
     role = client.role()
-    return list(role[2]) if _text(role[0]) == "master" else []
+    return list(role[2]) if as_text(role[0]) == "master" else []
 
 
 def _until(check: Any, timeout_s: float, what: str) -> None:
@@ -151,7 +148,7 @@ def node_roles(nodes: Mapping[str, ServiceRecord], settings: Settings) -> dict[s
             continue
         client = node_client(rec.endpoint, settings)
         try:
-            role = _text(client.role()[0])
+            role = as_text(client.role()[0])
             roles[name] = "replica" if role == "slave" else role
         except (redis.RedisError, OSError):
             roles[name] = "not answering"

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.adapters.redis_client import SyncClient, sync_redis
+from streams.adapters.redis_client import SyncClient, as_text, sync_redis
 from streams.contracts import names
 from streams.local.redis_cluster import cluster_ok
 from streams.local.redis_process import node_client
@@ -84,22 +84,18 @@ def _replica_of(rc: OwnServices, master: str) -> str:
     finally:
         client.close()
     host, port, _offset = role[2][0]
-    return f"redis://{_text(host)}:{_text(port)}/0"
+    return f"redis://{as_text(host)}:{as_text(port)}/0"
 
 
 def _promoted(url: str, settings: Any) -> bool:
     """The node at ``url`` is a master now, and its cluster serves every slot."""
     client = node_client(url, settings, timeout_s=0.5)
     try:
-        return _text(client.role()[0]) == "master" and cluster_ok(url, settings)
+        return as_text(client.role()[0]) == "master" and cluster_ok(url, settings)
     except Exception:
         return False
     finally:
         client.close()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def test_a_redis_master_sigkilled_under_load_fails_over_and_monitoring_resumes(
