@@ -101,6 +101,14 @@ class PatientProducer(AIOKafkaProducer):  # type: ignore[misc]
             except KafkaTimeoutError:
                 log.warning("kafka: a partition takes no message yet (its leader?); waiting")
 
+    async def send_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """``AIOKafkaProducer.send_batch`` (the scoring loop's), offered again likewise."""
+        while True:
+            try:
+                return await super().send_batch(*args, **kwargs)
+            except KafkaTimeoutError:
+                log.warning("kafka: a partition takes no batch yet (its leader?); waiting")
+
 
 def request_timeout_ms(settings: Settings | None) -> int:
     """How long a producer or a scoring consumer waits on one request (aiokafka's own
