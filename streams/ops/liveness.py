@@ -128,7 +128,15 @@ class Watchdog:
 
 def exit_process(verdict: Verdict) -> None:
     """Log why and exit at once with :data:`WATCHDOG_EXIT_CODE` (no cleanup: we are hung)."""
-    log.critical("watchdog: scoring is stuck (%s); exiting for a restart", verdict.reason)
+    exit_for_restart(f"scoring is stuck ({verdict.reason})")
+
+
+def exit_for_restart(reason: str) -> None:
+    """Log ``reason`` and exit at once with :data:`WATCHDOG_EXIT_CODE`: the supervisor starts
+    a fresh worker, which scores again what was not committed. Also for a scoring loop that
+    ended on an error it cannot get past: a live process that no longer scores would hold
+    its partitions from every other worker."""
+    log.critical("watchdog: %s; exiting for a restart", reason)
     for handler in logging.getLogger().handlers + log.handlers:
         handler.flush()
     sys.stderr.flush()
@@ -170,4 +178,11 @@ class WatchdogThread(threading.Thread):
         self._stop_event.set()
 
 
-__all__ = ["WATCHDOG_EXIT_CODE", "Verdict", "Watchdog", "WatchdogThread", "exit_process"]
+__all__ = [
+    "WATCHDOG_EXIT_CODE",
+    "Verdict",
+    "Watchdog",
+    "WatchdogThread",
+    "exit_for_restart",
+    "exit_process",
+]

@@ -17,8 +17,12 @@ requests. At most ``max_inflight_batches`` batches wait for acks: a slow broker 
 loop rather than filling memory. A rebalance or a stop waits until every batch in flight is
 acknowledged and committed, so a handover repeats nothing in the normal case; a crash
 repeats what followed the last commit (at most ``COMMIT_EVERY_S`` of events and the batches
-in flight). A batch whose sends fail for good is never committed: the loop stops, and the
-events are scored again when the worker is restarted.
+in flight). A batch that is not delivered is never committed. When the cause may pass (a
+leader lost or moving, a broker restarting: the producer gives a batch up after
+``kafka_request_timeout_ms``), the loop waits for the batches in flight, commits what was
+acknowledged before, rewinds each partition to its first event not delivered and scores on
+from there: the same events again, with no restart. Any other failure stops the loop, and the
+worker exits for its supervisor to restart it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+)
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.config.settings import Settings
@@ -130,9 +139,10 @@ class ScoringLoop:
     ----------
     settings
         Topics, batch size and wait, client options.
-    make_clients
-        Builds the unstarted consumer and producer inside the running loop (aiokafka
-        clients bind to the loop they are created in).
+    make_consumer, make_producer
+        Build an unstarted client inside the running loop (aiokafka clients bind to the loop
+        they are created in). A rewind replaces the producer: after a batch it gave up, an
+        idempotent producer's sequence has a gap the broker refuses.
     scorer
         Turns raw records into predictions and dead letters.
     current
@@ -147,7 +157,8 @@ class ScoringLoop:
     def __init__(
         self,
         settings: Settings,
-        make_clients: Callable[[], tuple[AIOKafkaConsumer, AIOKafkaProducer]],
+        make_consumer: Callable[[], AIOKafkaConsumer],
+        make_producer: Callable[[], AIOKafkaProducer],
         scorer: BatchScorer,
         current: Callable[[], ModelSet],
         *,
@@ -155,7 +166,8 @@ class ScoringLoop:
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.make_clients = make_clients
+        self.make_consumer = make_consumer
+        self.make_producer = make_producer
         self.scorer = scorer
         self.current = current
         self.monitor_records = monitor_records
@@ -167,6 +179,8 @@ class ScoringLoop:
         self.commit_every_s = COMMIT_EVERY_S
         self.commit_idle_s = COMMIT_IDLE_S
         self._ready: dict[TopicPartition, OffsetAndMetadata] = {}  # acknowledged, uncommitted
+        # Set once a batch was not delivered: per partition, the first offset to score again.
+        self._rewind: dict[TopicPartition, int] = {}
         self._committing = asyncio.Lock()
         self._inflight: asyncio.Queue[_InFlight] = asyncio.Queue(
             maxsize=settings.max_inflight_batches
@@ -175,8 +189,8 @@ class ScoringLoop:
     async def run(self) -> None:
         """Consume until :meth:`stop`; the clients are started and stopped here."""
         settings = self.settings
-        self.consumer, producer = self.make_clients()
-        self.sender = PartitionedSender(producer)
+        self.consumer = self.make_consumer()
+        self.sender = PartitionedSender(self.make_producer())
         self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.settle))
         await self.consumer.start()
         await self.sender.producer.start()
@@ -184,6 +198,10 @@ class ScoringLoop:
         source = 0
         try:
             while not self.stopping.is_set() and self.failure is None:
+                if self._rewind:
+                    async with self.lock:
+                        await self._rewind_now()
+                    continue
                 fetched = await self.consumer.getmany(
                     timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
                 )
@@ -207,6 +225,9 @@ class ScoringLoop:
             if self.failure is None:
                 await self._inflight.join()
                 await self._commit_ready()
+                # Whatever was not delivered is past the committed offsets, where a new
+                # assignment (or the next start) begins anyway.
+                self._rewind.clear()
 
     async def stop(self) -> None:
         """Finish the batches in hand, commit them and stop."""
@@ -265,6 +286,7 @@ class ScoringLoop:
         offsets = {
             tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
         }
+        starts = {tp: messages[0].offset for tp, messages in fetched.items()}
         # Committed by the committer once the broker acknowledged every send above.
         stats = BatchStats(
             len(records),
@@ -273,7 +295,7 @@ class ScoringLoop:
             started,
             result.latencies_ms,
         )
-        await self._inflight.put(_InFlight(acks, offsets, stats))
+        await self._inflight.put(_InFlight(acks, offsets, starts, stats))
 
     async def _committer(self) -> None:
         """Await each batch's acks in order; commit what is acknowledged, on a timer."""
@@ -293,21 +315,29 @@ class ScoringLoop:
                         continue
                 batch = await getter
                 getter = None
-                try:
-                    await asyncio.gather(*batch.acks)
-                except Exception as exc:
-                    # Never commit past a batch that was not delivered: stop, and let the
-                    # next start score it again from the last committed offset.
-                    log.error("delivery of a batch of %d failed: %s", batch.stats.events, exc)
-                    self.failure = exc
-                    self.stopping.set()
-                    self._drain()
-                    return
-                self._ready.update(batch.offsets)
-                self.batches += 1
-                if self.on_batch is not None:
-                    batch.stats.seconds = time.perf_counter() - batch.stats.seconds
-                    self.on_batch(batch.stats)
+                results = await asyncio.gather(*batch.acks, return_exceptions=True)
+                exc = next((r for r in results if isinstance(r, BaseException)), None)
+                if exc is not None:
+                    if not _passes(exc):
+                        # Never commit past a batch that was not delivered: stop; the next
+                        # start scores it again from the last committed offset.
+                        log.error("delivery of a batch of %d failed: %r", batch.stats.events, exc)
+                        self.failure = exc
+                        self.stopping.set()
+                        self._drain()
+                        return
+                    if not self._rewind:
+                        log.warning(
+                            "delivery of a batch of %d failed (%r); scoring it again",
+                            batch.stats.events,
+                            exc,
+                        )
+                    self._mark_for_rewind(batch)
+                else:
+                    if self._rewind:  # a batch before it failed: both are scored again
+                        self._mark_for_rewind(batch)
+                    else:
+                        self._acknowledged(batch)
                 if time.monotonic() - committed_at >= self.commit_every_s:
                     await self._commit_ready()
                     committed_at = time.monotonic()
@@ -315,6 +345,36 @@ class ScoringLoop:
         finally:
             if getter is not None:
                 getter.cancel()
+
+    def _acknowledged(self, batch: _InFlight) -> None:
+        self._ready.update(batch.offsets)
+        self.batches += 1
+        if self.on_batch is not None:
+            batch.stats.seconds = time.perf_counter() - batch.stats.seconds
+            self.on_batch(batch.stats)
+
+    def _mark_for_rewind(self, batch: _InFlight) -> None:
+        for tp, offset in batch.starts.items():
+            self._rewind[tp] = min(offset, self._rewind.get(tp, offset))
+
+    async def _rewind_now(self) -> None:
+        """After a batch was not delivered: wait for the batches in flight (each marks its
+        partitions too), commit what was acknowledged before it, start a fresh producer and
+        seek back."""
+        await self._inflight.join()
+        await self._commit_ready()
+        rewind, self._rewind = self._rewind, {}
+        await self.sender.producer.stop()
+        self.sender.producer = self.make_producer()
+        await self.sender.producer.start()
+        assigned = self.consumer.assignment()
+        for tp, offset in rewind.items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+        log.warning(
+            "scoring again from %s",
+            {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(rewind.items())},
+        )
 
     def _drain(self) -> None:
         while not self._inflight.empty():
@@ -338,8 +398,19 @@ class ScoringLoop:
 @dataclass
 class _InFlight:
     acks: list[Awaitable[Any]]
-    offsets: dict[TopicPartition, OffsetAndMetadata]
+    offsets: dict[TopicPartition, OffsetAndMetadata]  # to commit once acknowledged
+    starts: dict[TopicPartition, int]  # to score again from when not delivered
     stats: BatchStats
+
+
+def _passes(exc: BaseException) -> bool:
+    """Whether a failed delivery may succeed when tried again: a leader lost, moving or not
+    elected yet; a request or a batch timed out; the producer's sequence broken by a batch it
+    gave up (a fresh producer mends it). Not: a record too large, a topic missing, no
+    authorisation."""
+    return isinstance(exc, KafkaTimeoutError | OutOfOrderSequenceNumber) or bool(
+        getattr(exc, "retriable", False)
+    )
 
 
 __all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]

@@ -42,6 +42,7 @@ from streams.monitors.agents import (
     sender,
 )
 from streams.monitors.runtime import MonitorRuntime
+from streams.ops.liveness import exit_for_restart
 from streams.scoring.batch import BatchScorer, ModelSet
 from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
 from streams.scoring.routing import load_routing
@@ -163,8 +164,8 @@ def create_app(
 
     options = client_options(settings)
 
-    def clients() -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
-        consumer = AIOKafkaConsumer(
+    def consumer() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=scorer_group(runtime.model),
             enable_auto_commit=False,
@@ -174,27 +175,37 @@ def create_app(
             request_timeout_ms=request_timeout_ms(settings),
             **options,
         )
+
+    def producer() -> AIOKafkaProducer:
         # No linger: a batch's messages are all queued before its acks are awaited, so they
         # travel together anyway, and a linger would only add to every batch's latency.
-        producer = PatientProducer(
+        return PatientProducer(
             bootstrap_servers=bootstrap,
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
             **producer_options(settings),
         )
-        return consumer, producer
 
     feed = MonitorFeed(runtime.model, runtime.monitor)
     loop = ScoringLoop(
         settings,
-        clients,
+        consumer,
+        producer,
         runtime.scorer,
         lambda: runtime.current,  # one model set per batch; swaps land between batches
         monitor_records=feed.route if settings.monitoring else None,
         on_batch=on_batch,
     )
     runtime.loop = loop
-    app.task(loop.run)
+
+    async def score() -> None:
+        try:
+            await loop.run()
+        finally:
+            if loop.failure is not None:  # what was not committed is scored after the restart
+                exit_for_restart(f"a batch could not be delivered ({loop.failure!r})")
+
+    app.task(score)
 
     async def finish_batch(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await loop.stop()

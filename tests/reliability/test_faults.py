@@ -203,7 +203,12 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
         before = preds.count
         own_kafka.local.start_service("kafka")
         up_at = time.time()
-        wait_for("scoring after the restart", _made_after(preds, up_at), 90)
+        wait_for(
+            "scoring after the restart",
+            _made_after(preds, up_at),
+            90,
+            detail=lambda: workers.log("worker", 12000),
+        )
         first = _first_after(preds.records, up_at)
         assert first is not None
         wait_for("a stream after the outage", _at_least(preds, preds.count + 3000), 60)

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    LeaderNotAvailableError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+)
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.config.settings import load_settings
@@ -34,8 +39,13 @@ class _Message:
 
 
 class _Consumer:
-    def __init__(self, fetches: list[dict[TopicPartition, list[_Message]]]) -> None:
-        self.fetches = fetches
+    """One partition of ``events`` records, fetched ``size`` at a time from the position."""
+
+    def __init__(self, events: int, size: int = 10) -> None:
+        self.log = [_Message(TOPIC, 0, o, b"k", str(o).encode()) for o in range(events)]
+        self.size = size
+        self.position = 0
+        self.seeks: list[int] = []
         self.commits: list[dict[TopicPartition, int]] = []
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
@@ -51,10 +61,16 @@ class _Consumer:
         return {TopicPartition(TOPIC, 0)}
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, Any]:
-        if self.fetches:
-            return self.fetches.pop(0)
+        fetched = self.log[self.position : self.position + self.size]
+        if fetched:
+            self.position += len(fetched)
+            return {TopicPartition(TOPIC, 0): fetched}
         await asyncio.sleep(timeout_ms / 1000)
         return {}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append(offset)
+        self.position = offset
 
     async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
@@ -62,23 +78,32 @@ class _Consumer:
 
 class _Batch:
     def __init__(self) -> None:
-        self.records = 0
+        self.values: list[bytes] = []
 
     def append(self, key: bytes, value: bytes, timestamp: int) -> object:
-        self.records += 1
+        self.values.append(value)
         return object()
 
     def record_count(self) -> int:
-        return self.records
+        return len(self.values)
 
     def close(self) -> None:
         pass
 
 
 class _Producer:
-    def __init__(self, fail: bool = False) -> None:
+    """Acknowledges every batch but the ``fail``-th ones (counted from 1): they fail with
+    ``error``."""
+
+    def __init__(self, fail: frozenset[int] = frozenset(), error: Exception | None = None) -> None:
         self.fail = fail
-        self.sent = 0
+        self.calls = 0
+        self.error = error or KafkaTimeoutError("no ack")
+        self.delivered: list[int] = []  # the offsets of the events delivered, in order
+
+    @property
+    def sent(self) -> int:
+        return len(self.delivered)
 
     async def start(self) -> None:
         pass
@@ -94,10 +119,11 @@ class _Producer:
 
     async def send_batch(self, batch: _Batch, topic: str, partition: int) -> asyncio.Future[None]:
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.fail:
-            ack.set_exception(KafkaTimeoutError("no ack"))
+        self.calls += 1
+        if self.calls in self.fail:
+            ack.set_exception(self.error)
         else:
-            self.sent += batch.records
+            self.delivered += [int(v) for v in batch.values]
             ack.set_result(None)
         return ack
 
@@ -116,19 +142,17 @@ class _Scorer:
         raise AssertionError(f"nothing should be rejected: {error}")
 
 
-def _fetches(n: int, size: int = 10) -> list[dict[TopicPartition, list[_Message]]]:
-    tp = TopicPartition(TOPIC, 0)
-    return [
-        {tp: [_Message(TOPIC, 0, o, b"k", b"v") for o in range(i * size, (i + 1) * size)]}
-        for i in range(n)
-    ]
-
-
 def _loop(
     consumer: _Consumer, producer: _Producer, commit_every_s: float, commit_idle_s: float = 3600
 ) -> ScoringLoop:
     settings = load_settings(batch_wait_ms=5)
-    loop = ScoringLoop(settings, lambda: (consumer, producer), _Scorer(), lambda: None)  # type: ignore[arg-type]
+    loop = ScoringLoop(
+        settings,
+        lambda: consumer,
+        lambda: producer,
+        _Scorer(),  # type: ignore[arg-type]
+        lambda: None,  # type: ignore[arg-type,return-value]
+    )
     loop.commit_every_s = commit_every_s
     loop.commit_idle_s = commit_idle_s
     return loop
@@ -137,7 +161,7 @@ def _loop(
 async def test_batches_acknowledged_within_the_interval_share_one_commit_and_stop_commits_it() -> (
     None
 ):
-    consumer, producer = _Consumer(_fetches(3)), _Producer()
+    consumer, producer = _Consumer(30), _Producer()
     loop = _loop(consumer, producer, commit_every_s=3600)
     running = asyncio.create_task(loop.run())
     await wait_until_async("three batches acknowledged", lambda: loop.batches == 3, 10, 0.01)
@@ -154,7 +178,7 @@ async def test_batches_acknowledged_within_the_interval_share_one_commit_and_sto
 async def test_acknowledged_offsets_are_committed_without_a_stop(
     every_s: float, idle_s: float
 ) -> None:
-    consumer, producer = _Consumer(_fetches(2)), _Producer()
+    consumer, producer = _Consumer(20), _Producer()
     loop = _loop(consumer, producer, commit_every_s=every_s, commit_idle_s=idle_s)
     running = asyncio.create_task(loop.run())
     try:
@@ -170,9 +194,36 @@ async def test_acknowledged_offsets_are_committed_without_a_stop(
         await running
 
 
-async def test_a_batch_whose_sends_fail_is_never_committed() -> None:
-    consumer, producer = _Consumer(_fetches(1)), _Producer(fail=True)
+async def test_a_batch_whose_sends_fail_for_good_is_never_committed_and_stops_the_loop() -> None:
+    consumer, producer = _Consumer(10), _Producer(frozenset({1}), MessageSizeTooLargeError())
     loop = _loop(consumer, producer, commit_every_s=0.0)
-    with pytest.raises(KafkaTimeoutError):
+    with pytest.raises(MessageSizeTooLargeError):
         await asyncio.wait_for(loop.run(), 10)
     assert consumer.commits == []
+    assert loop.failure is not None
+
+
+@pytest.mark.parametrize(
+    "error", [KafkaTimeoutError(), LeaderNotAvailableError(), NotLeaderForPartitionError()]
+)
+async def test_a_batch_not_delivered_for_a_passing_reason_is_scored_again(
+    error: Exception,
+) -> None:
+    """The second batch's ack fails: the first stays committed, the loop seeks back to the
+    second's first offset and every event is delivered, without a restart."""
+    consumer, producer = _Consumer(40), _Producer(frozenset({2}), error)
+    loop = _loop(consumer, producer, commit_every_s=0.0)
+    running = asyncio.create_task(loop.run())
+    try:
+        await wait_until_async(
+            "every event delivered", lambda: set(producer.delivered) == set(range(40)), 10, 0.01
+        )
+    finally:
+        await loop.stop()
+        await running
+    assert loop.failure is None
+    assert 10 in consumer.seeks  # back to the first event of the batch that failed
+    assert consumer.commits[-1] == {TopicPartition(TOPIC, 0): 40}
+    committed = [c[TopicPartition(TOPIC, 0)] for c in consumer.commits]
+    assert committed == sorted(committed)  # never back, never past an undelivered event
+    assert producer.delivered[:10] == list(range(10))
