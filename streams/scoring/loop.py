@@ -357,6 +357,18 @@ class ScoringLoop:
         for tp, offset in batch.starts.items():
             self._rewind[tp] = min(offset, self._rewind.get(tp, offset))
 
+    async def _fresh_producer(self) -> AIOKafkaProducer:
+        """A started producer, once the cluster answers (a broker may still be down)."""
+        while True:
+            producer = self.make_producer()
+            try:
+                await producer.start()
+                return producer
+            except KafkaError as exc:
+                log.warning("kafka: no producer yet (%s); trying again in 1 s", exc)
+                await producer.stop()
+                await asyncio.sleep(1.0)
+
     async def _rewind_now(self) -> None:
         """After a batch was not delivered: wait for the batches in flight (each marks its
         partitions too), commit what was acknowledged before it, start a fresh producer and
@@ -364,9 +376,11 @@ class ScoringLoop:
         await self._inflight.join()
         await self._commit_ready()
         rewind, self._rewind = self._rewind, {}
-        await self.sender.producer.stop()
-        self.sender.producer = self.make_producer()
-        await self.sender.producer.start()
+        old, self.sender.producer = self.sender.producer, await self._fresh_producer()
+        # Not awaited here: stopping a producer whose batches expired can end in a
+        # CancelledError from its sender task, which would end the loop.
+        retired = asyncio.ensure_future(old.stop())
+        retired.add_done_callback(_retired)
         assigned = self.consumer.assignment()
         for tp, offset in rewind.items():
             if tp in assigned:
@@ -401,6 +415,11 @@ class _InFlight:
     offsets: dict[TopicPartition, OffsetAndMetadata]  # to commit once acknowledged
     starts: dict[TopicPartition, int]  # to score again from when not delivered
     stats: BatchStats
+
+
+def _retired(stopped: asyncio.Future[None]) -> None:
+    if not stopped.cancelled() and stopped.exception() is not None:
+        log.info("kafka: the replaced producer stopped with %r", stopped.exception())
 
 
 def _passes(exc: BaseException) -> bool:

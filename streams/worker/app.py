@@ -201,6 +201,11 @@ def create_app(
     async def score() -> None:
         try:
             await loop.run()
+        except asyncio.CancelledError:
+            if not loop.stopping.is_set():  # not a stop: a client's task ended ours
+                log.error("the scoring loop was cancelled", exc_info=True)
+                exit_for_restart("the scoring loop was cancelled")
+            raise
         finally:
             if loop.failure is not None:  # what was not committed is scored after the restart
                 exit_for_restart(f"a batch could not be delivered ({loop.failure!r})")
