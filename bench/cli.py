@@ -40,9 +40,10 @@ def register(root: click.Group) -> None:
             _bench,
             help="measure throughput, latency, hot swap and memory against baselines",
             description="Start a Kafka broker and Redis of its own, then measure the full path "
-            "(median of 3 runs each) against a hand-written aiokafka+ONNX floor and a naive "
-            "Faust agent in the same run, latency at 25/50/75% of the maximum, a hot swap under "
-            "load, monitoring cost by component and the worker's peak RSS. See bench/README.md.",
+            "(median of 3 runs each) in the same run against a hand-written librdkafka+ONNX "
+            "floor, the relay limit (bytes in, bytes out), Quix Streams and a naive Faust agent, "
+            "all timed by arrival; latency at 25/50/75% of the maximum, a hot swap under load, "
+            "monitoring cost by component and the worker's peak RSS. See bench/README.md.",
             params=[
                 option("--quick", flag=True, help="small counts, one run each (minutes)"),
                 option(

@@ -44,13 +44,16 @@ def no_gc_pauses() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Throughput:
-    events_per_s: float
+    events_per_s: float  # by arrival at the collector
+    by_broker_time_per_s: float  # by the predictions' timestamps: a check on the collector
     predicted: int
     duplicates: int
     peak_rss_mb: float
 
 
-def _extra(kind: str, monitoring: bool) -> dict[str, str]:
+def _extra(world: World, kind: str, monitoring: bool) -> dict[str, str]:
+    if kind == "quix":
+        return {"BENCH_PEER_MODEL": str(world.peer_model())}
     if kind != "driftline":
         return {}
     tuning = os.environ.get("BENCH_WORKER_ENV", "")  # KEY=VALUE,... to try settings
@@ -71,7 +74,7 @@ def throughput(
     topics = world.topics()
     events = event_payloads(world.rows, prefix="t", n=n, partitions=PARTITIONS)
     asyncio.run(preload(world.bootstrap, topics["events"], events))
-    env = world.env(topics, **_extra(kind, monitoring))
+    env = world.env(topics, **_extra(world, kind, monitoring))
     log = world.root / "logs" / f"{kind}-{topics['events']}.log"
 
     async def drain(pid: int) -> tuple[bool, float, Collected]:
@@ -87,7 +90,13 @@ def throughput(
     if not done:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise BenchError(f"{kind}: {seen.unique} of {n} predicted in {timeout_s} s\n{tail}")
-    return Throughput(rate_from_timestamps(seen.broker_ms), seen.unique, seen.duplicates, rss)
+    return Throughput(
+        rate_from_timestamps(list(seen.arrived.values())),
+        rate_from_timestamps([ms / 1000 for ms in seen.broker_ms]),
+        seen.unique,
+        seen.duplicates,
+        rss,
+    )
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ def latency(
             await col.wait_for(n + len(warm) + len(steady), timeout_s)
             return sent, dict(col.seen.arrived), elapsed
 
-    with running(kind, world.env(topics, **_extra(kind, True)), log) as proc, no_gc_pauses():
+    with running(kind, world.env(topics, **_extra(world, kind, True)), log) as proc, no_gc_pauses():
         wait_alive(proc, 0.5)
         sent, arrived, elapsed = asyncio.run(offer())
     lat = np.array([(arrived[k] - t) * 1000.0 for k, t in sent.items() if k in arrived])

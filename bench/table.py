@@ -6,10 +6,12 @@ from typing import Any
 
 _NAMES = {
     "throughput_monitoring_on": "full path, monitoring on (events/s)",
-    "ratio_vs_floor": "  ÷ floor (aiokafka + one ONNX call per batch)",
+    "ratio_vs_floor": "  ÷ floor (librdkafka loop, one ONNX call per batch)",
+    "ratio_vs_quix": "  ÷ Quix Streams (per-event apply, its defaults)",
     "ratio_vs_naive": "  ÷ naive (Faust, predict_proba per event, awaited send)",
-    "p99_ms_at_50": "p99 latency at 50% load (ms)",
     "p50_ms_at_50": "p50 latency at 50% load (ms)",
+    "p99_ms_at_50": "p99 latency at 50% load (ms)",
+    "p99_ms_at_75": "p99 latency at 75% load (ms)",
     "monitoring_cost_fraction": "throughput lost to monitoring (median of the rounds)",
     "swap_gap_ms": "largest gap during a promotion, worst run (ms)",
     "swap_lost": "events lost during a promotion",
@@ -35,16 +37,25 @@ def render(report: dict[str, Any]) -> str:
         f"runs per figure: {report['plan']['runs']} (median; events lost: total over the runs)",
         "",
     ]
-    lines.append(f"{'throughput':<44} {'events/s':>10} {'peak RSS MiB':>13}")
+    lines.append(
+        f"{'throughput, by arrival':<46} {'events/s':>10} {'by broker ts':>13} {'RSS MiB':>8}"
+    )
     for key, label in (
         ("driftline_monitoring_on", "Driftline, monitoring on"),
         ("driftline_monitoring_off", "Driftline, monitoring off"),
-        ("floor", "floor: aiokafka + onnxruntime"),
+        ("floor", "floor: librdkafka loop + onnxruntime per batch"),
+        ("relay", "relay: librdkafka, bytes in -> bytes out"),
+        ("quix", "Quix Streams: per-event apply + onnxruntime"),
         ("naive", "naive: Faust + predict_proba per event"),
     ):
         lines.append(
-            f"{label:<44} {_num(f[key]['events_per_s']):>10} {_num(f[key]['peak_rss_mb']):>13}"
+            f"{label:<46} {_num(f[key]['events_per_s']):>10} "
+            f"{_num(f[key]['by_broker_time_per_s']):>13} {_num(f[key]['peak_rss_mb']):>8}"
         )
+    lines += ["", f"{'ratio of throughputs':<58} {'x':>10}"]
+    for name, ratio in report["ratios"].items():
+        if " / " in name:
+            lines.append(f"{name:<58} {_num(ratio):>10}")
     lines += [
         "",
         f"{'latency (monitoring on)':<28} {'offered/s':>10} {'p50 ms':>8} {'p95 ms':>8} "

@@ -18,6 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
+from bench.peers import quix_command
 from models.data import synthetic
 from models.registry import Registry
 from models.workflow import TrainOptions, train
@@ -40,7 +43,7 @@ _SETTING = {
 }
 
 # Which program scores for each contender.
-KINDS = ("driftline", "floor", "naive")
+KINDS = ("driftline", "floor", "relay", "quix", "naive")
 
 
 @dataclass
@@ -60,6 +63,25 @@ class World:
     def train_version(self, seed: int) -> str:
         """Train and register one more version of the benchmark model; return it."""
         return register_model(self.registry, self.model, seed)
+
+    def peer_model(self) -> Path:
+        """The champion for a peer that cannot read the registry: its verified ONNX file and
+        a description of its interface (numeric features only, as the benchmark model's)."""
+        loaded = self.registry.load(f"{self.model}@champion")
+        card = loaded.card
+        (feed,) = card.onnx.inputs  # one numeric input: the benchmark model has no categories
+        folder = self.root / "peer-model" / card.version
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.onnx").write_bytes(loaded.payload)
+        spec = {
+            "onnx": str(folder / "model.onnx"),
+            "input": feed.name,
+            "features": list(feed.columns),
+            "output": card.onnx.output_probability,
+            "version": card.version,
+        }
+        (folder / "model.json").write_bytes(orjson.dumps(spec))
+        return folder / "model.json"
 
     def topics(self) -> dict[str, str]:
         """Fresh topic names for one run, created with the benchmark's partitions."""
@@ -117,6 +139,10 @@ def command(kind: str) -> list[str]:
         return [sys.executable, "-m", "streams.cli", "worker"]
     if kind in ("floor", "naive"):
         return [sys.executable, "-m", f"bench.{kind}"]
+    if kind == "relay":
+        return [sys.executable, "-m", "bench.floor", "--relay"]
+    if kind == "quix":
+        return quix_command()
     raise ValueError(f"unknown contender {kind!r}; choose one of {', '.join(KINDS)}")
 
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from bench.components import CHALLENGER_ALONE, MALFORMED, MONITORS_ALONE, ONNX_ALONE
-from bench.harness import TARGETS, medians, monitoring_cost_fraction, run
+from bench.harness import BASELINES, TARGETS, medians, monitoring_cost_fraction, run
 from bench.table import render
 from streams.cli.main import main
 from tests.conftest import Endpoints
@@ -27,9 +27,16 @@ def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) ->
         quick=True, say=lines.append, keep=tmp_path, endpoints=(services.kafka, services.redis)
     )
     f = report["figures"]
-    for contender in ("driftline_monitoring_on", "driftline_monitoring_off", "floor", "naive"):
+    contenders = ("driftline_monitoring_on", "driftline_monitoring_off", *BASELINES)
+    for contender in contenders:
         assert f[contender]["events_per_s"] > 0, contender
+        assert f[contender]["by_broker_time_per_s"] > 0, contender
         assert 0 < f[contender]["peak_rss_mb"] < 4096, contender
+    for baseline in BASELINES:  # every ratio is printed
+        ratio = report["ratios"][f"driftline_monitoring_on / {baseline}"]
+        assert ratio == pytest.approx(
+            f["driftline_monitoring_on"]["events_per_s"] / f[baseline]["events_per_s"]
+        )
     for share in ("25", "50", "75"):
         lat = f["latency"][share]
         assert lat["lost"] == 0
@@ -53,6 +60,7 @@ def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) ->
     assert report["machine"]["cpus"] >= 1 and report["machine"]["kafka"]
     table = render(report)
     assert "Driftline, monitoring on" in table and "largest gap" in table
+    assert "Quix Streams" in table and "driftline_monitoring_on / relay" in table
     assert table.count("\n") > 20
     assert any("run 1/1" in line for line in lines)
     assert any("warm-up drain" in line for line in lines)
