@@ -33,9 +33,10 @@ class App(faust.App):
         return DurableProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
-def faust_app(settings: Settings, bootstrap: str, app_id: str) -> App:
+def faust_app(settings: Settings, bootstrap: str, app_id: str, start: str = "earliest") -> App:
     """A Faust app as Driftline runs them: raw bytes in and out, offsets committed every
-    second, no web server, data under the data dir. ``app_id`` is the consumer group."""
+    second, no web server, data under the data dir. ``app_id`` is the consumer group, and
+    ``start`` where it begins on a topic it has no committed offset for."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     return App(
         app_id,
@@ -45,7 +46,7 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str) -> App:
         key_serializer="raw",
         web_enabled=False,
         store="memory://",
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=start,
         topic_partitions=settings.topic_partitions,
         # Faust's own topics (its leader topic) as durable as ours: the command line resolves
         # the plan's factor for the cluster before it builds an app.

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from models.gate_config import GateConfig
@@ -26,7 +26,8 @@ from monitoring.config import MonitorConfig
 from monitoring.retrain_policy import RetrainPolicy
 from monitoring.sequential import PairedMSPRT
 from streams.config.sections import section
-from streams.config.topics import Retention
+from streams.config.topics import TOPIC_KINDS, Retention, name_problem, resolved_name
+from streams.errors import ConfigError
 
 ENV_PREFIX = "DRIFTLINE_"
 MASK = "**********"
@@ -178,6 +179,13 @@ class Settings(BaseSettings):
 
     # Worker.
     model: str | None = Field(default=None, description="Model name the worker serves.")
+    start_offset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a model's first worker starts on a topic that already holds "
+        "messages: earliest scores (and labels) everything kept, so nothing produced before "
+        "the model's workers started is lost; latest only what comes next (for a topic "
+        "shared with other models, whose history is not this model's).",
+    )
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=20, ge=0, le=60_000)
     max_inflight_batches: int = Field(
@@ -288,6 +296,40 @@ class Settings(BaseSettings):
         "loop stops (the watchdog must restart the worker); 0: never.",
     )
 
+    # The topic names as configured, before for_model resolved {model} in them.
+    _topic_templates: dict[str, str] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _topic_names_are_valid(self) -> Settings:
+        for kind in TOPIC_KINDS:
+            if problem := name_problem(kind, getattr(self, f"topic_{kind}")):
+                raise ValueError(f"{env_name(f'topic_{kind}')}: {problem}")
+        return self
+
+    def for_model(self, model: str) -> Settings:
+        """These settings for a worker of ``model``: ``{model}`` in topic names resolved.
+
+        Settings already resolved for one model resolve again from the names as configured.
+
+        Examples
+        --------
+        >>> s = Settings(topic_events="{model}.events").for_model("credit")
+        >>> s.model, s.topic_events, s.topic_alerts, s.for_model("fraud").topic_events
+        ('credit', 'credit.events', 'drift-alerts', 'fraud.events')
+        """
+        templates = self._topic_templates or {
+            kind: getattr(self, f"topic_{kind}") for kind in TOPIC_KINDS
+        }
+        try:
+            names = {f"topic_{k}": resolved_name(t, model) for k, t in templates.items()}
+        except ValueError as exc:
+            raise ConfigError(
+                f"{exc}: choose a model name of letters, digits, '.', '_', '-'"
+            ) from exc
+        resolved = self.model_copy(update={"model": model, **names})
+        resolved._topic_templates = templates
+        return resolved
+
     @model_validator(mode="after")
     def _insync_fits_the_replicas(self) -> Settings:
         factor, insync = self.topic_replication_factor, self.topic_min_insync_replicas
@@ -374,14 +416,21 @@ def explain(exc: ValidationError | SettingsError) -> str:
         name = env_name(found.group(1)) if found else "a DRIFTLINE_* variable"
         return f"{name} is not valid JSON: {exc.__cause__ or exc}"
     first = exc.errors()[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule across fields, whose message names its variables
+        return message
     field, *inner = (str(p) for p in first["loc"])
     where = env_name(field) + "".join(f".{p}" for p in inner)
-    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+    return f"{where}: {message}"
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment, with explicit ``overrides`` taking precedence."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Read settings from the environment, with explicit ``overrides`` taking precedence.
+
+    With a model (given or from ``DRIFTLINE_MODEL``), the topic names are that model's.
+    """
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return settings.for_model(settings.model) if settings.model else settings
 
 
 __all__ = [
