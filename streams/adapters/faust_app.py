@@ -61,14 +61,15 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str, start: str = "ear
     )
 
 
-def faust_worker(app: faust.App, log_level: str) -> faust.Worker:
-    """The Faust worker that runs ``app`` (``execute_from_commandline``), at ``log_level``.
+def faust_worker(app: faust.App, log_level: str, *more: faust.App) -> faust.Worker:
+    """The Faust worker that runs ``app`` and ``more`` apps (``execute_from_commandline``),
+    at ``log_level``. Each app is a service of the worker: started, run and stopped with it.
 
     Faust's terminal spinner is off: at WARNING and above it sets the root logger to DEBUG
     (its handler spins on every record), so every debug line of aiokafka built a log record
     on the hot path, 2 % of a busy worker's time, for a spinner nobody sees in a log file.
     """
-    worker = faust.Worker(app, loglevel=log_level.lower(), quiet=True)
+    worker = faust.Worker(app, *more, loglevel=log_level.lower(), quiet=True)
     worker.spinner = None
     return worker
 

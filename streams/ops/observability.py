@@ -261,6 +261,49 @@ class WorkerMetrics:
         return names
 
 
+class _Merged(Collector):
+    """The families of several registries as one: the same family's samples together, and a
+    sample that several give (the process's own metrics, in each model's registry) once."""
+
+    def __init__(self, registries: Sequence[CollectorRegistry]) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterable[Metric]:
+        merged: dict[str, Metric] = {}
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        for registry in self.registries:
+            for family in registry.collect():
+                into = merged.get(family.name)
+                if into is None:
+                    into = merged[family.name] = Metric(
+                        family.name, family.documentation, family.type, family.unit
+                    )
+                for sample in family.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    if key not in seen:
+                        seen.add(key)
+                        into.samples.append(sample)
+        return merged.values()
+
+
+def render_all(metrics: Sequence[WorkerMetrics]) -> bytes:
+    """The Prometheus text exposition of the metrics of every model a worker serves.
+
+    Examples
+    --------
+    >>> text = render_all([WorkerMetrics("a"), WorkerMetrics("b")]).decode()
+    >>> [line for line in text.splitlines() if line.startswith("driftline_batches_total")]
+    ['driftline_batches_total{model="a"} 0.0', 'driftline_batches_total{model="b"} 0.0']
+    >>> text.count("# TYPE driftline_batches_total counter"), text.count("# TYPE process_cpu")
+    (1, 1)
+    """
+    if len(metrics) == 1:
+        return metrics[0].render()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged([m.registry for m in metrics]))
+    return generate_latest(registry)
+
+
 def series_names() -> set[str]:
     """Every ``driftline_*`` series name a worker can export."""
     return WorkerMetrics("any").series_names()
@@ -271,5 +314,6 @@ __all__ = [
     "BulkHistogram",
     "Probe",
     "WorkerMetrics",
+    "render_all",
     "series_names",
 ]

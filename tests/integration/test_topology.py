@@ -1,8 +1,9 @@
 """Several models on one cluster: ``{model}`` topic names and labels routed by their model.
 
-Two models with different features (Agrawal's nine and SEA's three) each read their own
-``{model}.events`` and write their own predictions, while labels share one topic and name
-their model: a model's label join holds only its own labels.
+One worker process serves two models with different features (Agrawal's nine and SEA's
+three): each reads its own ``{model}.events`` and writes its own predictions, a bad event of
+one never touches the other, and labels share one topic and name their model: a model's
+label join holds only its own labels.
 """
 
 from __future__ import annotations
@@ -63,23 +64,31 @@ def test_two_models_on_their_own_topics_and_labels_reach_only_their_model(
 
     credit_events = agrawal_events(N, prefix=f"c{unique}-")
     sea_events = _sea_events(N, prefix=f"s{unique}-")
-    with Workers(dep) as a, Workers(dep, env={"DRIFTLINE_MODEL": sea}) as b:
-        a.start("credit")
-        b.start("sea")
-        a.ready("credit")
-        b.ready("sea")
-        for model, events in ((credit, credit_events), (sea, sea_events)):
+    with Workers(dep) as workers:
+        workers.start("worker", "worker", "--model", credit, "--model", sea)
+
+        def both_ready() -> bool:
+            doc = workers.health("worker") or {}
+            return bool(doc.get("ready")) and sorted(doc.get("models", {})) == sorted([credit, sea])
+
+        wait_for("both models scoring", both_ready, 120, 0.2, lambda: workers.log("worker"))
+        bad = [{"event_id": f"bad{unique}", "features": {"no such feature": 1.0}}]
+        for model, events in ((credit, bad + credit_events), (sea, sea_events)):
             asyncio.run(produce(services.kafka, f"{model}.events", events))
-        for model, events, proc in ((credit, credit_events, a), (sea, sea_events, b)):
+        for model, events in ((credit, credit_events), (sea, sea_events)):
             predictions = asyncio.run(
                 collect(services.kafka, f"{model}.predictions", len(events), timeout_s=120)
             )
             assert {p["event_id"] for p in predictions} == {e["event_id"] for e in events}, (
-                proc.full_log(model.split("-")[0])
+                workers.log("worker")
             )
             assert {p["model"] for p in predictions} == {model}
-            dead = asyncio.run(end_offsets(services.kafka, f"{model}.dlq"))
-            assert sum(dead.values()) == 0, f"{model} dead-lettered events of its own topic"
+        dead = {m: asyncio.run(end_offsets(services.kafka, f"{m}.dlq")) for m in (credit, sea)}
+        # credit's bad event went to credit's dead letters; sea saw nothing of it
+        assert (sum(dead[credit].values()), sum(dead[sea].values())) == (1, 0), dead
+        metrics = workers.metrics("worker")
+        for model in (credit, sea):
+            assert f'driftline_predictions_total{{model="{model}"}} {float(N)}' in metrics
 
         # one labels topic for both; each label names its model. Labels of events that no
         # model scored (for sea) must wait in sea's join only.
@@ -91,8 +100,9 @@ def test_two_models_on_their_own_topics_and_labels_reach_only_their_model(
         def joined(model: str, n: int) -> bool:
             return asyncio.run(_join_stats(services.redis, model))["joined"] >= n
 
-        wait_for("credit's labels", lambda: joined(credit, N), 120, 0.5, lambda: a.log("credit"))
-        wait_for("sea's labels", lambda: joined(sea, N), 120, 0.5, lambda: b.log("sea"))
+        log = lambda: workers.log("worker")  # noqa: E731
+        wait_for("credit's labels", lambda: joined(credit, N), 120, 0.5, log)
+        wait_for("sea's labels", lambda: joined(sea, N), 120, 0.5, log)
         wait_for(
             "sea's orphan labels waiting",
             lambda: asyncio.run(_join_stats(services.redis, sea))["pending_labels"] == 50,
