@@ -39,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitoring.findings import FINDING_KINDS
 from streams.ops.quality_metrics import counter_family, gauge_family, monitor_families
 from streams.scoring.loop import BatchStats
 
@@ -215,6 +216,11 @@ class WorkerMetrics:
             ["model", "kind"],
             registry=reg,
         )
+        # Every kind from 0: a counter that appears at 1 with its first alert has no
+        # increase in Prometheus (no earlier sample), and the dashboard's alert panels and
+        # annotations, built on increase(), would never show that alert.
+        for kind in FINDING_KINDS:
+            self.alerts.labels(model, kind)
         self.latency = BulkHistogram(
             "driftline_event_latency_seconds",
             "End-to-end latency of each prediction: event produced -> scored.",
