@@ -80,12 +80,17 @@ def sql_engine(db: str, **options: Any) -> Engine:
     url = sql_url(db)
     try:
         return sa.create_engine(url, **options)
+    except NoSuchModuleError as exc:
+        raise ConfigError(
+            f"{redacted(db)}: SQLAlchemy knows no such database kind ({exc}); expected "
+            "postgresql://user@host/db, sqlite:///path or a SQLite file path"
+        ) from None
     except ArgumentError as exc:
         raise ConfigError(
             f"{db!r} is not a database URL: expected dialect[+driver]://user@host/db "
             f"(e.g. postgresql://user@host/db) or a SQLite file path ({exc})"
         ) from None
-    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+    except ModuleNotFoundError as exc:
         raise ConfigError(
             f"{redacted(db)}: no driver for this database ({exc}); for PostgreSQL install "
             "the postgres extra: pip install 'driftline[postgres]'"
