@@ -119,7 +119,7 @@ def _reason(exc: SQLAlchemyError) -> str:
 
 
 def read_query(
-    db: str, query: str, params: Mapping[str, Any] | None = None
+    db: str, query: str, params: Mapping[str, Any] | None = None, *, allow_empty: bool = False
 ) -> tuple[Table, QueryInfo]:
     """Run ``query`` on ``db`` and return its rows, and what the model card records of it.
 
@@ -131,7 +131,9 @@ def read_query(
         One statement that returns rows (a ``SELECT``). It runs in a transaction that is
         rolled back: it reads, and whatever else it does is undone.
     params
-        Values of its named parameters (``:name``), if it has any.
+        Values of its named parameters (``:name``); those it does not use are ignored.
+    allow_empty
+        Return an empty table rather than raise when the query returns no rows.
 
     Returns
     -------
@@ -144,8 +146,8 @@ def read_query(
     ConfigError
         A bad URL or a missing driver.
     DataError
-        The database cannot be reached, the query fails, returns no rows or returns
-        duplicate column names.
+        The database cannot be reached, the query fails, returns no rows (unless
+        ``allow_empty``) or returns duplicate column names.
     """
     src = redacted(db)
     if not query.strip():
@@ -182,7 +184,7 @@ def read_query(
             "name them apart with AS",
             source=src,
         )
-    if not rows:
+    if not rows and not allow_empty:
         raise DataError(
             f"{src}: the query returned no rows (columns: {', '.join(columns)})", source=src
         )
