@@ -256,6 +256,8 @@ class Retrainer:
         """Step the stage of every registered model once."""
         for model in self.registry.names():
             await self.stages.step(model)
+        if self.lifecycle.sql is not None:
+            await self.lifecycle.sql.flush()
 
     # -- the Faust app ------------------------------------------------------------------
     @cached_property
@@ -305,6 +307,8 @@ class Retrainer:
             # Faust waited for the request in hand to be acked; a round of steps ends too,
             # and nothing starts after it (the lock is never released).
             await self.busy.acquire()
+            if self.lifecycle.sql is not None:
+                await self.lifecycle.sql.aclose()
             await self.redis.aclose()
 
         app.on_before_shutdown.connect(finish)
