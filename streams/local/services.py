@@ -37,7 +37,7 @@ from streams.local.kafka_jars import JarCache, default_jars_dir, is_complete
 
 # ``kafka_version`` and ``_start_time`` are re-exported: the tests import them from here.
 from streams.local.kafka_jars import kafka_version as kafka_version
-from streams.local.postgres_process import postgres_healthy, start_postgres
+from streams.local.postgres_process import find_postgres, postgres_healthy, start_postgres
 from streams.local.processes import ServiceRecord, free_port, freeze, stop, tail
 from streams.local.processes import _start_time as _start_time
 from streams.local.redis_cluster import cluster_ok, form_cluster, node_roles, start_redis_cluster
@@ -257,7 +257,8 @@ class LocalServices:
 
     # -- where things come from ---------------------------------------------------------
     def doctor(self) -> dict[str, dict[str, Any]]:
-        """Say, for Kafka, Java and Redis, where each comes from: source, version and path.
+        """Say, for Kafka, Java, Redis and PostgreSQL, where each comes from: source, version
+        and path.
 
         Nothing is started or downloaded. A service configured by its endpoint is
         ``external``; a program that cannot be found says how to get one.
@@ -287,6 +288,11 @@ class LocalServices:
                 report[name] = {"source": "missing", "error": str(exc)}
                 continue
             report[name] = {"source": found.source, "version": found.version, "path": found.path}
+        try:  # for the SQL features' tests (postgres_up), never started by `up`
+            pg = find_postgres()
+            report["postgres"] = {"source": pg.source, "version": pg.version, "path": pg.path}
+        except ServiceError as exc:
+            report["postgres"] = {"source": "missing", "error": str(exc)}
         return report
 
     # -- status / down ------------------------------------------------------------------
