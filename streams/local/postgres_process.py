@@ -130,7 +130,19 @@ def start_postgres(
             shutil.chown(pgdata.parent, user)
         init = [str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres"]
         init += ["--auth=trust", "--encoding=UTF8", "--no-sync"]
-        done = subprocess.run(init, capture_output=True, text=True, user=user, cwd=pgdata.parent)
+        try:
+            done = subprocess.run(
+                init, capture_output=True, text=True, user=user, cwd=pgdata.parent
+            )
+        except PermissionError:
+            # run as `nobody`, the programs must be reachable by others: a venv under /root
+            # (mode 0700) is not
+            raise ServiceError(
+                "postgres",
+                f"{user} cannot run {bindir / 'initdb'} (PostgreSQL refuses root, so root "
+                f"starts it as {user}): make the folders above it searchable by others "
+                "(chmod o+x), or run the tests as another user",
+            ) from None
         if done.returncode != 0:
             raise ServiceError("postgres", f"initdb failed: {(done.stderr or done.stdout).strip()}")
     port = port or free_port()
