@@ -216,6 +216,15 @@ class QueryInfo(_Frozen):
     ``database`` is the database URL with any password masked; ``sha256`` is the sha256 of
     the result's canonical bytes (:meth:`models.table.Table.canonical`): the same query on
     the same data gives the same fingerprint, in the same row order.
+
+    Examples
+    --------
+    >>> from models.table import Table
+    >>> rows = Table(("x", "y"), ((0.5, 1), (1.5, 0)))
+    >>> info = QueryInfo(database="sqlite:///d.db", query="SELECT x, y FROM t", rows=len(rows),
+    ...                  sha256=rows.sha256())
+    >>> info.rows, len(info.sha256)
+    (2, 64)
     """
 
     database: str
