@@ -38,6 +38,7 @@ BrokerKind = Literal["kafka", "tansu"]
 ServicesFrom = Literal["auto", "packages"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+_URLS = ("redis_url", "retrain_db", "history_db")  # may hold a password: shown masked
 
 
 class Settings(BaseSettings):
@@ -228,6 +229,14 @@ class Settings(BaseSettings):
         ge=10,
         description="History points kept per model (2,880 at 30 s is one day).",
     )
+    history_db: str | None = Field(
+        default=None,
+        description="Also write history points, alerts and version events to this SQL "
+        "database (docs/sql-history.md), in batches; off when unset.",
+    )
+    history_flush_s: float = Field(
+        default=5.0, gt=0, le=3600, description="How long rows wait for their SQL batch."
+    )
     join_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a label may lag.")
     join_max_items: int = Field(default=1_000_000, ge=1)
     alert_cooldown_s: float = Field(default=300.0, ge=0)
@@ -259,6 +268,14 @@ class Settings(BaseSettings):
     )
     retrain_min_rows: int = Field(default=500, ge=50)
     retrain_holdout: float = Field(default=0.25, gt=0, lt=0.9)
+    retrain_db: str | None = Field(
+        default=None, description="Database of retrain_sql: a SQLAlchemy URL or SQLite file path."
+    )
+    retrain_sql: str | None = Field(
+        default=None,
+        description="A SELECT giving the training window instead of Redis: the model's feature "
+        "and target columns, oldest rows first; :model and :since (UNIX s) are bound.",
+    )
     watch_s: float = Field(
         default=600.0, gt=0, description="Auto-rollback watch after a promotion."
     )
@@ -354,10 +371,19 @@ class Settings(BaseSettings):
             raise ValueError(f"a Kafka TLS key needs {env_name('kafka_ssl_certfile')}")
         return self
 
+    @model_validator(mode="after")
+    def _sql_window_is_complete(self) -> Settings:
+        if bool(self.retrain_sql) != bool(self.retrain_db):
+            raise ValueError(
+                f"{env_name('retrain_sql')} and {env_name('retrain_db')} go together: the "
+                "query of the training window and the database it runs on"
+            )
+        return self
+
     def masked(self) -> dict[str, Any]:
         """Return the settings as plain JSON-ready values with every secret masked.
 
-        A password written into ``redis_url`` is masked too.
+        A password written into a URL (Redis, the SQL databases) is masked too.
         """
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
@@ -372,7 +398,7 @@ class Settings(BaseSettings):
                 out[name] = value.model_dump()
             elif isinstance(value, Mapping):
                 out[name] = dict(value)
-            elif name == "redis_url" and value:
+            elif name in _URLS and value:
                 out[name] = redact_url(value)
             else:
                 out[name] = value
@@ -380,7 +406,7 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
-            if name == "redis_url" and isinstance(value, str):
+            if name in _URLS and isinstance(value, str):
                 value = redact_url(value)
             yield name, value
 
