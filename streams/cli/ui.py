@@ -7,7 +7,7 @@ import click
 from streams.cli.options import Args, command, option
 from streams.config.settings import env_name, load_settings
 from streams.local.services import LocalServices
-from streams.ui import serve
+from streams.ui import bind, serve
 
 
 def ui_command(args: Args) -> int:
@@ -18,7 +18,13 @@ def ui_command(args: Args) -> int:
         ui_host=args.host,
         ui_port=args.port,
     )
-    return serve(settings, LocalServices(settings).redis_url(), settings.ui_host, settings.ui_port)
+    sock = bind(settings.ui_host, settings.ui_port)  # a taken address is said first
+    try:
+        redis_url = LocalServices(settings).redis_url()
+    except BaseException:
+        sock.close()
+        raise
+    return serve(settings, redis_url, sock)
 
 
 def register(root: click.Group) -> None:

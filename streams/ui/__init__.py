@@ -8,6 +8,6 @@ the browser as server-sent events (:mod:`streams.ui.feed`). Every asset is serve
 """
 
 from streams.ui.app import Console, build_app
-from streams.ui.server import serve
+from streams.ui.server import bind, serve
 
-__all__ = ["Console", "build_app", "serve"]
+__all__ = ["Console", "bind", "build_app", "serve"]

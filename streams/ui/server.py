@@ -53,9 +53,9 @@ def console_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(settings: Settings, redis_url: str, host: str, port: int) -> int:
-    """Serve the console until interrupted; return the exit code."""
-    sock = bind(host, port)
+def serve(settings: Settings, redis_url: str, sock: socket.socket) -> int:
+    """Serve the console on ``sock`` (from :func:`bind`) until interrupted; return the exit
+    code."""
     client = sync_redis(redis_url, settings, socket_timeout=5.0, socket_connect_timeout=5.0)
     # a feed's read blocks up to BLOCK_MS: its socket must wait longer than that
     feed = async_redis(redis_url, settings, socket_timeout=BLOCK_MS / 1000 + 10.0)
@@ -72,8 +72,12 @@ def serve(settings: Settings, redis_url: str, host: str, port: int) -> int:
     where = console_url(sock)
     guarded = " (token required)" if token else ""
     print(f"driftline console at {where}{guarded}; read-only; Ctrl-C stops it", flush=True)
-    if host not in ("127.0.0.1", "::1", "localhost") and not token:
-        log.warning("the console listens on %s without DRIFTLINE_UI_TOKEN", host)
+    if not token and sock.getsockname()[0] not in ("127.0.0.1", "::1"):
+        log.warning(
+            "the console listens beyond loopback on %s without a token (%s)",
+            where,
+            env_name("ui_token"),
+        )
     try:
         asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
     finally:

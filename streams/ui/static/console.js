@@ -266,14 +266,20 @@ function renderDetail() {
   const stage = d.stage && d.stage.phase ? ` · stage: ${d.stage.phase}` +
     (d.stage.version ? ` v${d.stage.version}` : "") : "";
   const h = d.health;
-  const counters = h ? `${h.events} events · ${h.labels} labels · monitors of v${h.version}` +
-    ` on ${h.worker || "?"} at ${when(h.at)}` : "no monitoring data yet";
+  const last = d.points.length ? d.points[d.points.length - 1] : null;
+  const serving = last && last.champion ? ` · serving v${last.champion}` : "";
+  const counters = h ? `${h.events} events · ${h.labels} labels${serving} · monitors on ` +
+    `${h.worker || "?"} at ${when(h.at)}` : "no monitoring data yet";
   const active = (h && h.active) || [];
   const findings = active.length ? table(
     ["kind", "version", "feature", "detector", "statistic", "threshold"],
     active.map((f) => [f.kind, `v${(f.details || {}).version || "?"}`, f.feature || "",
       f.detector, num(f.statistic), num(f.threshold)]))
     : el("p", { class: "meta", text: "No active finding." });
+  const changes = d.changes.length ? table(["time", "action", "version", "previous", "reason"],
+    [...d.changes].reverse().map((c) => [new Date(c.at * 1000).toLocaleString(), c.action,
+      `v${c.version}`, c.previous ? `v${c.previous}` : "", c.reason || ""]))
+    : el("p", { class: "meta", text: "No promotion or rollback yet." });
   const records = d.records.length ? table(["time", "kind", "version", "detail"],
     d.records.map((r) => [r.at ? new Date(r.at).toLocaleString() : "", r.kind,
       r.version ? `v${r.version}` : "", describe(r)]))
@@ -291,6 +297,7 @@ function renderDetail() {
     el("p", { class: "meta", text: `${d.points.length} monitoring points; dashed lines: ` +
       "promotions (green) and rollbacks (orange); red ticks: alerts" }),
     charts(d),
+    el("h3", { text: `Version changes (${d.changes.length})` }), changes,
     el("h3", { text: "Retrain, gates, shadow and promotion history" }), records);
 }
 
