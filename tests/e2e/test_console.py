@@ -21,7 +21,7 @@ from models.data import synthetic
 from streams.contracts.names import ALERTS_KEY, history_key
 from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.console import chromium, start_console
+from tests.console import chromium, chromium_path, start_console
 from tests.kit import Background, Deployment, Workers, agrawal_events
 from tests.waiting import wait_until
 
@@ -43,6 +43,7 @@ def _drawn(page: Page) -> dict[str, int]:
 def test_console_shows_a_live_model_its_drift_alert_and_a_promotion(
     services: Endpoints, unique: str, tmp_path: Path
 ) -> None:
+    chromium_path()  # none: the run ends here, saying how to get one
     dep = Deployment.up(
         services,
         unique,
