@@ -8,6 +8,7 @@
 ``GET /api/alerts?model=&kind=&count=``  the newest alerts, filtered
 ``GET /api/alerts/stream?model=&kind=``  the live feed (server-sent events)
 ``GET /report/{name}``                 the model's full HTML report, made now
+``GET /favicon.ico``                   the icon (asked for by the report's page)
 =====================================  =============================================
 
 The console is read-only: any other method than GET and HEAD is refused (405). With a token
@@ -155,6 +156,10 @@ def build_app(console: Console, token: str | None = None) -> ASGIApp:
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
+    async def icon(request: Request) -> Response:
+        # asked for by every page without an icon of its own (the report's)
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     async def models(request: Request) -> Response:
         found = await read(data.overview, console.registry, console.client)
         return found if isinstance(found, Response) else JSONResponse(found)
@@ -200,6 +205,7 @@ def build_app(console: Console, token: str | None = None) -> ASGIApp:
 
     routes = [
         Route("/", index),
+        Route("/favicon.ico", icon),
         Route("/api/models", models),
         Route("/api/models/{name}", model),
         Route("/api/alerts", alerts),

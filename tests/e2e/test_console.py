@@ -144,6 +144,15 @@ def test_console_shows_a_live_model_its_drift_alert_and_a_promotion(
                 page.wait_for_selector(marked, state="attached", timeout=30_000)
                 page.screenshot(path=str(tmp_path / "console-3-promotion.png"), full_page=True)
 
+                # the full report, made now, opens under the same policy without an error
+                with page.expect_popup() as popup:
+                    page.click("main .head a")
+                report = popup.value
+                report.on("console", on_console)
+                report.wait_for_selector("h2#live", timeout=60_000)
+                assert report.title() == f"Driftline report: {dep.model}"
+                assert report.locator("img").count() > 0, "its plots are inline"
+
                 assert worker.poll() is None, workers.log("worker")
                 assert errors == [], errors
     finally:

@@ -25,6 +25,9 @@ from models.registry import Registry
 from models.workflow import TrainOptions, train
 from streams.adapters.redis_alerts import RedisAlertSink
 from streams.adapters.redis_client import async_redis
+from streams.config.settings import load_settings
+from streams.control.lifecycle import Lifecycle
+from streams.scoring.routing import Routing, save_routing
 from tests.conftest import Endpoints
 from tests.waiting import wait_until
 
@@ -35,8 +38,8 @@ TOKEN = "s3cret-token"
 class Console:
     """A running ``driftline ui``: where it listens, and plain HTTP requests to it."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, registry: Path) -> None:
+        self.host, self.port, self.registry = host, port, registry
 
     def get(
         self, path: str, method: str = "GET", headers: dict[str, str] | None = None
@@ -82,6 +85,16 @@ class Feed:
         self.conn.close()
 
 
+async def _record(redis_url: str, registry: Path, model: str) -> None:
+    """Two decisions of the retrainer, recorded as it records them."""
+    lifecycle = Lifecycle(load_settings(registry=registry), redis_url)
+    try:
+        await lifecycle.record(model, "gates", version="1", passed=True)
+        await lifecycle.record(model, "promote", version="1", reason="sequential test")
+    finally:
+        await lifecycle.redis.aclose()
+
+
 def _register(root: Path, model: str) -> Registry:
     registry = Registry(root / "registry")
     ds = synthetic("agrawal", rows=800, seed=1)
@@ -117,7 +130,7 @@ def console(
             return URL_LINE.search(log.read_text())
 
         found = wait_until("driftline ui to print its address", printed, 60)
-        yield Console(found.group(1), int(found.group(2))), model
+        yield Console(found.group(1), int(found.group(2)), registry.root), model
     finally:
         proc.terminate()
         proc.wait(30)
@@ -163,6 +176,18 @@ def test_pages_api_and_the_live_feed_resumed_after_the_last_event(
     assert status == 200, body
     detail = orjson.loads(body)
     assert detail["versions"] == ["1"] and detail["points"] == [] and detail["alerts"] == []
+    assert detail["records"] == [] and detail["health"] is None
+
+    # what the retrainer and the command line write shows at the next request
+    registry = Registry(ui.registry)
+    save_routing(registry, model, Routing(mode="canary", percent=10.0))
+    asyncio.run(_record(services.redis, ui.registry, model))
+    detail = orjson.loads(ui.get(f"/api/models/{model}")[2])
+    assert detail["routing"] == {"mode": "canary", "percent": 10.0}
+    assert [r["kind"] for r in detail["records"]] == ["promote", "gates"], "newest first"
+    assert ("promote", "1", "sequential test") in {
+        (c["action"], c["version"], c["reason"]) for c in detail["changes"]
+    }
     status, _, body = ui.get("/api/models/no-such-model")
     assert status == 404 and b"no-such-model" in body
     status, _, body = ui.get(f"/report/{model}")
