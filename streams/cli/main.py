@@ -117,7 +117,7 @@ def _services_doctor(args: Args) -> int:
         for name, entry in report.items():
             where = entry.get("path") or entry.get("url") or entry.get("bootstrap") or ""
             detail = entry.get("error") or f"{entry.get('version', '')} {where}".strip()
-            print(f"{name:<6} {entry['source']:<24} {detail}")
+            print(f"{name:<8} {entry['source']:<25} {detail}")
     return 0 if all(e["source"] != "missing" for e in report.values()) else 1
 
 

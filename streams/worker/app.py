@@ -150,7 +150,8 @@ def create_app(
     With ``redis_url``, the app also runs the monitoring agents (labels, snapshots) and sends
     alerts to the drift-alerts topic. ``on_batch`` sees every committed batch.
     """
-    app = faust_app(settings, bootstrap, worker_app_id(runtime.model))
+    # the labels agent starts where the scoring consumer does: the same model's history
+    app = faust_app(settings, bootstrap, worker_app_id(runtime.model), settings.start_offset)
     deliver = delivery(app)
     if redis_url is not None and settings.monitor_in_worker:
         runtime.monitor = MonitorRuntime(
@@ -169,7 +170,7 @@ def create_app(
             bootstrap_servers=bootstrap,
             group_id=scorer_group(runtime.model),
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=settings.start_offset,
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
             request_timeout_ms=request_timeout_ms(settings),
