@@ -2,7 +2,7 @@
 
 Its token, its refusal to change anything, its policy against other origins, its JSON and
 report pages, and its alerts feed: server-sent events of what the real alert sink appends,
-resumed exactly after ``Last-Event-ID``.
+resumed exactly after ``Last-Event-ID``, on one Redis server and on a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -107,11 +107,17 @@ def _register(root: Path, model: str) -> Registry:
 def console(
     request: pytest.FixtureRequest, services: Endpoints, unique: str, tmp_path: Path
 ) -> Iterator[tuple[Console, str]]:
-    """A console (with ``TOKEN`` when the test is parametrized so) over one model."""
+    """A console (with ``TOKEN`` when the test is parametrized so) over one model, on the
+    test's ``any_redis`` when it takes one, else on the session's server."""
     model = f"ui-{unique}"
     registry = _register(tmp_path, model)
+    redis_url = (
+        str(request.getfixturevalue("any_redis"))
+        if "any_redis" in request.fixturenames
+        else services.redis
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env.update(DRIFTLINE_REDIS_URL=services.redis, DRIFTLINE_REGISTRY=str(registry.root))
+    env.update(DRIFTLINE_REDIS_URL=redis_url, DRIFTLINE_REGISTRY=str(registry.root))
     if getattr(request, "param", None) == "token":
         env["DRIFTLINE_UI_TOKEN"] = TOKEN
     log = tmp_path / "ui.log"
@@ -169,7 +175,7 @@ def test_with_a_token_every_request_needs_it_and_nothing_can_change(
 
 
 def test_pages_api_and_the_live_feed_resumed_after_the_last_event(
-    console: tuple[Console, str], services: Endpoints
+    any_redis: str, console: tuple[Console, str]
 ) -> None:
     ui, model = console
     status, _, body = ui.get(f"/api/models/{model}")
@@ -181,7 +187,7 @@ def test_pages_api_and_the_live_feed_resumed_after_the_last_event(
     # what the retrainer and the command line write shows at the next request
     registry = Registry(ui.registry)
     save_routing(registry, model, Routing(mode="canary", percent=10.0))
-    asyncio.run(_record(services.redis, ui.registry, model))
+    asyncio.run(_record(any_redis, ui.registry, model))
     detail = orjson.loads(ui.get(f"/api/models/{model}")[2])
     assert detail["routing"] == {"mode": "canary", "percent": 10.0}
     assert [r["kind"] for r in detail["records"]] == ["promote", "gates"], "newest first"
@@ -208,7 +214,7 @@ def test_pages_api_and_the_live_feed_resumed_after_the_last_event(
         }
 
     async def emit(*alerts: dict[str, Any]) -> None:
-        client = async_redis(services.redis, None)
+        client = async_redis(any_redis, None)
         try:
             await RedisAlertSink(client, cooldown_s=60, maxlen=1000).emit(alerts)
         finally:
