@@ -234,7 +234,7 @@ def build_cli() -> click.Group:
 
 
 def _extensions() -> list[Register]:
-    from streams.cli import models, ops, report, serve, stream, topics, train
+    from streams.cli import models, ops, report, serve, stream, topics, train, ui
 
     return [
         train.register,
@@ -244,6 +244,7 @@ def _extensions() -> list[Register]:
         topics.register,
         ops.register,
         report.register,
+        ui.register,
         *_plugins(),
     ]
 

@@ -313,6 +313,20 @@ class Settings(BaseSettings):
         "loop stops (the watchdog must restart the worker); 0: never.",
     )
 
+    # The live web console, `driftline ui` (streams/ui/): read-only.
+    ui_host: str = Field(
+        default="127.0.0.1",
+        description="Address the console binds: loopback unless told otherwise.",
+    )
+    ui_port: int = Field(
+        default=8765, ge=0, le=65_535, description="Port of the console; 0 picks a free one."
+    )
+    ui_token: SecretStr | None = Field(
+        default=None,
+        description="When set, every request to the console must carry it (?token= once, "
+        "then a cookie; or Authorization: Bearer).",
+    )
+
     # The topic names as configured, before for_model resolved {model} in them.
     _topic_templates: dict[str, str] | None = PrivateAttr(default=None)
 
