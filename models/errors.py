@@ -111,6 +111,11 @@ class ModelNotFoundError(RegistryError):
     """The requested model, version or alias does not exist."""
 
 
+class AliasMovedError(RegistryError):
+    """An alias no longer points where the caller's decision saw it: another process acted
+    first, and this decision is not to be applied twice."""
+
+
 class IntegrityError(RegistryError):
     """The model file does not match the sha256 recorded in its card (tampered or corrupt).
 

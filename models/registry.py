@@ -39,7 +39,7 @@ import orjson
 from pydantic import BaseModel, Field, ValidationError
 
 from models.card import MODEL_NAME, ModelCard
-from models.errors import IntegrityError, ModelNotFoundError, RegistryError
+from models.errors import AliasMovedError, IntegrityError, ModelNotFoundError, RegistryError
 
 Alias = Literal["champion", "challenger"]
 ALIASES: tuple[str, ...] = ("champion", "challenger")
@@ -105,6 +105,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _expect(name: str, alias: str, current: str | None, expected: str | None) -> None:
+    if expected is not None and current != expected:
+        raise AliasMovedError(
+            f"{name}@{alias} is {current or 'unset'}, no longer {expected}: another process "
+            "acted on it first",
+            name=name,
+            version=expected,
+        )
 
 
 class Registry:
@@ -338,8 +348,15 @@ class Registry:
             doc["routing"] = dict(routing)
         _write_atomic(mdir / ALIASES_FILE, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
-    def promote(self, name: str, version: str, alias: str = "champion") -> None:
-        """Point ``alias`` at ``version``; the previous target stays on the rollback stack."""
+    def promote(
+        self, name: str, version: str, alias: str = "champion", *, if_current: str | None = None
+    ) -> None:
+        """Point ``alias`` at ``version``; the previous target stays on the rollback stack.
+
+        With ``if_current``, only while ``alias`` still points at that version (checked under
+        the model's lock): :class:`AliasMovedError` otherwise, so that a decision taken by
+        several processes is applied once.
+        """
         if alias not in ALIASES:
             raise RegistryError(f"unknown alias {alias!r}; use champion or challenger", name=name)
         self.resolve(f"{name}@{version}")
@@ -347,6 +364,7 @@ class Registry:
             states = self.aliases(name)
             state = states.get(alias)
             previous = state.version if state else None
+            _expect(name, alias, previous, if_current)
             if previous == version:
                 return
             stack = [*(state.stack if state else []), version]
@@ -357,14 +375,19 @@ class Registry:
             states[alias] = AliasState(version=version, stack=stack, history=history)
             self._save_aliases(mdir, states)
 
-    def rollback(self, name: str, alias: str = "champion") -> str:
-        """Point ``alias`` back to its previous target and return that version."""
+    def rollback(self, name: str, alias: str = "champion", *, if_current: str | None = None) -> str:
+        """Point ``alias`` back to its previous target and return that version.
+
+        With ``if_current``, only while ``alias`` still points at that version (see
+        :meth:`promote`): two processes rolling back one bad version go back once, not twice.
+        """
         if alias not in ALIASES:
             raise RegistryError(f"unknown alias {alias!r}; use champion or challenger", name=name)
         self.resolve(name)
         with self._lock(name) as mdir:
             states = self.aliases(name)
             state = states.get(alias)
+            _expect(name, alias, state.version if state else None, if_current)
             if state is None or len(state.stack) < 2:
                 raise RegistryError(
                     f"model {name!r} has no earlier {alias} to roll back to", name=name

@@ -15,7 +15,7 @@ propagate: the caller decides what an unreachable Redis means (the monitors degr
 from __future__ import annotations
 
 from streams.adapters.redis_client import AsyncClient
-from streams.contracts.names import HEALTH_FIELD, health_key, history_key, pairs_prefix, window_key
+from streams.contracts.names import HEALTH_FIELD, health_key, history_key, pairs_key, window_key
 
 
 class RedisStateStore:
@@ -47,7 +47,7 @@ class RedisMonitorRecords:
     ) -> None:
         self.redis = redis
         self.window_key = window_key(model)
-        self.pairs_prefix = pairs_prefix(model)
+        self.model = model
         self.health_key = health_key(model)
         self.history_key = history_key(model)
         self.window_size = window_size
@@ -65,9 +65,9 @@ class RedisMonitorRecords:
         for row in window:
             pipe.xadd(self.window_key, {"row": row}, maxlen=self.window_size, approximate=True)
         for version, pairs in paired.items():
-            key = f"{self.pairs_prefix}:{version}"
-            pipe.rpush(key, *pairs)
-            pipe.ltrim(key, -self.max_paired, -1)
+            key = pairs_key(self.model, version)
+            for pair in pairs:  # one entry each: its id is where the retrainer resumes
+                pipe.xadd(key, {"p": pair}, maxlen=self.max_paired, approximate=True)
         await pipe.execute()
 
     async def publish(self, health: bytes, point: bytes | None = None) -> None:

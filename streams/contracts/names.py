@@ -70,6 +70,22 @@ def pairs_prefix(model: str) -> str:
     return f"{model_prefix(model)}:paired"
 
 
+def pairs_key(model: str, version: str) -> str:
+    """The Redis stream of shadow ``version``'s outcomes beside the champion's: entries keep
+    their ids when the stream is trimmed, so a reader resumes after the last one it read."""
+    return f"{pairs_prefix(model)}:{version}:stream"
+
+
+def stepper_key(model: str) -> str:
+    """The lease of the one retrainer stepping ``model``'s stage right now."""
+    return f"{model_prefix(model)}:stepper"
+
+
+def request_key(model: str, request_id: str) -> str:
+    """Marks retrain request ``request_id`` as given its candidate (by one retrainer)."""
+    return f"{model_prefix(model)}:request:{request_id}"
+
+
 def events_key(model: str) -> str:
     """The stream of ``model``'s lifecycle decisions (written by the retrainer)."""
     return f"{model_prefix(model)}:events"
@@ -150,10 +166,13 @@ __all__ = [
     "model_prefix",
     "monitor_app_id",
     "monitors_group",
+    "pairs_key",
     "pairs_prefix",
+    "request_key",
     "scorer_group",
     "stage_key",
     "state_key",
+    "stepper_key",
     "window_key",
     "worker_app_id",
 ]

@@ -10,6 +10,8 @@ retrainer carries on where the last one stopped.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,9 +23,16 @@ from streams.adapters.redis_client import async_redis
 from streams.adapters.sql_history import SqlHistory
 from streams.config.settings import Settings
 from streams.contracts.messages import ModelUpdate
-from streams.contracts.names import events_key, stage_key
+from streams.contracts.names import events_key, request_key, stage_key, stepper_key
 
 log = logging.getLogger("driftline.retrainer")
+
+# Deletes a lease only while it is still the caller's (one key: one Redis Cluster slot).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+REQUEST_MEMORY_S = 7 * 86_400  # how long a request's candidate is remembered
 
 Publish = Callable[[ModelUpdate], Awaitable[None]]
 """Announce one update on ``model-updates`` and wait for the broker's ack."""
@@ -43,6 +52,7 @@ class Lifecycle:
         self.history = History(settings.registry)
         self.redis = async_redis(redis_url, settings)
         self.publish: Publish | None = None
+        self._release = self.redis.register_script(_RELEASE)
         self.sql: SqlHistory | None = (
             SqlHistory(settings.history_db, settings.history_flush_s)
             if settings.history_db
@@ -75,6 +85,29 @@ class Lifecycle:
     async def clear_stage(self, model: str) -> None:
         """Leave the model's stage: it is in none."""
         await self.redis.delete(stage_key(model))
+
+    # -- one action per decision, however many retrainers run -------------------------
+    async def lease(self, model: str, ttl_s: float) -> str | None:
+        """Take the lease of stepping ``model`` for ``ttl_s``: its token, or None while
+        another retrainer holds it."""
+        token = uuid.uuid4().hex
+        taken = await self.redis.set(stepper_key(model), token, nx=True, px=int(ttl_s * 1000))
+        return token if taken else None
+
+    async def release(self, model: str, token: str) -> None:
+        """Give the lease back, if it is still ours."""
+        await self._release(keys=[stepper_key(model)], args=[token])
+
+    async def claim_stage(self, model: str, request_id: str) -> bool:
+        """Enter the ``staging`` phase (a candidate is being registered) when ``model`` is in
+        no stage; False when it is in one (another candidate, a watch)."""
+        state = {"phase": "staging", "request_id": request_id, "since": time.time()}
+        return bool(await self.redis.set(stage_key(model), orjson.dumps(state), nx=True))
+
+    async def claim_request(self, model: str, request_id: str) -> bool:
+        """Mark ``request_id`` as given its candidate; False when a retrainer already did."""
+        key = request_key(model, request_id)
+        return bool(await self.redis.set(key, b"1", nx=True, ex=REQUEST_MEMORY_S))
 
 
 __all__ = ["Lifecycle", "Publish"]

@@ -166,6 +166,17 @@ class Retrainer:
                 update=ModelUpdate(model=model, action="reject", reason=reason),
             )
             return "rejected"
+        if not await self.lifecycle.claim_stage(model, request.request_id):
+            # a watch or another candidate began while this one trained: after it, again
+            await self.redis.set(deferred_key(model), request.model_dump_json())
+            reason = "another stage began while the candidate trained"
+            await self.record(model, "deferred", request_id=request.request_id, reason=reason)
+            return "deferred"
+        if not await self.lifecycle.claim_request(model, request.request_id):
+            await self.lifecycle.clear_stage(model)
+            reason = "another retrainer already staged a candidate for this request"
+            await self.record(model, "skipped", request_id=request.request_id, reason=reason)
+            return "skipped"
         registered = self.registry.register(result.payload, result.card)
         version = registered.version
         self.registry.promote(model, version, "challenger")
@@ -176,7 +187,7 @@ class Retrainer:
             version=version,
             champion=card.version,
             started=time.time(),
-            offset=0,
+            last_pair="",
             test=PairedMSPRT(**self.settings.sequential).snapshot(),
         )
         await self.record(

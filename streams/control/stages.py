@@ -8,11 +8,15 @@
   after ``watch_s`` it is stable.
 
 :class:`StageStepper` advances a model by what was observed since its last step; the retrainer
-steps every model on a timer (:mod:`streams.control.retrainer`).
+steps every model on a timer (:mod:`streams.control.retrainer`). However many retrainers run,
+each decision is acted on once: a model is stepped by the holder of its lease in Redis only,
+and promotions and rollbacks are compare-and-set in the registry (the alias must still point
+where the decision saw it), so a retrainer that lost its lease while paused is refused.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,11 +24,20 @@ from typing import Any
 import numpy as np
 import orjson
 
+from models.errors import AliasMovedError
 from monitoring.sequential import PairedMSPRT
 from streams.contracts.messages import ModelUpdate
-from streams.contracts.names import champion_seen_key, health_key, pairs_prefix
+from streams.contracts.names import champion_seen_key, health_key, pairs_key
 from streams.control.lifecycle import Lifecycle
 from streams.scoring.routing import Routing, save_routing
+
+log = logging.getLogger("driftline.retrainer")
+
+# How long one retrainer may step a model before another may (a step can train a candidate
+# for a deferred request); the registry's compare-and-set still refuses a late second action.
+LEASE_S = 300.0
+# A candidate being registered (phase "staging") for longer than this was left by a crash.
+STAGING_STALE_S = 600.0
 
 
 class StageStepper:
@@ -42,7 +55,19 @@ class StageStepper:
         self.on_idle = on_idle
 
     async def step(self, model: str) -> None:
-        """Advance the model's stage by what has been observed since the last step."""
+        """Advance the model's stage by what has been observed since the last step (unless
+        another retrainer is stepping it)."""
+        token = await self.lifecycle.lease(model, LEASE_S)
+        if token is None:
+            return
+        try:
+            await self._step(model)
+        except AliasMovedError as exc:
+            log.info("%s: %s", model, exc)  # the other retrainer's decision stands
+        finally:
+            await self.lifecycle.release(model, token)
+
+    async def _step(self, model: str) -> None:
         stage = await self.lifecycle.stage(model)
         aliases = self.registry.aliases(model)
         champion = aliases["champion"].version if "champion" in aliases else None
@@ -55,21 +80,28 @@ class StageStepper:
             if seen and champion and seen != champion:
                 await self._start_watch(model, champion, seen, None)
             return
-        if stage["phase"] == "shadow":
+        if stage["phase"] == "staging":
+            if time.time() - stage["since"] > STAGING_STALE_S:
+                await self.lifecycle.clear_stage(model)  # its retrainer died registering
+        elif stage["phase"] == "shadow":
             await self._step_shadow(model, stage)
         elif stage["phase"] == "watch":
             await self._step_watch(model, stage)
 
     async def _step_shadow(self, model: str, stage: dict[str, Any]) -> None:
         version = stage["version"]
-        pairs = await self.redis.lrange(f"{pairs_prefix(model)}:{version}", stage["offset"], -1)
+        after = stage.get("last_pair") or ""
+        start = f"({after}" if after else "-"
+        entries: list[Any] = await self.redis.xrange(pairs_key(model, version), min=start) or []
+        pairs: list[bytes] = [fields[b"p"] for _, fields in entries]
         test = PairedMSPRT(**self.settings.sequential)
         test.restore(stage["test"])
         if pairs:
             champ = np.array([p[0:1] == b"1" for p in pairs], dtype=bool)
             cand = np.array([p[1:2] == b"1" for p in pairs], dtype=bool)
             test.update(cand, champ)
-            stage["offset"] += len(pairs)
+            last = entries[-1][0]
+            stage["last_pair"] = last.decode() if isinstance(last, bytes) else str(last)
             stage["champion_correct"] = stage.get("champion_correct", 0) + int(champ.sum())
             stage["pairs"] = stage.get("pairs", 0) + len(pairs)
         stage["test"] = test.snapshot()
@@ -93,7 +125,7 @@ class StageStepper:
             )
             return
         previous = stage["champion"]
-        self.registry.promote(model, version, "champion")
+        self.registry.promote(model, version, "champion", if_current=previous)
         baseline = stage["champion_correct"] / max(stage["pairs"], 1)
         await record(
             model,
@@ -139,7 +171,7 @@ class StageStepper:
             and labels >= self.settings.rollback_min_labels
             and accuracy < baseline - margin
         ):
-            restored = self.registry.rollback(model)
+            restored = self.registry.rollback(model, if_current=stage["version"])
             await self.redis.set(champion_seen_key(model), restored)
             await self.lifecycle.clear_stage(model)
             reason = (

@@ -16,7 +16,8 @@ def model_keys(model: str) -> list[str]:
     out = [f"{names.pairs_prefix(model)}:7"]
     for name, fn in vars(names).items():
         if inspect.isfunction(fn) and name.endswith("_key"):
-            out.append(fn(model))
+            extra = ["7"] * (len(inspect.signature(fn).parameters) - 1)  # a version, an id
+            out.append(fn(model, *extra))
     return out + join_keys(names.join_prefix(model))
 
 
