@@ -5,7 +5,7 @@ inside functions included. The layers of ``streams``, top to bottom:
 
 - ``cli``                                 the command line
 - ``worker``, ``local``                   the scoring worker; local development services
-- ``control``, ``monitors``, ``scoring``, ``ops``
+- ``control``, ``monitors``, ``scoring``, ``ops``, ``sinks``
 - ``adapters``                            Kafka and Redis clients, the Redis label join
 - ``contracts``, ``config``, ``errors``   wire contracts and names, settings, exceptions
 - ``models``, ``monitoring``              pure libraries: no I/O client, no ``streams``
@@ -36,7 +36,7 @@ FIRST_PARTY = ("streams", "models", "monitoring", "bench")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("worker", "local"),
-    ("control", "monitors", "scoring", "ops"),
+    ("control", "monitors", "scoring", "ops", "sinks"),
     ("adapters",),
     ("contracts", "config", "errors"),
 )

@@ -1,0 +1,348 @@
+"""One sink's delivery: the alerts stream read through the sink's consumer group, each alert
+sent once, retried with backoff, recorded in Redis.
+
+A :class:`SinkRunner` reads ``driftline:alerts`` as consumer ``<worker_id>`` of the group
+``driftline-sink-<name>`` (created at the stream's end the first time: a new sink gets the
+alerts raised from then on). It first takes back the entries it read and never acknowledged
+(a crash or a stop in the middle of a retry), then new ones. For each entry the sink takes
+(:func:`~streams.sinks.routing.routed`) and has not delivered yet (the key
+``{driftline:alerts}:sent:<name>:<alert_id>``), it tries until the receiver accepts it,
+waiting ``first_backoff_s`` doubled after each failure up to ``max_backoff_s``; then one
+script sets that key and acknowledges the entry together. An alert the receiver refuses for
+good (:class:`~streams.sinks.transports.DeliveryError` ``permanent``) is logged, counted as
+dropped and acknowledged: it would block every later one. A stop waits for the attempt in hand
+and leaves the entry pending, so that the next start delivers it: each alert reaches each
+sink once, across restarts and crashes alike, but for a crash between the receiver's answer
+and the script, when the receiver gets the alert again with the same ``Idempotency-Key``.
+
+A PagerDuty sink with ``resolve`` also remembers each condition it triggered (the hash
+``{driftline:alerts}:open:<name>``) and, between reads, resolves those that a health of the
+model's monitors published after the trigger no longer lists among its active findings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError, ResponseError
+
+from streams.adapters.redis_client import AsyncClient, as_text
+from streams.config.sinks import PagerDutySink, SinkConfig
+from streams.contracts.names import (
+    ALERTS_KEY,
+    HEALTH_FIELD,
+    health_key,
+    sink_group,
+    sink_open_key,
+    sink_sent_key,
+)
+from streams.sinks.routing import condition_key, routed
+from streams.sinks.transports import DeliveryError, Transport
+
+log = logging.getLogger("driftline.sinks")
+
+SENT_TTL_S = 7 * 86_400  # longer than any alert waits in the capped stream
+READ_COUNT = 50
+BLOCK_MS = 1000
+
+# KEYS: alerts stream, sent key, open hash. ARGV: group, entry id, delivered (1/0), ttl,
+# open field ('' for none), open value. Recording and acknowledging are one step: no restart
+# can see an alert delivered yet unacknowledged, or acknowledged yet unrecorded.
+_DONE = """
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
+end
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+"""
+# KEYS: open hash. ARGV: field, the value read. Forget a resolved condition unless a trigger
+# opened it again meanwhile.
+_CLOSE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+@dataclass
+class SinkStatus:
+    """What health and metrics say of one sink (mutated on its runner's task only)."""
+
+    name: str
+    type: str
+    failing_after: int
+    delivered: int = 0
+    failed_attempts: int = 0
+    dropped: int = 0
+    resolved: int = 0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+    backlog: int | None = None  # entries not yet acknowledged by the sink's group
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last ``failing_after`` attempts (or more) all failed."""
+        return self.consecutive_failures >= self.failing_after
+
+    def success(self, now: float) -> None:
+        """Note an attempt the receiver accepted."""
+        self.consecutive_failures = 0
+        self.last_success_at = now
+
+    def failure(self, error: DeliveryError, now: float) -> None:
+        """Note an attempt that failed."""
+        self.failed_attempts += 1
+        self.consecutive_failures += 1
+        self.last_error = error.reason
+        self.last_failure_at = now
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, for ``/health`` and Redis."""
+        return {
+            "type": self.type,
+            "status": "failing" if self.failing else "ok",
+            "delivered": self.delivered,
+            "failed_attempts": self.failed_attempts,
+            "consecutive_failures": self.consecutive_failures,
+            "dropped": self.dropped,
+            "resolved": self.resolved,
+            "backlog": self.backlog,
+            "last_error": self.last_error,
+            "last_success_at": self.last_success_at,
+            "last_failure_at": self.last_failure_at,
+        }
+
+
+def entries_of(reply: Any) -> list[tuple[str, Mapping[Any, Any] | None]]:
+    """The entries of an ``XREADGROUP`` reply on one stream, in either protocol's shape."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, Mapping) else [s[1] for s in reply]
+    out: list[tuple[str, Mapping[Any, Any] | None]] = []
+    for entries in streams:
+        # RESP3 may nest [entries] once more
+        if (
+            entries
+            and isinstance(entries[0], list)
+            and entries[0]
+            and isinstance(entries[0][0], list)
+        ):
+            entries = entries[0]
+        out += [(as_text(e[0]), e[1] or None) for e in entries]
+    return out
+
+
+def decode_alert(fields: Mapping[Any, Any] | None) -> dict[str, Any] | None:
+    """The alert of a stream entry (field ``alert``), None when it is gone or malformed."""
+    if not fields:
+        return None
+    raw = fields.get(b"alert", fields.get("alert"))
+    try:
+        alert = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    needed = ("alert_id", "model", "kind", "detector", "statistic", "threshold", "at")
+    if not isinstance(alert, dict) or any(k not in alert for k in needed):
+        return None
+    return alert
+
+
+class SinkRunner:
+    """Delivers the alerts stream to one sink until stopped (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        sink: SinkConfig,
+        redis: AsyncClient,
+        transport: Transport,
+        consumer: str,
+        resolve_interval_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.sink = sink
+        self.redis = redis
+        self.transport = transport
+        self.consumer = consumer
+        self.group = sink_group(name)
+        self.resolve_interval_s = resolve_interval_s
+        self.status = SinkStatus(name, sink.type, sink.failing_after)
+        self.ready = asyncio.Event()  # set once the group exists
+        self._done = redis.register_script(_DONE)
+        self._close = redis.register_script(_CLOSE)
+        self._resolves = isinstance(sink, PagerDutySink) and sink.resolve
+        self._last_resolve = 0.0
+
+    async def ensure_group(self) -> None:
+        """Create the sink's group at the end of the stream, unless it exists."""
+        try:
+            await self.redis.xgroup_create(ALERTS_KEY, self.group, id="$", mkstream=True)
+            log.info("sink %s: consumer group %s created", self.name, self.group)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self.ready.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; Redis errors are retried after a pause."""
+        while not stop.is_set():
+            try:
+                await self._run(stop)
+            except RedisError as exc:
+                log.warning("sink %s: Redis error (%s); again in a second", self.name, exc)
+                await pause(stop, 1.0)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        await self.ensure_group()
+        start = "0"  # first what this consumer read and never acknowledged
+        while not stop.is_set():
+            block = None if start == "0" else BLOCK_MS
+            reply = await self.redis.xreadgroup(
+                self.group, self.consumer, {ALERTS_KEY: start}, count=READ_COUNT, block=block
+            )
+            entries = entries_of(reply)
+            if start == "0" and not entries:
+                start = ">"
+                continue
+            for entry_id, fields in entries:
+                if not await self.handle(entry_id, fields, stop):
+                    return  # stopped with this entry pending
+            await self.resolve_cleared()
+
+    async def handle(
+        self, entry_id: str, fields: Mapping[Any, Any] | None, stop: asyncio.Event
+    ) -> bool:
+        """Deliver one entry if due and acknowledge it; False when stopped before that."""
+        alert = decode_alert(fields)
+        if alert is None or not routed(self.sink, alert):
+            await self._finish(entry_id, None, delivered=False)
+            return True
+        sent = sink_sent_key(self.name, str(alert["alert_id"]))
+        if await self.redis.exists(sent):
+            await self._finish(entry_id, sent, delivered=False)
+            return True
+        outcome = await self.deliver(alert, stop)
+        if outcome is None:
+            return False
+        await self._finish(entry_id, sent, delivered=outcome, alert=alert)
+        return True
+
+    async def deliver(self, alert: Mapping[str, Any], stop: asyncio.Event) -> bool | None:
+        """Try until delivered (True), refused for good (False) or stopped (None)."""
+        delay = self.sink.first_backoff_s
+        while not stop.is_set():
+            try:
+                await self.transport.send(alert)
+            except DeliveryError as exc:
+                self.status.failure(exc, time.time())
+                if exc.permanent:
+                    self.status.dropped += 1
+                    log.error(
+                        "sink %s: alert %s refused, dropped: %s",
+                        self.name,
+                        alert["alert_id"],
+                        exc.reason,
+                    )
+                    return False
+                log.warning(
+                    "sink %s: alert %s not delivered (%s); again in %.1f s",
+                    self.name,
+                    alert["alert_id"],
+                    exc.reason,
+                    delay,
+                )
+                # jitter: many sinks failing together do not retry in step
+                await pause(stop, delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.sink.max_backoff_s)
+                continue
+            self.status.success(time.time())
+            self.status.delivered += 1
+            return True
+        return None
+
+    async def _finish(
+        self,
+        entry_id: str,
+        sent: str | None,
+        *,
+        delivered: bool,
+        alert: Mapping[str, Any] | None = None,
+    ) -> None:
+        field, value = "", ""
+        if delivered and alert is not None and self._resolves:
+            field = condition_key(alert)
+            doc = {k: alert.get(k) for k in ("model", "kind", "feature", "alert_id", "at")}
+            value = orjson.dumps(doc).decode()
+        keys = [ALERTS_KEY, sent or sink_sent_key(self.name, "-"), sink_open_key(self.name)]
+        args = [self.group, entry_id, "1" if delivered else "0", SENT_TTL_S, field, value]
+        await self._done(keys=keys, args=args)
+
+    async def resolve_cleared(self, force: bool = False) -> None:
+        """Resolve the conditions the monitors no longer find (PagerDuty with ``resolve``)."""
+        now = time.time()
+        if not self._resolves or (not force and now - self._last_resolve < self.resolve_interval_s):
+            return
+        self._last_resolve = now
+        key = sink_open_key(self.name)
+        open_ = {as_text(k): as_text(v) for k, v in (await self.redis.hgetall(key)).items()}
+        health: dict[str, Mapping[str, Any] | None] = {}
+        for dedup, raw in open_.items():
+            cond = orjson.loads(raw)
+            model = str(cond["model"])
+            if model not in health:
+                health[model] = await self._health(model)
+            h = health[model]
+            if h is None or float(h.get("at") or 0) <= float(cond["at"]):
+                continue  # the monitors have not looked again since the trigger
+            active = {(f.get("kind"), f.get("feature")) for f in h.get("active") or []}
+            if (cond["kind"], cond.get("feature")) in active:
+                continue
+            try:
+                await self.transport.resolve(dedup)
+            except DeliveryError as exc:
+                self.status.failure(exc, time.time())
+                log.warning(
+                    "sink %s: cannot resolve %s (%s); next round", self.name, dedup, exc.reason
+                )
+                continue
+            self.status.success(time.time())
+            self.status.resolved += 1
+            await self._close(keys=[key], args=[dedup, raw])
+            log.info("sink %s: resolved %s", self.name, dedup)
+
+    async def _health(self, model: str) -> Mapping[str, Any] | None:
+        raw = await self.redis.hget(health_key(model), HEALTH_FIELD)
+        try:
+            doc = orjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    async def measure_backlog(self) -> None:
+        """Read how many entries the sink's group has yet to deliver (pending and unread)."""
+        for group in await self.redis.xinfo_groups(ALERTS_KEY):
+            g = {as_text(k): v for k, v in group.items()}
+            if as_text(g.get("name")) == self.group:
+                lag = g.get("lag")
+                pending = int(g.get("pending") or 0)
+                self.status.backlog = pending + (int(lag) if lag is not None else 0)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+__all__ = ["SENT_TTL_S", "SinkRunner", "SinkStatus", "decode_alert", "entries_of", "pause"]
