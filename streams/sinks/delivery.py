@@ -131,13 +131,8 @@ def entries_of(reply: Any) -> list[tuple[str, Mapping[Any, Any] | None]]:
     streams = reply.values() if isinstance(reply, Mapping) else [s[1] for s in reply]
     out: list[tuple[str, Mapping[Any, Any] | None]] = []
     for entries in streams:
-        # RESP3 may nest [entries] once more
-        if (
-            entries
-            and isinstance(entries[0], list)
-            and entries[0]
-            and isinstance(entries[0][0], list)
-        ):
+        # RESP3 may nest [entries] once more: then the first item's first item is no id
+        if entries and entries[0] and not isinstance(entries[0][0], bytes | str):
             entries = entries[0]
         out += [(as_text(e[0]), e[1] or None) for e in entries]
     return out
