@@ -117,7 +117,10 @@ def _sinks(args: Args) -> int:
     from streams.adapters.redis_client import async_redis
     from streams.sinks.service import SinkService
 
+    import logging
+
     settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     if not settings.sinks:
         raise ConfigError(
             f"no sink to deliver to: set {env_name('sinks')}, e.g. "

@@ -282,6 +282,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How often `driftline sinks` looks for PagerDuty conditions that cleared.",
     )
+    sinks_claim_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="`driftline sinks` takes over the alerts another consumer (a process gone "
+        "under another worker_id) read and left this long.",
+    )
 
     # Observability: Prometheus /metrics and /health per worker, liveness watchdog.
     metrics_enabled: bool = Field(

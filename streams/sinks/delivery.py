@@ -4,7 +4,10 @@ sent once, retried with backoff, recorded in Redis.
 A :class:`SinkRunner` reads ``driftline:alerts`` as consumer ``<worker_id>`` of the group
 ``driftline-sink-<name>`` (created at the stream's end the first time: a new sink gets the
 alerts raised from then on). It first takes back the entries it read and never acknowledged
-(a crash or a stop in the middle of a retry), then new ones. For each entry the sink takes
+(a crash or a stop in the middle of a retry), then new ones; every ``claim_after_s`` it also
+takes over the entries another consumer of the group read and left that long (one that died
+under another ``worker_id``), while an entry in retry is claimed again at each attempt so that
+its idle time never reaches that. For each entry the sink takes
 (:func:`~streams.sinks.routing.routed`) and has not delivered yet (the key
 ``{driftline:alerts}:sent:<name>:<alert_id>``), it tries until the receiver accepts it,
 waiting ``first_backoff_s`` doubled after each failure up to ``max_backoff_s``; then one
@@ -164,6 +167,7 @@ class SinkRunner:
         transport: Transport,
         consumer: str,
         resolve_interval_s: float = 10.0,
+        claim_after_s: float = 60.0,
     ) -> None:
         self.name = name
         self.sink = sink
@@ -172,12 +176,15 @@ class SinkRunner:
         self.consumer = consumer
         self.group = sink_group(name)
         self.resolve_interval_s = resolve_interval_s
+        self.claim_after_s = claim_after_s
         self.status = SinkStatus(name, sink.type, sink.failing_after)
         self.ready = asyncio.Event()  # set once the group exists
         self._done = redis.register_script(_DONE)
         self._close = redis.register_script(_CLOSE)
         self._resolves = isinstance(sink, PagerDutySink) and sink.resolve
         self._last_resolve = 0.0
+        self._last_claim = 0.0
+        self._claim_from = "0-0"
 
     async def ensure_group(self) -> None:
         """Create the sink's group at the end of the stream, unless it exists."""
@@ -197,6 +204,9 @@ class SinkRunner:
             except RedisError as exc:
                 log.warning("sink %s: Redis error (%s); again in a second", self.name, exc)
                 await pause(stop, 1.0)
+            except Exception:  # a sink that stops silently is an alert that reaches no one
+                log.exception("sink %s: unexpected error; again in a second", self.name)
+                await pause(stop, 1.0)
 
     async def _run(self, stop: asyncio.Event) -> None:
         await self.ensure_group()
@@ -214,6 +224,8 @@ class SinkRunner:
                 if not await self.handle(entry_id, fields, stop):
                     return  # stopped with this entry pending
             await self.resolve_cleared()
+            if await self.claim_abandoned():
+                start = "0"  # they are this consumer's pending entries now
 
     async def handle(
         self, entry_id: str, fields: Mapping[Any, Any] | None, stop: asyncio.Event
@@ -227,13 +239,51 @@ class SinkRunner:
         if await self.redis.exists(sent):
             await self._finish(entry_id, sent, delivered=False)
             return True
-        outcome = await self.deliver(alert, stop)
+        outcome = await self.deliver(alert, stop, entry_id)
         if outcome is None:
             return False
-        await self._finish(entry_id, sent, delivered=outcome, alert=alert)
-        return True
+        while True:  # delivered: it must be recorded, or the next start sends it again
+            try:
+                await self._finish(entry_id, sent, delivered=outcome, alert=alert)
+                return True
+            except RedisError as exc:
+                if stop.is_set():
+                    raise
+                log.warning("sink %s: cannot record a delivery (%s); again", self.name, exc)
+                await pause(stop, 1.0)
 
-    async def deliver(self, alert: Mapping[str, Any], stop: asyncio.Event) -> bool | None:
+    async def claim_abandoned(self) -> bool:
+        """Take over the entries another consumer of the group read and left for
+        ``claim_after_s`` (a process that died under another ``worker_id``); True if any."""
+        now = time.time()
+        if now - self._last_claim < self.claim_after_s / 2:
+            return False
+        self._last_claim = now
+        reply = await self.redis.xautoclaim(
+            ALERTS_KEY,
+            self.group,
+            self.consumer,
+            int(self.claim_after_s * 1000),
+            start_id=self._claim_from,
+            count=READ_COUNT,
+        )  # not JUSTID: redis-py then drops the cursor from the reply
+        self._claim_from = as_text(reply[0])
+        if reply[1]:
+            log.warning("sink %s: took over %d abandoned alerts", self.name, len(reply[1]))
+        return bool(reply[1])
+
+    async def _touch(self, entry_id: str) -> None:
+        # an entry in retry stays this consumer's: claiming it resets its idle time
+        try:
+            await self.redis.xclaim(
+                ALERTS_KEY, self.group, self.consumer, 0, [entry_id], justid=True
+            )
+        except RedisError as exc:
+            log.debug("sink %s: cannot touch %s (%s)", self.name, entry_id, exc)
+
+    async def deliver(
+        self, alert: Mapping[str, Any], stop: asyncio.Event, entry_id: str | None = None
+    ) -> bool | None:
         """Try until delivered (True), refused for good (False) or stopped (None)."""
         delay = self.sink.first_backoff_s
         while not stop.is_set():
@@ -260,6 +310,8 @@ class SinkRunner:
                 # jitter: many sinks failing together do not retry in step
                 await pause(stop, delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self.sink.max_backoff_s)
+                if entry_id is not None:
+                    await self._touch(entry_id)
                 continue
             self.status.success(time.time())
             self.status.delivered += 1

@@ -105,6 +105,7 @@ class SinkService:
                 transport(name, sink),
                 settings.worker_id,
                 settings.sinks_resolve_interval_s,
+                settings.sinks_claim_after_s,
             )
             for name, sink in settings.sinks.items()
         ]

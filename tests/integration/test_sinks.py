@@ -162,12 +162,16 @@ class Deliverer:
         self.runs = 0
 
     def start(self) -> None:
+        """Start a run, under a consumer name of its own (as a pod restarted elsewhere)."""
         self.runs += 1
         with (self.root / "sinks.log").open("ab") as log:
             log.write(f"--- run {self.runs}\n".encode())
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "sinks"],
-                env=self.env,
+                env={
+                    **self.env,
+                    "DRIFTLINE_WORKER_ID": f"{self.env['DRIFTLINE_WORKER_ID']}-{self.runs}",
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
@@ -263,6 +267,7 @@ async def test_every_alert_reaches_every_sink_once_across_a_crash_and_a_restart(
         DRIFTLINE_SINKS_METRICS_PORT="0",
         DRIFTLINE_METRICS_HOST="127.0.0.1",
         DRIFTLINE_SINKS_RESOLVE_INTERVAL_S="0.2",
+        DRIFTLINE_SINKS_CLAIM_AFTER_S="1",
         DRIFTLINE_WORKER_ID=f"sinks-{unique}",
         DRIFTLINE_DATA_DIR=str(tmp_path / ".driftline"),
     )
@@ -353,7 +358,8 @@ async def test_every_alert_reaches_every_sink_once_across_a_crash_and_a_restart(
         assert metrics[("driftline_sink_delivered_total", hook)] == 2.0
 
         # 3. a crash while the HTTP sinks retry (email is all acknowledged first: nothing of
-        #    it is in flight), then more alerts while nothing delivers
+        #    it is in flight), then more alerts while nothing delivers; the next run, under
+        #    another consumer name, takes over what the dead one left
         await wait_until_async("email acknowledged", lambda: groups_done(redis, [mail]), TIMEOUT_S)
         assert deliverer.stop(signal.SIGKILL) == -signal.SIGKILL
         await emit((model, drift("x3")), (model, perf("fairness")))
