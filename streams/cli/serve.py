@@ -112,12 +112,11 @@ def _retrainer(args: Args) -> int:
 
 
 def _sinks(args: Args) -> int:
+    import logging
     import signal
 
     from streams.adapters.redis_client import async_redis
     from streams.sinks.service import SinkService
-
-    import logging
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")

@@ -19,8 +19,8 @@ sink once, across restarts and crashes alike, but for a crash between the receiv
 and the script, when the receiver gets the alert again with the same ``Idempotency-Key``.
 
 A PagerDuty sink with ``resolve`` also remembers each condition it triggered (the hash
-``{driftline:alerts}:open:<name>``) and, between reads, resolves those that a health of the
-model's monitors published after the trigger no longer lists among its active findings.
+``{driftline:alerts}:open:<name>``, in the same script) and, between reads, resolves those
+that cleared (:mod:`~streams.sinks.resolve`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -41,13 +40,13 @@ from streams.adapters.redis_client import AsyncClient, as_text
 from streams.config.sinks import PagerDutySink, SinkConfig
 from streams.contracts.names import (
     ALERTS_KEY,
-    HEALTH_FIELD,
-    health_key,
     sink_group,
     sink_open_key,
     sink_sent_key,
 )
+from streams.sinks.resolve import Resolver
 from streams.sinks.routing import condition_key, routed
+from streams.sinks.status import SinkStatus
 from streams.sinks.transports import DeliveryError, Transport
 
 log = logging.getLogger("driftline.sinks")
@@ -66,65 +65,6 @@ if ARGV[3] == '1' then
 end
 return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 """
-# KEYS: open hash. ARGV: field, the value read. Forget a resolved condition unless a trigger
-# opened it again meanwhile.
-_CLOSE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
-"""
-
-
-@dataclass
-class SinkStatus:
-    """What health and metrics say of one sink (mutated on its runner's task only)."""
-
-    name: str
-    type: str
-    failing_after: int
-    delivered: int = 0
-    failed_attempts: int = 0
-    dropped: int = 0
-    resolved: int = 0
-    consecutive_failures: int = 0
-    last_error: str | None = None
-    last_success_at: float | None = None
-    last_failure_at: float | None = None
-    backlog: int | None = None  # entries not yet acknowledged by the sink's group
-
-    @property
-    def failing(self) -> bool:
-        """Whether the last ``failing_after`` attempts (or more) all failed."""
-        return self.consecutive_failures >= self.failing_after
-
-    def success(self, now: float) -> None:
-        """Note an attempt the receiver accepted."""
-        self.consecutive_failures = 0
-        self.last_success_at = now
-
-    def failure(self, error: DeliveryError, now: float) -> None:
-        """Note an attempt that failed."""
-        self.failed_attempts += 1
-        self.consecutive_failures += 1
-        self.last_error = error.reason
-        self.last_failure_at = now
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able, for ``/health`` and Redis."""
-        return {
-            "type": self.type,
-            "status": "failing" if self.failing else "ok",
-            "delivered": self.delivered,
-            "failed_attempts": self.failed_attempts,
-            "consecutive_failures": self.consecutive_failures,
-            "dropped": self.dropped,
-            "resolved": self.resolved,
-            "backlog": self.backlog,
-            "last_error": self.last_error,
-            "last_success_at": self.last_success_at,
-            "last_failure_at": self.last_failure_at,
-        }
 
 
 def entries_of(reply: Any) -> list[tuple[str, Mapping[Any, Any] | None]]:
@@ -180,9 +120,12 @@ class SinkRunner:
         self.status = SinkStatus(name, sink.type, sink.failing_after)
         self.ready = asyncio.Event()  # set once the group exists
         self._done = redis.register_script(_DONE)
-        self._close = redis.register_script(_CLOSE)
         self._resolves = isinstance(sink, PagerDutySink) and sink.resolve
-        self._last_resolve = 0.0
+        self.resolver = (
+            Resolver(name, redis, transport, self.status, resolve_interval_s)
+            if self._resolves
+            else None
+        )
         self._last_claim = 0.0
         self._claim_from = "0-0"
 
@@ -223,7 +166,8 @@ class SinkRunner:
             for entry_id, fields in entries:
                 if not await self.handle(entry_id, fields, stop):
                     return  # stopped with this entry pending
-            await self.resolve_cleared()
+            if self.resolver is not None:
+                await self.resolver.resolve_cleared()
             if await self.claim_abandoned():
                 start = "0"  # they are this consumer's pending entries now
 
@@ -335,47 +279,6 @@ class SinkRunner:
         args = [self.group, entry_id, "1" if delivered else "0", SENT_TTL_S, field, value]
         await self._done(keys=keys, args=args)
 
-    async def resolve_cleared(self, force: bool = False) -> None:
-        """Resolve the conditions the monitors no longer find (PagerDuty with ``resolve``)."""
-        now = time.time()
-        if not self._resolves or (not force and now - self._last_resolve < self.resolve_interval_s):
-            return
-        self._last_resolve = now
-        key = sink_open_key(self.name)
-        open_ = {as_text(k): as_text(v) for k, v in (await self.redis.hgetall(key)).items()}
-        health: dict[str, Mapping[str, Any] | None] = {}
-        for dedup, raw in open_.items():
-            cond = orjson.loads(raw)
-            model = str(cond["model"])
-            if model not in health:
-                health[model] = await self._health(model)
-            h = health[model]
-            if h is None or float(h.get("at") or 0) <= float(cond["at"]):
-                continue  # the monitors have not looked again since the trigger
-            active = {(f.get("kind"), f.get("feature")) for f in h.get("active") or []}
-            if (cond["kind"], cond.get("feature")) in active:
-                continue
-            try:
-                await self.transport.resolve(dedup)
-            except DeliveryError as exc:
-                self.status.failure(exc, time.time())
-                log.warning(
-                    "sink %s: cannot resolve %s (%s); next round", self.name, dedup, exc.reason
-                )
-                continue
-            self.status.success(time.time())
-            self.status.resolved += 1
-            await self._close(keys=[key], args=[dedup, raw])
-            log.info("sink %s: resolved %s", self.name, dedup)
-
-    async def _health(self, model: str) -> Mapping[str, Any] | None:
-        raw = await self.redis.hget(health_key(model), HEALTH_FIELD)
-        try:
-            doc = orjson.loads(raw) if raw is not None else None
-        except orjson.JSONDecodeError:
-            return None
-        return doc if isinstance(doc, dict) else None
-
     async def measure_backlog(self) -> None:
         """Read how many entries the sink's group has yet to deliver (pending and unread)."""
         for group in await self.redis.xinfo_groups(ALERTS_KEY):
@@ -392,4 +295,4 @@ async def pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-__all__ = ["SENT_TTL_S", "SinkRunner", "SinkStatus", "decode_alert", "entries_of", "pause"]
+__all__ = ["SENT_TTL_S", "SinkRunner", "decode_alert", "entries_of", "pause"]

@@ -34,7 +34,8 @@ from redis.exceptions import RedisError
 from streams.adapters.redis_client import AsyncClient
 from streams.config.settings import Settings
 from streams.contracts.names import SINKS_HEALTH_KEY
-from streams.sinks.delivery import SinkRunner, SinkStatus, pause
+from streams.sinks.delivery import SinkRunner, pause
+from streams.sinks.status import SinkStatus
 from streams.sinks.transports import transport
 
 log = logging.getLogger("driftline.sinks")

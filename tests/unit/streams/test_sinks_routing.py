@@ -11,8 +11,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from streams.config.settings import Settings, explain, load_settings
 from streams.config.sinks import SinkConfig, Sinks
-from streams.sinks.delivery import SinkStatus, decode_alert, entries_of
+from streams.sinks.delivery import decode_alert, entries_of
 from streams.sinks.routing import condition_key, routed, severity
+from streams.sinks.status import SinkStatus
 from streams.sinks.transports import DeliveryError
 
 SINK = TypeAdapter(SinkConfig)
