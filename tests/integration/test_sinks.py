@@ -11,6 +11,7 @@ delivering process is the real command line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -416,4 +417,63 @@ async def test_every_alert_reaches_every_sink_once_across_a_crash_and_a_restart(
             deliverer.proc.kill()
             deliverer.proc.wait()
         await redis.delete(health_key(model))
+        await redis.aclose()
+
+
+async def test_delivery_on_a_redis_cluster_resumes_under_another_consumer(
+    redis_cluster: str, unique: str, tmp_path: Path, http_receiver: HttpReceiver
+) -> None:
+    """The scripts keep their keys in the alerts stream's slot; a service stopped with an
+    alert in retry leaves it to the next, which delivers it once."""
+    from streams.config.settings import Settings
+    from streams.sinks.service import SinkService
+
+    model, name = f"cluster-{unique}", f"hook-{unique}"
+    sink = {"type": "webhook", "url": f"{http_receiver.url}/hook", "models": [model]}
+    sinks = {name: {**sink, "first_backoff_s": 0.05, "max_backoff_s": 0.1}}
+
+    def settings(consumer: str) -> Settings:
+        return Settings(
+            sinks=sinks,  # type: ignore[arg-type]
+            worker_id=consumer,
+            sinks_metrics_port=0,
+            metrics_host="127.0.0.1",
+            sinks_claim_after_s=0.5,
+            data_dir=tmp_path,
+        )
+
+    redis = async_redis(redis_cluster, None)
+    raise_alerts = RedisAlertSink(redis, cooldown_s=600, maxlen=10_000)
+    ids: list[str] = []
+
+    async def emit(feature: str) -> None:
+        alert = encode_alert(model, Finding("data_drift", "psi", 0.4, 0.2, feature=feature), 0.0)
+        assert await raise_alerts.emit([alert])
+        ids.append(alert["alert_id"])
+
+    try:
+        first = SinkService(settings("a"), redis)
+        stop = asyncio.Event()
+        task = asyncio.create_task(first.run(stop))
+        await wait_until_async("the group", first.runners[0].ready.wait, TIMEOUT_S)
+        await emit("x1")
+        await wait_until_async("x1", lambda: set(ids) <= set(http_receiver.ids("hook")), TIMEOUT_S)
+        http_receiver.down = True
+        await emit("x2")
+        await wait_until_async("x2 refused", lambda: http_receiver.refused["hook"] > 3, TIMEOUT_S)
+        stop.set()
+        await task  # stopped between two attempts: x2 stays pending, with consumer a
+        http_receiver.down = False
+        await emit("x3")
+        second = SinkService(settings("b"), redis)
+        stop = asyncio.Event()
+        task = asyncio.create_task(second.run(stop))
+        await wait_until_async(
+            "x2 and x3", lambda: set(ids) <= set(http_receiver.ids("hook")), TIMEOUT_S
+        )
+        await wait_until_async("acknowledged", lambda: groups_done(redis, [name]), TIMEOUT_S)
+        stop.set()
+        await task
+        assert dict(http_receiver.ids("hook")) == dict.fromkeys(ids, 1)
+    finally:
         await redis.aclose()
