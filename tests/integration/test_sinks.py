@@ -39,7 +39,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring.findings import Finding
 from streams.adapters.redis_alerts import RedisAlertSink
 from streams.adapters.redis_client import AsyncClient, as_text, async_redis
-from streams.contracts.names import ALERTS_KEY, HEALTH_FIELD, health_key, sink_group
+from streams.contracts.names import (
+    ALERTS_KEY,
+    HEALTH_FIELD,
+    health_key,
+    sink_group,
+    sink_open_key,
+)
 from streams.monitors.alerts import encode_alert
 from tests.conftest import Endpoints
 from tests.waiting import wait_until_async
@@ -416,7 +422,9 @@ async def test_every_alert_reaches_every_sink_once_across_a_crash_and_a_restart(
         if deliverer.proc is not None:
             deliverer.proc.kill()
             deliverer.proc.wait()
-        await redis.delete(health_key(model))
+        await redis.delete(health_key(model), sink_open_key(pager))
+        for n in names:
+            await redis.xgroup_destroy(ALERTS_KEY, sink_group(n))
         await redis.aclose()
 
 
@@ -476,4 +484,5 @@ async def test_delivery_on_a_redis_cluster_resumes_under_another_consumer(
         await task
         assert dict(http_receiver.ids("hook")) == dict.fromkeys(ids, 1)
     finally:
+        await redis.xgroup_destroy(ALERTS_KEY, sink_group(name))
         await redis.aclose()
