@@ -33,7 +33,7 @@ PagerDuty conditions it left open (``...:open:<sink>``); their health is the has
 ('driftline:{sea}:join', 'driftline:alerts', '{driftline:alerts}:dedupe:')
 >>> scorer_group("sea"), monitors_group("sea"), RETRAINER_GROUP
 ('driftline-scorer-sea', 'driftline-monitors-sea', 'driftline-retrainer')
->>> sink_group("ops"), sink_sent_key("ops", "a1"), sink_open_key("ops")
+>>> sink_group("ops"), sink_delivery_mark("ops", "a1"), sink_open_hash("ops")
 ('driftline-sink-ops', '{driftline:alerts}:sent:ops:a1', '{driftline:alerts}:open:ops')
 """
 
@@ -131,12 +131,12 @@ def monitors_group(model: str) -> str:
     return f"driftline-monitors-{model}"
 
 
-def sink_sent_key(sink: str, alert_id: str) -> str:
+def sink_delivery_mark(sink: str, alert_id: str) -> str:
     """Set once ``sink`` delivered the alert ``alert_id`` (expires after a week)."""
     return f"{_ALERTS_TAG}:sent:{sink}:{alert_id}"
 
 
-def sink_open_key(sink: str) -> str:
+def sink_open_hash(sink: str) -> str:
     """The hash of the conditions ``sink`` triggered and has not resolved (dedup key → JSON)."""
     return f"{_ALERTS_TAG}:open:{sink}"
 
@@ -176,9 +176,9 @@ __all__ = [
     "monitors_group",
     "pairs_prefix",
     "scorer_group",
+    "sink_delivery_mark",
     "sink_group",
-    "sink_open_key",
-    "sink_sent_key",
+    "sink_open_hash",
     "stage_key",
     "state_key",
     "window_key",

@@ -40,9 +40,9 @@ from streams.adapters.redis_client import AsyncClient, as_text
 from streams.config.sinks import PagerDutySink, SinkConfig
 from streams.contracts.names import (
     ALERTS_KEY,
+    sink_delivery_mark,
     sink_group,
-    sink_open_key,
-    sink_sent_key,
+    sink_open_hash,
 )
 from streams.sinks.resolve import Resolver
 from streams.sinks.routing import condition_key, routed
@@ -179,7 +179,7 @@ class SinkRunner:
         if alert is None or not routed(self.sink, alert):
             await self._finish(entry_id, None, delivered=False)
             return True
-        sent = sink_sent_key(self.name, str(alert["alert_id"]))
+        sent = sink_delivery_mark(self.name, str(alert["alert_id"]))
         if await self.redis.exists(sent):
             await self._finish(entry_id, sent, delivered=False)
             return True
@@ -275,7 +275,7 @@ class SinkRunner:
             field = condition_key(alert)
             doc = {k: alert.get(k) for k in ("model", "kind", "feature", "alert_id", "at")}
             value = orjson.dumps(doc).decode()
-        keys = [ALERTS_KEY, sent or sink_sent_key(self.name, "-"), sink_open_key(self.name)]
+        keys = [ALERTS_KEY, sent or sink_delivery_mark(self.name, "-"), sink_open_hash(self.name)]
         args = [self.group, entry_id, "1" if delivered else "0", SENT_TTL_S, field, value]
         await self._done(keys=keys, args=args)
 

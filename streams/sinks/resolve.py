@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from streams.adapters.redis_client import AsyncClient, as_text
-from streams.contracts.names import HEALTH_FIELD, health_key, sink_open_key
+from streams.contracts.names import HEALTH_FIELD, health_key, sink_open_hash
 from streams.sinks.status import SinkStatus
 from streams.sinks.transports import DeliveryError, Transport
 
@@ -61,7 +61,7 @@ class Resolver:
         if not force and now - self._last_resolve < self.interval_s:
             return
         self._last_resolve = now
-        key = sink_open_key(self.name)
+        key = sink_open_hash(self.name)
         open_ = {as_text(k): as_text(v) for k, v in (await self.redis.hgetall(key)).items()}
         health: dict[str, Mapping[str, Any] | None] = {}
         for dedup, raw in open_.items():

@@ -44,7 +44,7 @@ from streams.contracts.names import (
     HEALTH_FIELD,
     health_key,
     sink_group,
-    sink_open_key,
+    sink_open_hash,
 )
 from streams.monitors.alerts import encode_alert
 from tests.conftest import Endpoints
@@ -422,7 +422,7 @@ async def test_every_alert_reaches_every_sink_once_across_a_crash_and_a_restart(
         if deliverer.proc is not None:
             deliverer.proc.kill()
             deliverer.proc.wait()
-        await redis.delete(health_key(model), sink_open_key(pager))
+        await redis.delete(health_key(model), sink_open_hash(pager))
         for n in names:
             await redis.xgroup_destroy(ALERTS_KEY, sink_group(n))
         await redis.aclose()
