@@ -180,3 +180,24 @@ def test_a_sink_is_failing_after_its_consecutive_failures_only() -> None:
     assert status.failing and status.to_dict()["status"] == "failing"
     status.success(3.0)
     assert not status.failing and status.failed_attempts == 3
+
+
+def test_the_command_without_a_sink_says_how_to_set_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli.main import main
+
+    monkeypatch.delenv("DRIFTLINE_SINKS", raising=False)
+    assert main(["sinks"]) == 2
+    err = capsys.readouterr().err
+    assert "no sink to deliver to: set DRIFTLINE_SINKS" in err and '"type": "webhook"' in err
+
+
+def test_the_command_with_a_bad_sink_names_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli.main import main
+
+    monkeypatch.setenv("DRIFTLINE_SINKS", '{"ops": {"type": "webhook"}}')
+    assert main(["sinks"]) == 2
+    assert "DRIFTLINE_SINKS.ops.webhook.url: Field required" in capsys.readouterr().err
