@@ -131,7 +131,7 @@ class SinkService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; then let each runner end its attempt in hand."""
-        site = await self._serve()
+        server = await self._serve()
         tasks = [asyncio.create_task(r.run(stop), name=f"sink-{r.name}") for r in self.runners]
         try:
             while not stop.is_set():
@@ -142,8 +142,8 @@ class SinkService:
             await asyncio.gather(*tasks, return_exceptions=True)
             for r in self.runners:
                 await r.transport.close()
-            if site is not None:
-                await site.cleanup()
+            if server is not None:
+                await server.cleanup()
             self._forget_port()
 
     async def _publish(self) -> None:
