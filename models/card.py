@@ -210,8 +210,31 @@ class ParityInfo(_Frozen):
     export_seconds: float
 
 
+class QueryInfo(_Frozen):
+    """The SQL query the training data came from, and the fingerprint of its result.
+
+    ``database`` is the database URL with any password masked; ``sha256`` is the sha256 of
+    the result's canonical bytes (:meth:`models.table.Table.canonical`): the same query on
+    the same data gives the same fingerprint, in the same row order.
+
+    Examples
+    --------
+    >>> from models.table import Table
+    >>> rows = Table(("x", "y"), ((0.5, 1), (1.5, 0)))
+    >>> info = QueryInfo(database="sqlite:///d.db", query="SELECT x, y FROM t", rows=len(rows),
+    ...                  sha256=rows.sha256())
+    >>> info.rows, len(info.sha256)
+    (2, 64)
+    """
+
+    database: str
+    query: str
+    rows: int
+    sha256: str
+
+
 class DataInfo(_Frozen):
-    """Where the training data came from and its fingerprint."""
+    """Where the training data came from and its fingerprint (``query``: from SQL only)."""
 
     source: str
     rows: int
@@ -220,6 +243,7 @@ class DataInfo(_Frozen):
     fingerprint: str
     class_balance: dict[str, int]
     seed: int
+    query: QueryInfo | None = None
 
 
 class TrainingInfo(_Frozen):
@@ -297,6 +321,7 @@ __all__ = [
     "OnnxInput",
     "ParityInfo",
     "Profile",
+    "QueryInfo",
     "ReferenceProfile",
     "RocCurve",
     "SensitiveSpec",

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river.datasets import synth
 
-from models.card import FeatureSpec, ModelCard, SensitiveSpec
+from models.card import FeatureSpec, ModelCard, QueryInfo, SensitiveSpec
 from models.errors import ConfigError, DataError
 
 DatasetKind = Literal["agrawal", "sea", "hyperplane"]
@@ -84,6 +84,8 @@ class Dataset:
         How the sensitive group is derived, if any.
     groups : ndarray of object (str) or None
         Sensitive group of every row.
+    query : QueryInfo or None
+        The SQL query the rows came from, recorded in the card.
 
     Examples
     --------
@@ -106,6 +108,7 @@ class Dataset:
     target: str
     sensitive: SensitiveSpec | None = None
     groups: NDArray[np.object_] | None = None
+    query: QueryInfo | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -137,6 +140,7 @@ class Dataset:
             target=self.target,
             sensitive=self.sensitive,
             groups=None if self.groups is None else self.groups[index],
+            query=self.query,
         )
 
     def class_balance(self) -> dict[str, int]:

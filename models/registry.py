@@ -4,14 +4,22 @@ Layout::
 
     <root>/<name>/<version>/model.onnx     the exported pipeline (read-only)
     <root>/<name>/<version>/card.json      its :class:`~models.card.ModelCard`
-    <root>/<name>/aliases.json             champion / challenger and their history
+    <root>/<name>/aliases.json             champion / challenger, their history, the routing
     <root>/<name>/.lock                    advisory lock serialising writers
 
 Versions are 1, 2, 3, ... A version is written into a private temporary directory and
 published with one atomic ``rename``; writers of the same model also hold an exclusive
 ``flock``, so two processes registering at once get distinct versions and readers never see
-a half-written version. Loading re-hashes ``model.onnx`` and refuses a file whose sha256
-differs from the card.
+a half-written version. Every file is fsynced before its rename and its directory after it,
+so a version or an alias that was announced survives a crash of the host. The aliases and
+the routing between champion and challenger live in one file, written under the lock and
+read in one read (:meth:`Registry.state`): a worker never sees a new champion with the
+previous routing. The history of each alias keeps its last :data:`HISTORY_KEEP` changes.
+Loading re-hashes ``model.onnx`` and refuses a file whose sha256 differs from the card.
+
+Workers on several hosts share the registry through a file system that gives every host the
+same files with POSIX ``rename`` and ``flock`` (NFSv4 with locking, CephFS, a cloud file
+share); an object store or a per-host copy does not.
 """
 
 from __future__ import annotations
@@ -21,11 +29,11 @@ import fcntl
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field, ValidationError
@@ -37,6 +45,10 @@ Alias = Literal["champion", "challenger"]
 ALIASES: tuple[str, ...] = ("champion", "challenger")
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
+ALIASES_FILE = "aliases.json"
+LEGACY_ROUTING_FILE = "routing.json"  # where routing lived before it joined the aliases
+HISTORY_KEEP = 200  # alias changes remembered per alias
+STACK_KEEP = 50  # versions an alias can roll back through
 
 
 class AliasEvent(BaseModel):
@@ -68,6 +80,23 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """A model's aliases and routing, as one read of its aliases file found them."""
+
+    aliases: dict[str, AliasState]
+    routing: Mapping[str, Any] | None
+
+
+def _fsync_dir(path: Path) -> None:
+    # a rename is durable only once the directory that holds the new name is
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with tmp.open("wb") as fh:
@@ -75,6 +104,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 class Registry:
@@ -153,14 +183,34 @@ class Registry:
 
     def aliases(self, name: str) -> dict[str, AliasState]:
         """Alias name → state for ``name``."""
-        path = self._model_dir(name) / "aliases.json"
-        if not path.exists():
-            return {}
+        return self.state(name).aliases
+
+    def state(self, name: str) -> ModelState:
+        """The aliases and the routing of ``name``, from one read of its aliases file."""
+        mdir = self._model_dir(name)
+        path = mdir / ALIASES_FILE
         try:
-            raw = orjson.loads(path.read_bytes())
-            return {k: AliasState.model_validate(v) for k, v in raw["aliases"].items()}
+            raw = orjson.loads(path.read_bytes()) if path.exists() else {"aliases": {}}
+            aliases = {k: AliasState.model_validate(v) for k, v in raw["aliases"].items()}
         except (OSError, orjson.JSONDecodeError, KeyError, ValidationError) as exc:
             raise RegistryError(f"corrupt alias file {path}: {exc}", name=name) from exc
+        routing = raw.get("routing")
+        legacy = mdir / LEGACY_ROUTING_FILE
+        if routing is None and legacy.exists():
+            try:
+                routing = orjson.loads(legacy.read_bytes())
+            except (OSError, orjson.JSONDecodeError) as exc:
+                raise RegistryError(f"corrupt routing file {legacy}: {exc}", name=name) from exc
+        if routing is not None and not isinstance(routing, dict):
+            raise RegistryError(f"corrupt routing in {path}: {routing!r}", name=name)
+        return ModelState(aliases, routing)
+
+    def set_routing(self, name: str, routing: Mapping[str, Any]) -> None:
+        """Store how ``name``'s traffic is routed between its champion and challenger."""
+        self.resolve(name)  # an unknown model is an error, not a new directory
+        with self._lock(name) as mdir:
+            self._save(mdir, self.state(name).aliases, dict(routing))
+            (mdir / LEGACY_ROUTING_FILE).unlink(missing_ok=True)
 
     def resolve(self, ref: str) -> tuple[str, str]:
         """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` → (name, version).
@@ -256,6 +306,7 @@ class Registry:
                         (tmp / fname).chmod(0o444)
                     try:
                         os.rename(tmp, mdir / str(number))
+                        _fsync_dir(mdir)
                         return card
                     except OSError:
                         # Only reached if a writer ignored the lock; take the next number.
@@ -268,8 +319,24 @@ class Registry:
                 ) from exc
 
     def _save_aliases(self, mdir: Path, states: dict[str, AliasState]) -> None:
-        doc = {"schema_version": 1, "aliases": {k: v.model_dump() for k, v in states.items()}}
-        _write_atomic(mdir / "aliases.json", orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        self._save(mdir, states, self.state(mdir.name).routing)
+
+    def _save(
+        self, mdir: Path, states: dict[str, AliasState], routing: Mapping[str, Any] | None
+    ) -> None:
+        bounded = {
+            k: v.model_copy(
+                update={"stack": v.stack[-STACK_KEEP:], "history": v.history[-HISTORY_KEEP:]}
+            )
+            for k, v in states.items()
+        }
+        doc: dict[str, Any] = {
+            "schema_version": 1,
+            "aliases": {k: v.model_dump() for k, v in bounded.items()},
+        }
+        if routing is not None:
+            doc["routing"] = dict(routing)
+        _write_atomic(mdir / ALIASES_FILE, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
     def promote(self, name: str, version: str, alias: str = "champion") -> None:
         """Point ``alias`` at ``version``; the previous target stays on the rollback stack."""
@@ -313,4 +380,14 @@ class Registry:
             return stack[-1]
 
 
-__all__ = ["ALIASES", "Alias", "AliasEvent", "AliasState", "LoadedModel", "Registry"]
+__all__ = [
+    "ALIASES",
+    "HISTORY_KEEP",
+    "STACK_KEEP",
+    "Alias",
+    "AliasEvent",
+    "AliasState",
+    "LoadedModel",
+    "ModelState",
+    "Registry",
+]

@@ -218,6 +218,7 @@ def train(
             fingerprint=ds.fingerprint(),
             class_balance=ds.class_balance(),
             seed=opts.seed,
+            query=ds.query,
         ),
         metrics=Metrics(
             folds=opts.folds,

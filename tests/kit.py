@@ -302,21 +302,30 @@ class Workers:
 
         return wait_for(f"worker {name} scoring", scoring, timeout_s, 0.05)
 
-    def health(self, name: str) -> dict[str, Any] | None:
-        """The worker's ``/health`` document (None until it serves one)."""
+    def _get(self, name: str, path: str) -> bytes | None:
+        """The body of the worker's ``path`` (a 503's too), None until it serves one."""
         proc = self.procs[name]
         port_file = Path(self.env["DRIFTLINE_DATA_DIR"]) / "metrics" / f"worker-{proc.pid}.json"
         try:
             port = orjson.loads(port_file.read_bytes())["port"]
-            url = f"http://127.0.0.1:{port}/health"
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                body = answer.read()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                body: bytes = answer.read()
         except urllib.error.HTTPError as exc:  # 503: not ready, or stuck; the body says why
             body = exc.read()
         except (OSError, ValueError, KeyError):
             return None
-        doc = orjson.loads(body)
+        return body
+
+    def health(self, name: str) -> dict[str, Any] | None:
+        """The worker's ``/health`` document (None until it serves one)."""
+        body = self._get(name, "/health")
+        doc = orjson.loads(body) if body is not None else None
         return doc if isinstance(doc, dict) else None
+
+    def metrics(self, name: str) -> str:
+        """The worker's ``/metrics`` text ("" until it serves one)."""
+        body = self._get(name, "/metrics")
+        return body.decode() if body is not None else ""
 
     def log(self, name: str, tail: int = 6000) -> str:
         return self.dep.log(name, tail)

@@ -33,9 +33,10 @@ class App(faust.App):
         return DurableProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
-def faust_app(settings: Settings, bootstrap: str, app_id: str) -> App:
+def faust_app(settings: Settings, bootstrap: str, app_id: str, start: str = "earliest") -> App:
     """A Faust app as Driftline runs them: raw bytes in and out, offsets committed every
-    second, no web server, data under the data dir. ``app_id`` is the consumer group."""
+    second, no web server, data under the data dir. ``app_id`` is the consumer group, and
+    ``start`` where it begins on a topic it has no committed offset for."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     return App(
         app_id,
@@ -45,7 +46,7 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str) -> App:
         key_serializer="raw",
         web_enabled=False,
         store="memory://",
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=start,
         topic_partitions=settings.topic_partitions,
         # Faust's own topics (its leader topic) as durable as ours: the command line resolves
         # the plan's factor for the cluster before it builds an app.
@@ -60,14 +61,15 @@ def faust_app(settings: Settings, bootstrap: str, app_id: str) -> App:
     )
 
 
-def faust_worker(app: faust.App, log_level: str) -> faust.Worker:
-    """The Faust worker that runs ``app`` (``execute_from_commandline``), at ``log_level``.
+def faust_worker(app: faust.App, log_level: str, *more: faust.App) -> faust.Worker:
+    """The Faust worker that runs ``app`` and ``more`` apps (``execute_from_commandline``),
+    at ``log_level``. Each app is a service of the worker: started, run and stopped with it.
 
     Faust's terminal spinner is off: at WARNING and above it sets the root logger to DEBUG
     (its handler spins on every record), so every debug line of aiokafka built a log record
     on the hot path, 2 % of a busy worker's time, for a spinner nobody sees in a log file.
     """
-    worker = faust.Worker(app, loglevel=log_level.lower(), quiet=True)
+    worker = faust.Worker(app, *more, loglevel=log_level.lower(), quiet=True)
     worker.spinner = None
     return worker
 

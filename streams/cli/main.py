@@ -117,7 +117,7 @@ def _services_doctor(args: Args) -> int:
         for name, entry in report.items():
             where = entry.get("path") or entry.get("url") or entry.get("bootstrap") or ""
             detail = entry.get("error") or f"{entry.get('version', '')} {where}".strip()
-            print(f"{name:<6} {entry['source']:<24} {detail}")
+            print(f"{name:<8} {entry['source']:<25} {detail}")
     return 0 if all(e["source"] != "missing" for e in report.values()) else 1
 
 
@@ -234,7 +234,7 @@ def build_cli() -> click.Group:
 
 
 def _extensions() -> list[Register]:
-    from streams.cli import models, ops, report, serve, stream, topics, train
+    from streams.cli import models, ops, report, serve, stream, topics, train, ui
 
     return [
         train.register,
@@ -244,6 +244,7 @@ def _extensions() -> list[Register]:
         topics.register,
         ops.register,
         report.register,
+        ui.register,
         *_plugins(),
     ]
 

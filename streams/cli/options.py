@@ -84,6 +84,7 @@ def option(
     choices: Sequence[str] | None = None,
     metavar: str | None = None,
     flag: bool = False,
+    multiple: bool = False,
 ) -> click.Option:
     """Return an option that its environment variable can also set.
 
@@ -110,6 +111,9 @@ def option(
         How the value is named in the help.
     flag
         A flag: present means true.
+    multiple
+        May be given several times (a tuple of values; the variable's value is split on
+        whitespace).
     """
     if not any(f.startswith("--") for f in flags):
         raise ValueError(f"an option needs a --long name, got {flags}")
@@ -134,6 +138,7 @@ def option(
         type=kind,
         metavar=metavar,
         is_flag=flag,
+        multiple=multiple,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,45 +15,71 @@ from streams.config.settings import Settings, env_name, load_settings
 from streams.errors import ConfigError, ServiceError
 from streams.local.services import LocalServices
 
+if TYPE_CHECKING:
+    from models.registry import Registry
+
 
 def _worker(args: Args) -> int:
     from models.registry import Registry  # Faust is heavy to import: only workers need it
     from streams.monitors.agents import faust_worker
     from streams.worker.app import WorkerRuntime, create_app, freeze_heap
+    from streams.worker.endpoints import WorkerEndpoints
     from streams.worker.health import WorkerObservability
 
-    settings = load_settings(model=args.model)
-    model = settings.model
-    if not model:
-        raise ConfigError(f"which model? pass --model NAME or set {env_name('model')}")
-    bootstrap = LocalServices(settings).kafka_bootstrap()
-    settings = ensure_topics(settings, bootstrap)
-    runtime = WorkerRuntime(settings, model, Registry(settings.registry))
-    observability = WorkerObservability(settings, runtime)
-    app = create_app(
-        settings,
-        bootstrap,
-        runtime,
-        redis_url=_monitor_redis(settings),
-        on_batch=observability.on_batch,
-    )
-    observability.attach(app)
-    if settings.retrainer_in_worker:
+    base = load_settings()
+    registry = Registry(base.registry)
+    models = _served_models(args, registry)
+    bootstrap = LocalServices(base).kafka_bootstrap()
+    apps, parts = [], []
+    for model in models:
+        settings = ensure_topics(base.for_model(model), bootstrap)
+        runtime = WorkerRuntime(settings, model, registry)
+        observability = WorkerObservability(settings, runtime)
+        app = create_app(
+            settings,
+            bootstrap,
+            runtime,
+            redis_url=_monitor_redis(settings),
+            on_batch=observability.on_batch,
+        )
+        observability.attach(app)
+        apps.append(app)
+        parts.append(observability)
+        print(f"worker for {model}: {runtime.current.describe()} on {bootstrap}", file=sys.stderr)
+    if base.retrainer_in_worker:
         from streams.control.retrainer import Retrainer
 
-        retrainer = Retrainer(settings, bootstrap, LocalServices(settings).redis_url())
+        retrainer = Retrainer(parts[0].settings, bootstrap, LocalServices(base).redis_url())
 
         async def run_retrainer() -> None:
             await retrainer.run(asyncio.Event())  # runs until the worker stops
 
-        app.task(run_retrainer)
-    print(
-        f"worker for {settings.model}: {runtime.current.describe()} on {bootstrap}", file=sys.stderr
-    )
-    observability.start()
+        apps[0].task(run_retrainer)
+    endpoints = WorkerEndpoints(base, parts)
+    endpoints.attach(apps[0])
+    for part in parts:
+        part.start()
+    endpoints.start()
     freeze_heap()
-    faust_worker(app, settings.log_level).execute_from_commandline()
+    faust_worker(apps[0], base.log_level, *apps[1:]).execute_from_commandline()
     return 0
+
+
+def _served_models(args: Args, registry: Registry) -> list[str]:
+    """The models a worker is to serve: ``--model`` (repeated), or ``--all-models``."""
+    named = list(dict.fromkeys(args.model or ()))
+    if args.all_models:
+        if named:
+            raise ConfigError("give --model NAME (repeated) or --all-models, not both")
+        named = [m for m in registry.names() if "champion" in registry.aliases(m)]
+        if not named:
+            raise ConfigError(f"--all-models: no model in {registry.root} has a champion")
+    if not named:
+        raise ConfigError(
+            f"which model? pass --model NAME (repeated for several), --all-models, or set "
+            f"{env_name('model')}"
+        )
+    return named
 
 
 def _monitor(args: Args) -> int:
@@ -180,7 +207,20 @@ def register(root: click.Group) -> None:
             description="Score the events topic with a model's champion (and challenger), "
             "hot-swap versions without a restart; runs until stopped. Tuned by the DRIFTLINE_* "
             "settings (`driftline config`).",
-            params=[option("--model", setting="model", metavar="NAME", help="model to serve")],
+            params=[
+                option(
+                    "--model",
+                    setting="model",
+                    metavar="NAME",
+                    multiple=True,
+                    help="model to serve; repeat it to serve several in one process",
+                ),
+                option(
+                    "--all-models",
+                    flag=True,
+                    help="serve every model that has a champion in the registry",
+                ),
+            ],
         )
     )
     root.add_command(

@@ -34,7 +34,7 @@ def _produce(args: Args) -> int:
     from models.data import synthetic
     from streams.local.producer import dataset_events, file_events, produce
 
-    settings = load_settings()
+    settings = load_settings(model=args.model)
     if (args.dataset is None) == (args.file is None):  # the parser ensures it; callers may not
         raise ConfigError("give exactly one source: --dataset KIND or --file PATH")
     if args.file is not None:
@@ -57,6 +57,7 @@ def _produce(args: Args) -> int:
             count=args.count,
             rate=args.rate,
             producer_options=producer_options(settings),
+            model=settings.model,
         )
     )
     took = time.monotonic() - started
@@ -208,6 +209,11 @@ def _produce_command() -> click.Command:
             ),
             option("--label-column", metavar="COL", help="label column/field in --file"),
             option("--prefix", default="ev", metavar="TEXT", help="event_id prefix"),
+            option(
+                "--model",
+                metavar="NAME",
+                help="send to this model's topics (names with {model}); its labels name it",
+            ),
         ],
     )
 

@@ -35,7 +35,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> Settings:
 
 
 def _check(args: Args) -> int:
-    settings = load_settings()
+    settings = load_settings(model=args.model)
     bootstrap = LocalServices(settings).kafka_bootstrap()
     report = asyncio.run(ensure_on_cluster(bootstrap, settings, create=args.create))
     rows = plan_rows(report)
@@ -71,6 +71,11 @@ def register(root: click.Group) -> None:
             help="print the plan and every difference (exit 1 if a topic is weaker)",
             params=[
                 option("--create", flag=True, help="also create the missing topics"),
+                option(
+                    "--model",
+                    metavar="NAME",
+                    help="the model whose topics to plan, where topic names contain {model}",
+                ),
                 option("--json", flag=True, help="print the plan as JSON"),
             ],
         )

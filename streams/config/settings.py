@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from models.gate_config import GateConfig
@@ -27,7 +27,8 @@ from monitoring.retrain_policy import RetrainPolicy
 from monitoring.sequential import PairedMSPRT
 from streams.config.sections import section
 from streams.config.sinks import Sinks
-from streams.config.topics import Retention
+from streams.config.topics import TOPIC_KINDS, Retention, name_problem, resolved_name
+from streams.errors import ConfigError
 
 ENV_PREFIX = "DRIFTLINE_"
 MASK = "**********"
@@ -38,6 +39,7 @@ BrokerKind = Literal["kafka", "tansu"]
 ServicesFrom = Literal["auto", "packages"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+_URLS = ("redis_url", "retrain_db", "history_db")  # may hold a password: shown masked
 
 
 class Settings(BaseSettings):
@@ -179,6 +181,13 @@ class Settings(BaseSettings):
 
     # Worker.
     model: str | None = Field(default=None, description="Model name the worker serves.")
+    start_offset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a model's first worker starts on a topic that already holds "
+        "messages: earliest scores (and labels) everything kept, so nothing produced before "
+        "the model's workers started is lost; latest only what comes next (for a topic "
+        "shared with other models, whose history is not this model's).",
+    )
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=20, ge=0, le=60_000)
     max_inflight_batches: int = Field(
@@ -221,6 +230,14 @@ class Settings(BaseSettings):
         ge=10,
         description="History points kept per model (2,880 at 30 s is one day).",
     )
+    history_db: str | None = Field(
+        default=None,
+        description="Also write history points, alerts and version events to this SQL "
+        "database (docs/sql-history.md), in batches; off when unset.",
+    )
+    history_flush_s: float = Field(
+        default=5.0, gt=0, le=3600, description="How long rows wait for their SQL batch."
+    )
     join_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a label may lag.")
     join_max_items: int = Field(default=1_000_000, ge=1)
     alert_cooldown_s: float = Field(default=300.0, ge=0)
@@ -252,6 +269,14 @@ class Settings(BaseSettings):
     )
     retrain_min_rows: int = Field(default=500, ge=50)
     retrain_holdout: float = Field(default=0.25, gt=0, lt=0.9)
+    retrain_db: str | None = Field(
+        default=None, description="Database of retrain_sql: a SQLAlchemy URL or SQLite file path."
+    )
+    retrain_sql: str | None = Field(
+        default=None,
+        description="A SELECT giving the training window instead of Redis: the model's feature "
+        "and target columns, oldest rows first; :model and :since (UNIX s) are bound.",
+    )
     watch_s: float = Field(
         default=600.0, gt=0, description="Auto-rollback watch after a promotion."
     )
@@ -314,6 +339,54 @@ class Settings(BaseSettings):
         "loop stops (the watchdog must restart the worker); 0: never.",
     )
 
+    # The live web console, `driftline ui` (streams/ui/): read-only.
+    ui_host: str = Field(
+        default="127.0.0.1",
+        description="Address the console binds: loopback unless told otherwise.",
+    )
+    ui_port: int = Field(
+        default=8765, ge=0, le=65_535, description="Port of the console; 0 picks a free one."
+    )
+    ui_token: SecretStr | None = Field(
+        default=None,
+        description="When set, every request to the console must carry it (?token= once, "
+        "then a cookie; or Authorization: Bearer).",
+    )
+
+    # The topic names as configured, before for_model resolved {model} in them.
+    _topic_templates: dict[str, str] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _topic_names_are_valid(self) -> Settings:
+        for kind in TOPIC_KINDS:
+            if problem := name_problem(kind, getattr(self, f"topic_{kind}")):
+                raise ValueError(f"{env_name(f'topic_{kind}')}: {problem}")
+        return self
+
+    def for_model(self, model: str) -> Settings:
+        """These settings for a worker of ``model``: ``{model}`` in topic names resolved.
+
+        Settings already resolved for one model resolve again from the names as configured.
+
+        Examples
+        --------
+        >>> s = Settings(topic_events="{model}.events").for_model("credit")
+        >>> s.model, s.topic_events, s.topic_alerts, s.for_model("fraud").topic_events
+        ('credit', 'credit.events', 'drift-alerts', 'fraud.events')
+        """
+        templates = self._topic_templates or {
+            kind: getattr(self, f"topic_{kind}") for kind in TOPIC_KINDS
+        }
+        try:
+            names = {f"topic_{k}": resolved_name(t, model) for k, t in templates.items()}
+        except ValueError as exc:
+            raise ConfigError(
+                f"{exc}: choose a model name of letters, digits, '.', '_', '-'"
+            ) from exc
+        resolved = self.model_copy(update={"model": model, **names})
+        resolved._topic_templates = templates
+        return resolved
+
     @model_validator(mode="after")
     def _insync_fits_the_replicas(self) -> Settings:
         factor, insync = self.topic_replication_factor, self.topic_min_insync_replicas
@@ -338,10 +411,19 @@ class Settings(BaseSettings):
             raise ValueError(f"a Kafka TLS key needs {env_name('kafka_ssl_certfile')}")
         return self
 
+    @model_validator(mode="after")
+    def _sql_window_is_complete(self) -> Settings:
+        if bool(self.retrain_sql) != bool(self.retrain_db):
+            raise ValueError(
+                f"{env_name('retrain_sql')} and {env_name('retrain_db')} go together: the "
+                "query of the training window and the database it runs on"
+            )
+        return self
+
     def masked(self) -> dict[str, Any]:
         """Return the settings as plain JSON-ready values with every secret masked.
 
-        A password written into ``redis_url`` is masked too.
+        A password written into a URL (Redis, the SQL databases) is masked too.
         """
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
@@ -360,7 +442,7 @@ class Settings(BaseSettings):
                     k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
                     for k, v in value.items()
                 }
-            elif name == "redis_url" and value:
+            elif name in _URLS and value:
                 out[name] = redact_url(value)
             else:
                 out[name] = value
@@ -368,7 +450,7 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
-            if name == "redis_url" and isinstance(value, str):
+            if name in _URLS and isinstance(value, str):
                 value = redact_url(value)
             yield name, value
 
@@ -404,14 +486,21 @@ def explain(exc: ValidationError | SettingsError) -> str:
         name = env_name(found.group(1)) if found else "a DRIFTLINE_* variable"
         return f"{name} is not valid JSON: {exc.__cause__ or exc}"
     first = exc.errors()[0]
+    message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule across fields, whose message names its variables
+        return message
     field, *inner = (str(p) for p in first["loc"])
     where = env_name(field) + "".join(f".{p}" for p in inner)
-    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+    return f"{where}: {message}"
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment, with explicit ``overrides`` taking precedence."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Read settings from the environment, with explicit ``overrides`` taking precedence.
+
+    With a model (given or from ``DRIFTLINE_MODEL``), the topic names are that model's.
+    """
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return settings.for_model(settings.model) if settings.model else settings
 
 
 __all__ = [

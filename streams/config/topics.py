@@ -14,15 +14,23 @@ One plan for every topic, from the settings and the size of the cluster
 - **retention** per kind of topic (``DRIFTLINE_TOPIC_RETENTION_HOURS``, a JSON object of
   hours by kind, see :class:`Retention`): what is kept is what may still be read. Model updates
   are compacted instead: the last update of each model is what the topic is for.
+- **names per model**: the names of the topics that belong to one model (events,
+  predictions, labels, monitor input, dead letters) may contain ``{model}``, e.g.
+  ``DRIFTLINE_TOPIC_EVENTS={model}.events``: each model then has topics of its own, and a
+  worker reads only its model's events and labels. Alerts, retrain requests and model updates
+  are shared by every model and keep one name. ``Settings.for_model`` resolves the names.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from streams.errors import ConfigError
 
 if TYPE_CHECKING:
     from streams.config.settings import Settings
@@ -40,6 +48,11 @@ TopicKind = Literal[
 TOPIC_KINDS: tuple[TopicKind, ...] = get_args(TopicKind)
 HOUR_MS = 3_600_000
 COMPACTED: frozenset[TopicKind] = frozenset({"model_updates"})
+MODEL_PLACEHOLDER = "{model}"
+# The topics one model's events, predictions and labels go through; the others are shared.
+PER_MODEL: frozenset[TopicKind] = frozenset({"events", "predictions", "labels", "monitor", "dlq"})
+# Kafka's own rule for a topic name (kafka.common.internals.Topic).
+_LEGAL = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
 class Retention(BaseModel):
@@ -117,6 +130,46 @@ def min_insync_replicas(settings: Settings, factor: int) -> int:
     return factor - 1 if factor - 1 >= 2 else 1
 
 
+def name_problem(kind: TopicKind, name: str) -> str | None:
+    """Why ``name`` cannot name the topic of ``kind``, or None when it can.
+
+    Examples
+    --------
+    >>> name_problem("events", "{model}.events") is None
+    True
+    >>> name_problem("alerts", "{model}.alerts")
+    'alerts topics are shared by every model, so their name may not contain {model}'
+    >>> name_problem("labels", "labels/{user}")
+    "'labels/{user}' is not a Kafka topic name: letters, digits, '.', '_', '-' and {model} only"
+    """
+    if MODEL_PLACEHOLDER in name and kind not in PER_MODEL:
+        return f"{kind} topics are shared by every model, so their name may not contain {{model}}"
+    if not _LEGAL.fullmatch(name.replace(MODEL_PLACEHOLDER, "m")):
+        return (
+            f"{name!r} is not a Kafka topic name: letters, digits, '.', '_', '-' and {{model}} only"
+        )
+    return None
+
+
+def resolved_name(template: str, model: str) -> str:
+    """The topic name ``template`` gives for ``model``.
+
+    Examples
+    --------
+    >>> resolved_name("{model}.events", "credit"), resolved_name("events", "credit")
+    ('credit.events', 'events')
+    """
+    name = template.replace(MODEL_PLACEHOLDER, model)
+    if not _LEGAL.fullmatch(name):
+        raise ValueError(f"model {model!r} gives {name!r}, which is not a Kafka topic name")
+    return name
+
+
+def unresolved(settings: Settings) -> list[TopicKind]:
+    """The kinds whose topic name still holds ``{model}`` (settings of no one model)."""
+    return [k for k in TOPIC_KINDS if MODEL_PLACEHOLDER in getattr(settings, f"topic_{k}")]
+
+
 def topic_name(settings: Settings, kind: TopicKind) -> str:
     """The configured name of the topic of ``kind``."""
     name: str = getattr(settings, f"topic_{kind}")
@@ -147,6 +200,11 @@ def topic_plan(settings: Settings, brokers: int) -> list[TopicSpec]:
     >>> plan["model_updates"].configs["cleanup.policy"], plan["alerts"].configs["retention.ms"]
     ('compact', '2592000000')
     """
+    if pending := unresolved(settings):
+        raise ConfigError(
+            f"the names of the {', '.join(pending)} topics contain {{model}}: name the model "
+            "whose topics these are (--model NAME, or DRIFTLINE_MODEL)"
+        )
     factor = replication_factor(settings, brokers)
     insync = str(min_insync_replicas(settings, factor))
     retention = settings.topic_retention_hours
@@ -165,13 +223,18 @@ def topic_plan(settings: Settings, brokers: int) -> list[TopicSpec]:
 
 __all__ = [
     "COMPACTED",
+    "MODEL_PLACEHOLDER",
+    "PER_MODEL",
     "TOPIC_KINDS",
     "Retention",
     "TopicKind",
     "TopicSpec",
     "min_insync_replicas",
+    "name_problem",
     "replication_factor",
+    "resolved_name",
     "topic_name",
     "topic_plan",
+    "unresolved",
     "with_topic_names",
 ]

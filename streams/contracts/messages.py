@@ -84,6 +84,27 @@ class Label(_Message):
     event_id: str = Field(min_length=1, max_length=256)
     label: int | str = Field(description="0/1, or the class name as in the model card.")
     ts: float | None = None
+    model: str | list[str] | None = Field(
+        default=None,
+        description="The model (or models) the label is for; a label that names none is for "
+        "every model that reads its topic.",
+    )
+
+    def is_for(self, model: str) -> bool:
+        """Whether ``model``'s monitors are to join this label.
+
+        Examples
+        --------
+        >>> Label(event_id="e1", label=1).is_for("credit")
+        True
+        >>> for_fraud = Label(event_id="e1", label=1, model="fraud")
+        >>> for_both = Label(event_id="e1", label=1, model=["fraud", "credit"])
+        >>> for_fraud.is_for("credit"), for_both.is_for("credit")
+        (False, True)
+        """
+        if self.model is None:
+            return True
+        return model == self.model if isinstance(self.model, str) else model in self.model
 
 
 class DeadLetter(_Message):

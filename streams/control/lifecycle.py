@@ -1,9 +1,10 @@
 """What the retrainer keeps of every model's lifecycle: its decisions and its current stage.
 
 Every decision is written to the registry history, to ``driftline:{<name>}:events`` in Redis
-and, when it changes what workers serve, as a :class:`~streams.contracts.messages.ModelUpdate` to
-``model-updates``. The stage (shadow or watch) lives in ``driftline:{<name>}:stage`` so that
-a restarted retrainer carries on where the last one stopped.
+(and, with ``DRIFTLINE_HISTORY_DB``, to the SQL history sink) and, when it changes what
+workers serve, as a :class:`~streams.contracts.messages.ModelUpdate` to ``model-updates``.
+The stage (shadow or watch) lives in ``driftline:{<name>}:stage`` so that a restarted
+retrainer carries on where the last one stopped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from models.history import History
 from models.registry import Registry
 from streams.adapters.redis_client import async_redis
+from streams.adapters.sql_history import SqlHistory
 from streams.config.settings import Settings
 from streams.contracts.messages import ModelUpdate
 from streams.contracts.names import events_key, stage_key
@@ -41,6 +43,11 @@ class Lifecycle:
         self.history = History(settings.registry)
         self.redis = async_redis(redis_url, settings)
         self.publish: Publish | None = None
+        self.sql: SqlHistory | None = (
+            SqlHistory(settings.history_db, settings.history_flush_s)
+            if settings.history_db
+            else None
+        )
 
     async def record(
         self, model: str, kind: str, *, update: ModelUpdate | None = None, **fields: Any
@@ -48,6 +55,9 @@ class Lifecycle:
         """Write one decision to the history, Redis and (with ``update``) model-updates."""
         entry = self.history.record(model, kind, **fields)
         await self.redis.xadd(events_key(model), {"event": orjson.dumps(entry)}, maxlen=10_000)
+        if self.sql is not None:
+            self.sql.add_event(entry)
+            await self.sql.flush()  # when the batch is due; the stage timer flushes the rest
         if update is not None and self.publish is not None:
             await self.publish(update)
         log.info("%s %s %s", model, kind, {k: v for k, v in fields.items() if k != "gates"})

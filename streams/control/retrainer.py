@@ -1,11 +1,12 @@
 """The retrainer: retrain requests in, gated candidates out to shadow (or refused).
 
 A request (``retrain-requests``) trains a candidate on the training window in Redis — the most
-recent labelled events — and holds out the most recent part of it (post-drift data) for the
-gates. A candidate that passes every gate is registered, made the challenger and put in
-**shadow**; from there :class:`~streams.control.stages.StageStepper` promotes or rejects it and
-watches the new champion. A request that finds too few labelled events is deferred and retried
-when there are enough.
+recent labelled events — or, with ``DRIFTLINE_RETRAIN_SQL``, on the rows of a SQL query
+(:mod:`~streams.control.sql_window`), and holds out the most recent part of it (post-drift
+data) for the gates. A candidate that passes every gate is registered, made the challenger and
+put in **shadow**; from there :class:`~streams.control.stages.StageStepper` promotes or rejects
+it and watches the new champion. A request that finds too few labelled events (or a SQL window
+it cannot read) is deferred and retried when there are enough.
 
 The retrainer is a Faust app of its own, app id (and consumer group) ``driftline-retrainer``:
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, cast
 
@@ -36,6 +38,7 @@ import orjson
 from faust.streams import Stream
 from pydantic import ValidationError
 
+from models.card import QueryInfo
 from models.data import dataset_from_rows
 from models.errors import ModelError
 from models.gates import run_gates
@@ -46,7 +49,9 @@ from streams.config.settings import Settings
 from streams.contracts.messages import ModelUpdate, RetrainRequest
 from streams.contracts.names import RETRAINER_GROUP, deferred_key, window_key
 from streams.control.lifecycle import Lifecycle
+from streams.control.sql_window import read_window
 from streams.control.stages import StageStepper
+from streams.errors import StreamsError
 from streams.scoring.routing import Routing, save_routing
 
 log = logging.getLogger("driftline.retrainer")
@@ -101,7 +106,13 @@ class Retrainer:
                 reason=f"candidate {stage['version']} is already in shadow",
             )
             return "skipped"
-        rows, fresh_only = await self._training_rows(request)
+        try:
+            rows, fresh_only, query = await self._training_rows(request)
+        except (ModelError, StreamsError) as exc:  # the SQL window: a database down, a bad query
+            await self.redis.set(deferred_key(model), request.model_dump_json())
+            reason = f"the training window cannot be read: {exc}"
+            await self.record(model, "deferred", request_id=request.request_id, reason=reason)
+            return "deferred"
         if len(rows) < self.settings.retrain_min_rows:
             # Kept, and handled by `step` as soon as there are enough labelled events.
             await self.redis.set(deferred_key(model), request.model_dump_json())
@@ -116,9 +127,9 @@ class Retrainer:
         champion = self.registry.load(f"{model}@champion")
         card = champion.card
         try:
-            data = dataset_from_rows(
-                card, [r["f"] for r in rows], [r["y"] for r in rows], source=f"window:{model}"
-            )
+            source = query.database if query else f"window:{model}"
+            data = dataset_from_rows(card, [r["f"] for r in rows], [r["y"] for r in rows], source)
+            data = replace(data, query=query)
             n_hold = max(100, int(len(rows) * self.settings.retrain_holdout))
             fit = data.subset(np.arange(0, len(rows) - n_hold))
             holdout = data.subset(np.arange(len(rows) - n_hold, len(rows)))
@@ -185,24 +196,37 @@ class Retrainer:
         )
         return "shadow"
 
-    async def _training_rows(self, request: RetrainRequest) -> tuple[list[dict[str, Any]], bool]:
-        """The labelled events to train on, and whether only those after the request count.
+    async def _training_rows(
+        self, request: RetrainRequest
+    ) -> tuple[list[dict[str, Any]], bool, QueryInfo | None]:
+        """The labelled events to train on, whether only those after the request count, and
+        the SQL query they came from (None: the Redis window).
 
         After a drift (concept, performance, data) the old concept would only teach the
         candidate the past: it learns from the events labelled since the request. Otherwise
         (the online challenger did better) it learns from the whole window.
         """
         fresh_only = request.reason.split(" ", 1)[0] in DRIFT_REASONS
+        if self.settings.retrain_sql and self.settings.retrain_db:
+            card = self.registry.card(f"{request.model}@champion")
+            since = request.at if fresh_only else 0.0
+            rows, query = await read_window(
+                self.settings.retrain_db, self.settings.retrain_sql, card, since
+            )
+            return rows, fresh_only, query
         start = f"{int(request.at * 1000)}-0" if fresh_only else "-"
         entries: list[Any] = await self.redis.xrange(window_key(request.model), min=start) or []
-        return [orjson.loads(fields[b"row"]) for _, fields in entries], fresh_only
+        return [orjson.loads(fields[b"row"]) for _, fields in entries], fresh_only, None
 
     async def _retry_deferred(self, model: str) -> None:
         raw = await self.redis.get(deferred_key(model))
         if not raw:
             return
         request = RetrainRequest.model_validate_json(raw)
-        rows, _ = await self._training_rows(request)
+        try:
+            rows, _, _ = await self._training_rows(request)
+        except (ModelError, StreamsError):
+            return  # still unreadable: the request waits, as it said when it was deferred
         if len(rows) < self.settings.retrain_min_rows:
             return
         await self.redis.delete(deferred_key(model))
@@ -232,6 +256,8 @@ class Retrainer:
         """Step the stage of every registered model once."""
         for model in self.registry.names():
             await self.stages.step(model)
+        if self.lifecycle.sql is not None:
+            await self.lifecycle.sql.flush()
 
     # -- the Faust app ------------------------------------------------------------------
     @cached_property
@@ -281,6 +307,8 @@ class Retrainer:
             # Faust waited for the request in hand to be acked; a round of steps ends too,
             # and nothing starts after it (the lock is never released).
             await self.busy.acquire()
+            if self.lifecycle.sql is not None:
+                await self.lifecycle.sql.aclose()
             await self.redis.aclose()
 
         app.on_before_shutdown.connect(finish)

@@ -4,7 +4,9 @@ them through :mod:`~streams.local.broker_process`, :mod:`~streams.local.redis_pr
 of :mod:`~streams.local.kafka_jars` and ``kafka/``, and the programs of
 :mod:`~streams.local.toolchain`), synthetic and replayed events (:mod:`~streams.local.producer`)
 and ``driftline demo`` (:mod:`~streams.local.demo`, with :mod:`~streams.local.demo_setup` and
-:mod:`~streams.local.demo_screen`). Production workers never import it; the command line does.
+:mod:`~streams.local.demo_screen`), and a Prometheus scraping workers on the compose file's
+configuration (:mod:`~streams.local.prometheus_process`, for the dashboard test). Production
+workers never import it; the command line does.
 """
 
 __all__: list[str] = []

@@ -61,7 +61,14 @@ class ServiceRecord:
         return self.pid is not None and _start_time(self.pid) == self.started
 
 
-def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> ServiceRecord:
+def spawn(
+    cmd: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    *,
+    user: str | None = None,
+    cwd: Path | None = None,
+) -> ServiceRecord:
     """Start ``cmd`` in a session of its own, its output appended to ``log``.
 
     Parameters
@@ -72,6 +79,10 @@ def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Servi
         The file that receives its stdout and stderr; its folder is created.
     env
         Its environment; None inherits this process's.
+    user
+        The user it runs as (a program that refuses root); None: this process's.
+    cwd
+        Its working directory; None: this process's.
 
     Returns
     -------
@@ -87,6 +98,8 @@ def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Servi
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,
+            user=user,
+            cwd=cwd,
         )
     return ServiceRecord(
         kind="", endpoint="", pid=proc.pid, started=_start_time(proc.pid), log=str(log)

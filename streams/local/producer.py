@@ -100,8 +100,11 @@ async def produce(
     count: int | None,
     rate: float,
     producer_options: dict[str, Any],
+    model: str | None = None,
 ) -> tuple[int, int]:
     """Send events (and, delayed, their labels); return (events sent, labels sent).
+
+    With ``model``, each label names it (a labels topic shared by several models).
 
     Every send is acknowledged before this returns (acks awaited a thousand at a time), so
     the counts are what the topics hold; a send the broker never acknowledged raises
@@ -127,6 +130,8 @@ async def produce(
                     "label": label,
                     "ts": time.time(),
                 }
+                if model is not None:
+                    doc["model"] = model
                 pending.append((time.monotonic() + label_delay_s, key, orjson.dumps(doc)))
             await _flush_due(producer, labels_topic, pending, time.monotonic(), acks)
             if rate > 0:

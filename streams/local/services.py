@@ -37,6 +37,7 @@ from streams.local.kafka_jars import JarCache, default_jars_dir, is_complete
 
 # ``kafka_version`` and ``_start_time`` are re-exported: the tests import them from here.
 from streams.local.kafka_jars import kafka_version as kafka_version
+from streams.local.postgres_process import find_postgres, postgres_healthy, start_postgres
 from streams.local.processes import ServiceRecord, free_port, freeze, stop, tail
 from streams.local.processes import _start_time as _start_time
 from streams.local.redis_cluster import cluster_ok, form_cluster, node_roles, start_redis_cluster
@@ -164,6 +165,22 @@ class LocalServices:
         if cluster:
             form_cluster(started, self.settings, self.data_dir, timeout_s)
 
+    def postgres_up(self, timeout_s: float = 60.0) -> str:
+        """Start a local PostgreSQL server unless one runs; return its URL once it answers.
+
+        Not part of :meth:`up`: only the SQL features need it (training from a query, the
+        SQL window, the history sink); :meth:`down` stops it with the rest.
+        """
+        records = self._load()
+        rec = records.get("postgres")
+        if rec is None or not rec.alive():
+            port = int(rec.endpoint.rsplit(":", 1)[1].split("/")[0]) if rec else None
+            rec = start_postgres(self.data_dir, port)
+            records["postgres"] = rec
+            self._save(records)
+            self._wait("postgres", rec, timeout_s)
+        return rec.endpoint
+
     def _start_broker(self, kind: BrokerKind, nodes: int) -> dict[str, ServiceRecord]:
         if kind == "tansu":
             if nodes != 1:
@@ -185,6 +202,8 @@ class LocalServices:
         raise ServiceError(name, f"not healthy after {timeout_s:.0f}s; log:\n{tail(rec.log)}")
 
     def _healthy(self, name: str, endpoint: str) -> bool:
+        if name == "postgres":
+            return postgres_healthy(endpoint)
         if name.startswith("kafka"):
             return kafka_healthy(endpoint, self.settings, timeout_s=3.0)
         return redis_healthy(endpoint, self.settings)
@@ -238,7 +257,8 @@ class LocalServices:
 
     # -- where things come from ---------------------------------------------------------
     def doctor(self) -> dict[str, dict[str, Any]]:
-        """Say, for Kafka, Java and Redis, where each comes from: source, version and path.
+        """Say, for Kafka, Java, Redis and PostgreSQL, where each comes from: source, version
+        and path.
 
         Nothing is started or downloaded. A service configured by its endpoint is
         ``external``; a program that cannot be found says how to get one.
@@ -268,6 +288,11 @@ class LocalServices:
                 report[name] = {"source": "missing", "error": str(exc)}
                 continue
             report[name] = {"source": found.source, "version": found.version, "path": found.path}
+        try:  # for the SQL features' tests (postgres_up), never started by `up`
+            pg = find_postgres()
+            report["postgres"] = {"source": pg.source, "version": pg.version, "path": pg.path}
+        except ServiceError as exc:
+            report["postgres"] = {"source": "missing", "error": str(exc)}
         return report
 
     # -- status / down ------------------------------------------------------------------

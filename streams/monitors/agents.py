@@ -181,7 +181,8 @@ def add_label_forwarder(
                     where = ".".join(str(p) for p in first["loc"]) or "label"
                     dead.append(scorer.dead_letter(rec, f"{where}: {first['msg']}", "LabelError"))
                     continue
-                good.append((label.event_id, label.label))
+                if label.is_for(model):  # another model's label never waits in this join
+                    good.append((label.event_id, label.label))
             out = [(key, orjson.dumps({"kind": "labels", "items": good}))] if good else []
             acks = await deliver(settings.topic_monitor, out)
             acks += await deliver(settings.topic_dlq, dead)

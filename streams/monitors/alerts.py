@@ -4,7 +4,8 @@ Findings pass the :class:`monitoring.alerts.AlertPolicy` (this process's cooldow
 alerts (the contract ``streams.contracts.messages.Alert``), go through the
 :class:`monitoring.state.AlertSink` (in a worker the Redis one: deduplicated across processes,
 on the stream and channel ``driftline:alerts``) and what it delivered to the ``drift-alerts``
-topic. When Redis is down the topic still gets them, deduplicated by the policy alone.
+topic (and, with ``DRIFTLINE_HISTORY_DB``, to the SQL history sink). When Redis is down the
+topic still gets them, deduplicated by the policy alone.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 from monitoring.alerts import AlertPolicy
 from monitoring.findings import Finding
 from monitoring.state import AlertSink
+from streams.adapters.sql_history import SqlHistory
 from streams.contracts.messages import SCHEMA_VERSION
 from streams.monitors.guard import RedisGuard
 
@@ -51,9 +53,16 @@ class AlertPath:
     """Turns a batch's findings into the alerts delivered, for one model."""
 
     def __init__(
-        self, model: str, policy: AlertPolicy, sink: AlertSink, guard: RedisGuard, topic: str
+        self,
+        model: str,
+        policy: AlertPolicy,
+        sink: AlertSink,
+        guard: RedisGuard,
+        topic: str,
+        history: SqlHistory | None = None,
     ) -> None:
         self.model = model
+        self.history = history
         self.policy = policy
         self.sink = sink
         self.guard = guard
@@ -83,6 +92,8 @@ class AlertPath:
             # Redis is down: the Kafka topic still gets them (deduped locally by the policy).
             emitted = list(chosen)
         self.sent += len(emitted)
+        if self.history is not None:
+            self.history.add_alerts(emitted)  # written with the next batch of the sink
         payloads = [orjson.dumps(alert) for alert in emitted]
         for raw in payloads:
             log.warning("alert %s", raw.decode())

@@ -58,6 +58,7 @@ from streams.adapters.redis_client import async_redis
 from streams.adapters.redis_join import RedisLabelJoin
 from streams.adapters.redis_migrate import migrate_model_keys
 from streams.adapters.redis_state import RedisMonitorRecords, RedisStateStore
+from streams.adapters.sql_history import SqlHistory
 from streams.config.settings import Settings
 from streams.contracts.names import health_key, pairs_prefix, state_key, window_key
 from streams.monitors.alerts import AlertPath, Send, encode_alert
@@ -112,10 +113,23 @@ class MonitorRuntime:
         )
         self.guard = RedisGuard()
         self.parts = Parts(self.monitor, self.policy, self.retrain, self.challenger)
-        self.state = StatePath(
-            self.store, state_key(model), self.records, self.guard, settings.history_interval_s
+        self.history = (
+            SqlHistory(settings.history_db, settings.history_flush_s)
+            if settings.history_db
+            else None
         )
-        self.alerts = AlertPath(model, self.policy, self.sink, self.guard, settings.topic_alerts)
+        self.state = StatePath(
+            self.store,
+            state_key(model),
+            self.records,
+            self.guard,
+            settings.history_interval_s,
+            self.history,
+            model,
+        )
+        self.alerts = AlertPath(
+            model, self.policy, self.sink, self.guard, settings.topic_alerts, self.history
+        )
         self.retraining = Retraining(model, self.retrain, settings.topic_retrain_requests)
         self.labels = LabelSide(self.monitor, self.challenger, self.records, self.guard)
         self.budget = FeatureBudget(settings.window_features_rate, settings.window_size)
@@ -214,6 +228,8 @@ class MonitorRuntime:
         """Write a last snapshot (unless the monitors were handed over) and disconnect."""
         if self._started:
             await self.tick(force=True)
+        if self.history is not None:
+            await self.history.aclose()
         await self.redis.aclose()
 
     # -- per batch ----------------------------------------------------------------------

@@ -7,7 +7,8 @@
   process takes the monitors over;
 - health (``driftline:{<name>}:health``, field ``monitor``) and, every
   ``history_interval_s``, one compact history point (:mod:`monitoring.timeline`) on
-  ``driftline:{<name>}:history``: one round trip.
+  ``driftline:{<name>}:history``: one round trip; with ``DRIFTLINE_HISTORY_DB``, the point
+  also goes to the SQL history sink (:mod:`streams.adapters.sql_history`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from monitoring.retrain_policy import RetrainPolicy
 from monitoring.state import StateStore, load_state, save_state
 from monitoring.timeline import history_point
 from streams.adapters.redis_state import RedisMonitorRecords
+from streams.adapters.sql_history import SqlHistory
 from streams.monitors.guard import RedisGuard
 
 
@@ -73,8 +75,12 @@ class StatePath:
         records: RedisMonitorRecords,
         guard: RedisGuard,
         history_interval_s: float,
+        history: SqlHistory | None = None,
+        model: str = "",
     ) -> None:
         self.store = store
+        self.history = history
+        self.model = model
         self.key = key
         self.records = records
         self.guard = guard
@@ -99,8 +105,13 @@ class StatePath:
         point = None
         if now - self.last_history >= self.history_interval_s:
             self.last_history = now
-            point = orjson.dumps(history_point(health, monitor.drift_statistics(), champion))
+            made = history_point(health, monitor.drift_statistics(), champion)
+            point = orjson.dumps(made)
+            if self.history is not None:
+                self.history.add_point(self.model, made)
         await self.guard("health", self.records.publish(orjson.dumps(health), point))
+        if self.history is not None:
+            await self.history.flush()  # when the batch is due; a failure stays in the sink
 
 
 __all__ = ["Parts", "StatePath"]

@@ -39,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitoring.findings import FINDING_KINDS
 from streams.ops.quality_metrics import counter_family, gauge_family, monitor_families
 from streams.scoring.loop import BatchStats
 
@@ -215,6 +216,11 @@ class WorkerMetrics:
             ["model", "kind"],
             registry=reg,
         )
+        # Every kind from 0: a counter that appears at 1 with its first alert has no
+        # increase in Prometheus (no earlier sample), and the dashboard's alert panels and
+        # annotations, built on increase(), would never show that alert.
+        for kind in FINDING_KINDS:
+            self.alerts.labels(model, kind)
         self.latency = BulkHistogram(
             "driftline_event_latency_seconds",
             "End-to-end latency of each prediction: event produced -> scored.",
@@ -261,6 +267,49 @@ class WorkerMetrics:
         return names
 
 
+class _Merged(Collector):
+    """The families of several registries as one: the same family's samples together, and a
+    sample that several give (the process's own metrics, in each model's registry) once."""
+
+    def __init__(self, registries: Sequence[CollectorRegistry]) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterable[Metric]:
+        merged: dict[str, Metric] = {}
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        for registry in self.registries:
+            for family in registry.collect():
+                into = merged.get(family.name)
+                if into is None:
+                    into = merged[family.name] = Metric(
+                        family.name, family.documentation, family.type, family.unit
+                    )
+                for sample in family.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    if key not in seen:
+                        seen.add(key)
+                        into.samples.append(sample)
+        return merged.values()
+
+
+def render_all(metrics: Sequence[WorkerMetrics]) -> bytes:
+    """The Prometheus text exposition of the metrics of every model a worker serves.
+
+    Examples
+    --------
+    >>> text = render_all([WorkerMetrics("a"), WorkerMetrics("b")]).decode()
+    >>> [line for line in text.splitlines() if line.startswith("driftline_batches_total")]
+    ['driftline_batches_total{model="a"} 0.0', 'driftline_batches_total{model="b"} 0.0']
+    >>> text.count("# TYPE driftline_batches_total counter"), text.count("# TYPE process_cpu")
+    (1, 1)
+    """
+    if len(metrics) == 1:
+        return metrics[0].render()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged([m.registry for m in metrics]))
+    return generate_latest(registry)
+
+
 def series_names() -> set[str]:
     """Every ``driftline_*`` series name a worker can export."""
     return WorkerMetrics("any").series_names()
@@ -271,5 +320,6 @@ __all__ = [
     "BulkHistogram",
     "Probe",
     "WorkerMetrics",
+    "render_all",
     "series_names",
 ]

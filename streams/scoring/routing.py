@@ -7,14 +7,12 @@ blake2b, not Python's ``hash()``, so every worker and every restart agree.
 
 from __future__ import annotations
 
-import os
-import uuid
 from hashlib import blake2b
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from models.registry import Registry
+from models.registry import ModelState, Registry
 from streams.errors import ConfigError
 
 BUCKETS = 10_000
@@ -54,27 +52,32 @@ def in_canary(key: str, percent: float) -> bool:
     return bucket(key) < round(percent * BUCKETS / 100)
 
 
-ROUTING_FILE = "routing.json"
+def routing_of(state: ModelState, model: str) -> Routing:
+    """The routing in a model's registry state (``off`` when there is none)."""
+    if state.routing is None:
+        return Routing()
+    try:
+        return Routing.model_validate(state.routing)
+    except ValidationError as exc:
+        raise ConfigError(f"unreadable routing of {model!r} in the registry: {exc}") from exc
 
 
 def load_routing(registry: Registry, model: str) -> Routing:
-    """Return the routing stored beside ``model`` in the registry (``off`` when there is none)."""
-    path = registry.root / model / ROUTING_FILE
-    if not path.exists():
-        return Routing()
-    try:
-        return Routing.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError) as exc:
-        raise ConfigError(f"unreadable routing file {path}: {exc}") from exc
+    """Return the routing stored with ``model``'s aliases in the registry."""
+    return routing_of(registry.state(model), model)
 
 
 def save_routing(registry: Registry, model: str, routing: Routing) -> None:
-    """Store ``routing`` for ``model`` atomically, where every worker will read it."""
-    registry.resolve(model)  # an unknown model is an error, not a new directory
-    path = registry.root / model / ROUTING_FILE
-    tmp = path.with_name(f".{ROUTING_FILE}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(routing.model_dump_json())
-    os.replace(tmp, path)
+    """Store ``routing`` for ``model`` with its aliases, where every worker will read it."""
+    registry.set_routing(model, routing.model_dump(mode="json"))
 
 
-__all__ = ["BUCKETS", "Routing", "bucket", "in_canary", "load_routing", "save_routing"]
+__all__ = [
+    "BUCKETS",
+    "Routing",
+    "bucket",
+    "in_canary",
+    "load_routing",
+    "routing_of",
+    "save_routing",
+]

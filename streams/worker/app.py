@@ -45,7 +45,7 @@ from streams.monitors.runtime import MonitorRuntime
 from streams.ops.liveness import exit_for_restart
 from streams.scoring.batch import BatchScorer, ModelSet
 from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
-from streams.scoring.routing import load_routing
+from streams.scoring.routing import Routing, routing_of
 
 log = logging.getLogger("driftline.worker")
 
@@ -76,19 +76,22 @@ class WorkerRuntime:
             models.routing.model_dump_json(),
         )
 
-    def _wanted(self) -> tuple[str, str | None]:
-        aliases = self.registry.aliases(self.model)
+    def _wanted(self) -> tuple[str, str | None, Routing]:
+        # one read: the aliases and the routing as one writer left them together
+        state = self.registry.state(self.model)
+        aliases = state.aliases
         if "champion" not in aliases:
             raise ConfigError(
                 f"model {self.model!r} has no champion in {self.registry.root}: train it with "
                 f"`driftline train --name {self.model} --promote` or promote a version"
             )
         challenger = aliases.get("challenger")
-        return aliases["champion"].version, challenger.version if challenger else None
+        routing = routing_of(state, self.model)
+        return aliases["champion"].version, challenger.version if challenger else None, routing
 
     def load(self, previous: ModelSet | None = None) -> ModelSet:
         """Read the registry and build the model set (reusing unchanged scorers)."""
-        champion_v, challenger_v = self._wanted()
+        champion_v, challenger_v, routing = self._wanted()
         threads = self.settings.onnx_threads
 
         def scorer(version: str) -> OnnxScorer:
@@ -107,7 +110,7 @@ class WorkerRuntime:
             if previous and previous.champion is champion
             else card_event_model(champion.card)
         )
-        return ModelSet(champion, event_type, challenger, load_routing(self.registry, self.model))
+        return ModelSet(champion, event_type, challenger, routing)
 
     async def reconcile(self) -> bool:
         """Load what the registry says now, off the event loop; swap it in if it changed."""
@@ -150,7 +153,8 @@ def create_app(
     With ``redis_url``, the app also runs the monitoring agents (labels, snapshots) and sends
     alerts to the drift-alerts topic. ``on_batch`` sees every committed batch.
     """
-    app = faust_app(settings, bootstrap, worker_app_id(runtime.model))
+    # the labels agent starts where the scoring consumer does: the same model's history
+    app = faust_app(settings, bootstrap, worker_app_id(runtime.model), settings.start_offset)
     deliver = delivery(app)
     if redis_url is not None and settings.monitor_in_worker:
         runtime.monitor = MonitorRuntime(
@@ -169,7 +173,7 @@ def create_app(
             bootstrap_servers=bootstrap,
             group_id=scorer_group(runtime.model),
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=settings.start_offset,
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
             request_timeout_ms=request_timeout_ms(settings),

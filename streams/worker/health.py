@@ -1,17 +1,11 @@
-"""A worker's ``/metrics`` and ``/health`` endpoints and its liveness watchdog.
+"""The metrics, health and liveness watchdog of the part of a worker that serves one model.
 
-The HTTP server runs in threads of its own, not on the event loop: when the loop is blocked
-(the case the watchdog exists for) ``/health`` still answers, and says ``stuck``. So the
-endpoints read only what is safe to read from another thread: a :class:`Sample` that the
-event loop replaces whole once a second (consumer lag, batch in hand, the monitors' metric
-families when this worker owns them), immutable model sets, counters, the watchdog.
-
-Endpoints (``metrics_host``:``metrics_port``; port 0 picks a free one, printed and written
-to ``<data_dir>/metrics/worker-<pid>.json``):
-
-- ``/metrics`` — Prometheus text format (:mod:`streams.ops.observability`);
-- ``/health`` — JSON, 200 when live and ready, else 503; ``/health/live`` and
-  ``/health/ready`` answer the same JSON with the status code of one question each.
+The process's HTTP server (:mod:`streams.worker.endpoints`) runs in threads of its own, not
+on the event loop: when the loop is blocked (the case the watchdog exists for) ``/health``
+still answers, and says ``stuck``. So what it reads here is only what is safe to read from
+another thread: a :class:`Sample` that the event loop replaces whole once a second (consumer
+lag, batch in hand, the monitors' metric families when this worker owns them), immutable model
+sets, counters, the watchdog.
 """
 
 from __future__ import annotations
@@ -19,22 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from threading import Thread
 from typing import Any
 
 import faust
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 
-from streams.config.settings import Settings, env_name
+from streams.config.settings import Settings
 from streams.ops.liveness import Watchdog, WatchdogThread
 from streams.ops.observability import Probe, WorkerMetrics
 from streams.ops.quality_metrics import monitor_families
@@ -59,8 +47,8 @@ class Sample:
 
 
 class WorkerObservability:
-    """Metrics, health and watchdog of one worker: ``on_batch`` for ``create_app``, then
-    :meth:`attach` to the app and :meth:`start` before running it."""
+    """Metrics, health and watchdog of one model's scoring in a worker: ``on_batch`` for
+    ``create_app``, then :meth:`attach` to the app and :meth:`start` before running it."""
 
     def __init__(self, settings: Settings, runtime: WorkerRuntime) -> None:
         self.settings = settings
@@ -69,8 +57,6 @@ class WorkerObservability:
         self.watchdog = Watchdog(settings.watchdog_s)
         self.sample = Sample()
         self.started_at = time.time()
-        self.server: ThreadingHTTPServer | None = None
-        self.port_file: Path | None = None
         self.app: faust.App | None = None
         self._dog: WatchdogThread | None = None
         self._stalled = False
@@ -215,52 +201,16 @@ class WorkerObservability:
         }
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> int | None:
-        """Start the HTTP server and the watchdog thread; return the bound port (None: off).
-
-        A port in use is logged, not fatal: scoring matters more than its metrics.
-        """
+    def start(self) -> None:
+        """Start the watchdog thread (the process's endpoints serve the rest)."""
         if self.settings.watchdog_s > 0:
             self._dog = WatchdogThread(self.watchdog)
             self._dog.start()
-        if not self.settings.metrics_enabled:
-            return None
-        host, port = self.settings.metrics_host, self.settings.metrics_port
-        server_class = _Server6 if ":" in host else ThreadingHTTPServer
-        try:
-            self.server = server_class((host, port), _handler(self))
-        except OSError as exc:
-            print(
-                f"metrics: cannot listen on {host}:{port} ({exc}); no /metrics nor /health. "
-                f"Set {env_name('metrics_port')}=0 for any free port.",
-                file=sys.stderr,
-            )
-            return None
-        self.server.daemon_threads = True
-        bound = int(self.server.server_address[1])
-        Thread(target=self.server.serve_forever, name="driftline-metrics", daemon=True).start()
-        self.port_file = self.settings.data_dir / "metrics" / f"worker-{os.getpid()}.json"
-        self.port_file.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"model": self.runtime.model, "pid": os.getpid(), "host": host, "port": bound}
-        self.port_file.write_bytes(orjson.dumps(doc))
-        where = f"[{host}]" if ":" in host else host
-        print(f"metrics and health on http://{where}:{bound}/metrics /health", file=sys.stderr)
-        return bound
 
     def stop(self) -> None:
-        """Stop the server and the watchdog thread; remove the port file."""
+        """Stop the watchdog thread."""
         if self._dog is not None:
             self._dog.stop()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-        if self.port_file is not None:
-            self.port_file.unlink(missing_ok=True)
-
-
-class _Server6(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
 
 
 def _kind(payload: bytes) -> str:
@@ -268,34 +218,6 @@ def _kind(payload: bytes) -> str:
         return str(orjson.loads(payload).get("kind", "unknown"))
     except (orjson.JSONDecodeError, AttributeError):
         return "unknown"
-
-
-def _handler(obs: WorkerObservability) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0].rstrip("/")
-            if path == "/metrics":
-                self._send(200, obs.metrics.render(), CONTENT_TYPE_LATEST)
-                return
-            if path not in ("/health", "/health/live", "/health/ready"):
-                self._send(404, b"not found: try /metrics or /health\n", "text/plain")
-                return
-            doc = obs.health()
-            ok = {"/health": doc["live"] and doc["ready"], "/health/live": doc["live"]}
-            code = 200 if ok.get(path, doc["ready"]) else 503
-            self._send(code, orjson.dumps(doc) + b"\n", "application/json")
-
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a scrape every few seconds is not worth a log line
-
-    return Handler
 
 
 __all__ = ["SAMPLE_S", "Sample", "WorkerObservability"]

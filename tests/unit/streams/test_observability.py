@@ -149,6 +149,14 @@ def test_alerts_are_counted_by_kind() -> None:
     assert _get(s, "driftline_alerts_total", kind="fairness", model="credit") == 1
 
 
+def test_alerts_of_every_kind_start_at_zero() -> None:
+    """A counter first seen at 1 has no increase in Prometheus: the dashboard's alert panels
+    would miss the first alert of a kind."""
+    s = _parse(WorkerMetrics("credit").render())
+    for kind in FINDING_KINDS:
+        assert _get(s, "driftline_alerts_total", kind=kind, model="credit") == 0
+
+
 @pytest.fixture(scope="module")
 def fed_monitor(sea_result: TrainResult) -> ModelMonitor:
     """A monitor with a sensitive attribute, fed 1,200 scored and labelled events."""

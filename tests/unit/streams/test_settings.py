@@ -9,7 +9,9 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from streams.config.settings import Settings, env_name, load_settings
+from streams.config.settings import Settings, env_name, explain, load_settings
+from streams.config.topics import topic_plan
+from streams.errors import ConfigError
 
 
 def test_env_prefix_and_types(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,3 +115,44 @@ def test_a_bad_setting_stops_the_command_at_start_naming_its_variable(
     err = capsys.readouterr().err
     assert err.startswith("driftline: invalid setting ") and said in err, err
     assert err.count("\n") == 1
+
+
+def test_topic_names_per_model_resolve_for_the_worker_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_TOPIC_EVENTS", "{model}.events")
+    monkeypatch.setenv("DRIFTLINE_TOPIC_LABELS", "labels.{model}")
+    s = load_settings(model="credit")
+    assert (s.topic_events, s.topic_labels, s.topic_alerts) == (
+        "credit.events",
+        "labels.credit",
+        "drift-alerts",
+    )
+    # a worker of another model, derived from the first one's settings
+    assert s.for_model("fraud").topic_events == "fraud.events"
+    # without a model the names stay templates, and a plan of them is refused
+    with pytest.raises(ConfigError, match=r"events, labels topics contain \{model\}"):
+        topic_plan(load_settings(), brokers=1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DRIFTLINE_TOPIC_ALERTS", "{model}.alerts", "shared by every model"),
+        ("DRIFTLINE_TOPIC_MODEL_UPDATES", "updates-{model}", "shared by every model"),
+        ("DRIFTLINE_TOPIC_EVENTS", "events/{model}", "not a Kafka topic name"),
+        ("DRIFTLINE_TOPIC_EVENTS", "{tenant}.events", "not a Kafka topic name"),
+    ],
+)
+def test_a_topic_name_that_cannot_be_is_refused_naming_its_variable(
+    variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**{variable.removeprefix("DRIFTLINE_").lower(): value})
+    message = explain(caught.value)
+    assert message.startswith(variable) and expected in message, message
+
+
+def test_a_model_name_that_makes_no_topic_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not a Kafka topic name"):
+        Settings(topic_events="{model}.events").for_model("a/b")
