@@ -1,4 +1,5 @@
-"""The processes that run until stopped: ``worker``, ``monitor``, ``retrainer``; and ``demo``."""
+"""The processes that run until stopped: ``worker``, ``monitor``, ``retrainer``, ``sinks``;
+and ``demo``."""
 
 from __future__ import annotations
 
@@ -137,6 +138,39 @@ def _retrainer(args: Args) -> int:
     return 0
 
 
+def _sinks(args: Args) -> int:
+    import logging
+    import signal
+
+    from streams.adapters.redis_client import async_redis
+    from streams.sinks.service import SinkService
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    if not settings.sinks:
+        raise ConfigError(
+            f"no sink to deliver to: set {env_name('sinks')}, e.g. "
+            '{"ops": {"type": "webhook", "url": "https://example.com/hook"}}'
+        )
+    url = LocalServices(settings).redis_url()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        redis = async_redis(url, settings)
+        try:
+            await SinkService(settings, redis).run(stop)
+        finally:
+            await redis.aclose()
+
+    names = ", ".join(f"{n} ({s.type})" for n, s in settings.sinks.items())
+    print(f"sinks: delivering alerts to {names}", file=sys.stderr)
+    asyncio.run(run())
+    return 0
+
+
 def _demo(args: Args) -> int:
     from streams.local.demo import run_demo
     from streams.local.toolchain import find_java
@@ -164,7 +198,7 @@ def _monitor_redis(settings: Settings) -> str | None:
 
 
 def register(root: click.Group) -> None:
-    """Add ``worker``, ``monitor``, ``retrainer`` and ``demo``."""
+    """Add ``worker``, ``monitor``, ``retrainer``, ``sinks`` and ``demo``."""
     root.add_command(
         command(
             "worker",
@@ -205,6 +239,16 @@ def register(root: click.Group) -> None:
             _retrainer,
             help="train, gate, shadow-test, promote and roll back on retrain requests",
             description="Serve retrain requests until stopped; tuned by the DRIFTLINE_* settings.",
+        )
+    )
+    root.add_command(
+        command(
+            "sinks",
+            _sinks,
+            help="deliver alerts to webhooks, Slack, PagerDuty and email until stopped",
+            description="Deliver every alert of the Redis alerts stream to the sinks of "
+            "DRIFTLINE_SINKS, each once, retried with backoff; serves /health and /metrics on "
+            "DRIFTLINE_SINKS_METRICS_PORT. Runs until stopped.",
         )
     )
     root.add_command(

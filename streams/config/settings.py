@@ -26,6 +26,7 @@ from monitoring.config import MonitorConfig
 from monitoring.retrain_policy import RetrainPolicy
 from monitoring.sequential import PairedMSPRT
 from streams.config.sections import section
+from streams.config.sinks import Sinks
 from streams.config.topics import TOPIC_KINDS, Retention, name_problem, resolved_name
 from streams.errors import ConfigError
 
@@ -287,6 +288,31 @@ class Settings(BaseSettings):
         default=100_000, ge=100, description="Shadow outcomes kept per version."
     )
     alerts_stream_maxlen: int = Field(default=10_000, ge=10)
+    # Alert sinks: `driftline sinks` delivers the alerts stream to them (streams/sinks/).
+    sinks: Sinks = Field(
+        default_factory=dict,
+        description='Alert sinks (JSON), name -> sink, e.g. {"ops": {"type": "webhook", '
+        '"url": "https://example.com/hook"}}; types webhook, slack, pagerduty, smtp '
+        "(streams/config/sinks.py).",
+    )
+    sinks_metrics_port: int = Field(
+        default=9465,
+        ge=0,
+        le=65_535,
+        description="Port of `driftline sinks`' /metrics and /health (on metrics_host); 0 "
+        "picks a free one (written to <data_dir>/metrics/sinks-<pid>.json).",
+    )
+    sinks_resolve_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often `driftline sinks` looks for PagerDuty conditions that cleared.",
+    )
+    sinks_claim_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="`driftline sinks` takes over the alerts another consumer (a process gone "
+        "under another worker_id) read and left this long.",
+    )
 
     # Observability: Prometheus /metrics and /health per worker, liveness watchdog.
     metrics_enabled: bool = Field(
@@ -411,7 +437,11 @@ class Settings(BaseSettings):
             elif isinstance(value, BaseModel):
                 out[name] = value.model_dump()
             elif isinstance(value, Mapping):
-                out[name] = dict(value)
+                # sinks hold models with secrets: their JSON form masks them
+                out[name] = {
+                    k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
+                    for k, v in value.items()
+                }
             elif name in _URLS and value:
                 out[name] = redact_url(value)
             else:

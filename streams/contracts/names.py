@@ -22,6 +22,10 @@ model's state moves between nodes as one piece. Per model:
 Shared by every model: ``driftline:alerts``, the capped stream (and channel) of alerts,
 deduplicated across workers by ``{driftline:alerts}:dedupe:<name>:...`` keys. Their hash tag
 is the stream's whole name, so one script can check a dedupe key and append to the stream.
+The alert sinks (:mod:`streams.sinks`) read that stream, one consumer group per sink, and keep
+under the same hash tag the alerts each sink delivered (``...:sent:<sink>:<alert_id>``) and the
+PagerDuty conditions it left open (``...:open:<sink>``); their health is the hash
+``driftline:sinks:health``, one field per sink.
 
 >>> state_key("sea"), health_key("sea"), HEALTH_FIELD
 ('driftline:{sea}:state', 'driftline:{sea}:health', 'monitor')
@@ -29,6 +33,8 @@ is the stream's whole name, so one script can check a dedupe key and append to t
 ('driftline:{sea}:join', 'driftline:alerts', '{driftline:alerts}:dedupe:')
 >>> scorer_group("sea"), monitors_group("sea"), RETRAINER_GROUP
 ('driftline-scorer-sea', 'driftline-monitors-sea', 'driftline-retrainer')
+>>> sink_group("ops"), sink_delivery_mark("ops", "a1"), sink_open_hash("ops")
+('driftline-sink-ops', '{driftline:alerts}:sent:ops:a1', '{driftline:alerts}:open:ops')
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ ALERTS_KEY = "driftline:alerts"
 ALERT_DEDUPE_PREFIX = "{driftline:alerts}:dedupe:"
 HEALTH_FIELD = "monitor"  # one owner per model: one field of driftline:{<name>}:health
 KEYS_VERSION = 2  # the layout above; 1 had no hash tags (see legacy_prefixes)
+SINKS_HEALTH_KEY = "driftline:sinks:health"
+_ALERTS_TAG = "{driftline:alerts}"  # the alerts stream's slot (its whole name)
 
 
 def model_prefix(model: str) -> str:
@@ -139,6 +147,21 @@ def monitors_group(model: str) -> str:
     return f"driftline-monitors-{model}"
 
 
+def sink_delivery_mark(sink: str, alert_id: str) -> str:
+    """Set once ``sink`` delivered the alert ``alert_id`` (expires after a week)."""
+    return f"{_ALERTS_TAG}:sent:{sink}:{alert_id}"
+
+
+def sink_open_hash(sink: str) -> str:
+    """The hash of the conditions ``sink`` triggered and has not resolved (dedup key → JSON)."""
+    return f"{_ALERTS_TAG}:open:{sink}"
+
+
+def sink_group(sink: str) -> str:
+    """The Redis consumer group on the alerts stream that delivers to ``sink``."""
+    return f"driftline-sink-{sink}"
+
+
 def worker_app_id(model: str) -> str:
     """The Faust app (and consumer group of its agents) of ``model``'s scoring workers."""
     return f"driftline-worker-{model}"
@@ -155,6 +178,7 @@ __all__ = [
     "HEALTH_FIELD",
     "KEYS_VERSION",
     "RETRAINER_GROUP",
+    "SINKS_HEALTH_KEY",
     "champion_seen_key",
     "deferred_key",
     "events_key",
@@ -170,6 +194,9 @@ __all__ = [
     "pairs_prefix",
     "request_key",
     "scorer_group",
+    "sink_delivery_mark",
+    "sink_group",
+    "sink_open_hash",
     "stage_key",
     "state_key",
     "stepper_key",

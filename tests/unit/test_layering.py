@@ -6,7 +6,7 @@ inside functions included. The layers of ``streams``, top to bottom:
 - ``cli``                                 the command line
 - ``worker``, ``local``, ``ui``           the scoring worker; local development services; the
                                           web console
-- ``control``, ``monitors``, ``scoring``, ``ops``
+- ``control``, ``monitors``, ``scoring``, ``ops``, ``sinks``
 - ``adapters``                            Kafka and Redis clients, the Redis label join
 - ``contracts``, ``config``, ``errors``   wire contracts and names, settings, exceptions
 - ``models``, ``monitoring``              pure libraries: no I/O client, no ``streams``
@@ -37,7 +37,7 @@ FIRST_PARTY = ("streams", "models", "monitoring", "bench")
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("worker", "local", "ui"),
-    ("control", "monitors", "scoring", "ops"),
+    ("control", "monitors", "scoring", "ops", "sinks"),
     ("adapters",),
     ("contracts", "config", "errors"),
 )

@@ -45,3 +45,10 @@ def test_legacy_prefixes_are_the_untagged_names() -> None:
     state, join = names.legacy_prefixes("credit")
     assert "{" not in state + join
     assert names.state_key("credit").replace("{credit}", "model:credit").startswith(state)
+
+
+def test_the_sinks_keys_share_the_alert_stream_slot() -> None:
+    # the delivery script acknowledges an entry and records its delivery in one call
+    stream = key_slot(names.ALERTS_KEY.encode())
+    assert key_slot(names.sink_delivery_mark("ops", "a1f3").encode()) == stream
+    assert key_slot(names.sink_open_hash("pager").encode()) == stream

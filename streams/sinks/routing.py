@@ -1,0 +1,77 @@
+"""Which alerts a sink takes, how severe an alert is, and which condition it is about.
+
+An alert's severity is ``details["severity"]`` when a monitor set one of
+:data:`~streams.config.sinks.SEVERITIES`, else its kind's (:data:`KIND_SEVERITY`): a drop of
+quality or fairness is an ``error``, a change of distribution or data quality a ``warning``.
+A sink takes an alert when its ``models`` and ``kinds`` (empty: all) hold the alert's and the
+severity is at least its ``min_severity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from streams.config.sinks import SEVERITIES, Severity, SinkConfig
+
+KIND_SEVERITY: dict[str, Severity] = {
+    "data_drift": "warning",
+    "prediction_drift": "warning",
+    "data_quality": "warning",
+    "concept_drift": "error",
+    "performance": "error",
+    "fairness": "error",
+}
+
+
+def severity(alert: Mapping[str, Any]) -> Severity:
+    """The severity of ``alert``.
+
+    >>> severity({"kind": "performance"}), severity({"kind": "data_drift"})
+    ('error', 'warning')
+    >>> severity({"kind": "data_drift", "details": {"severity": "critical"}})
+    'critical'
+    """
+    given = (alert.get("details") or {}).get("severity")
+    for s in SEVERITIES:
+        if given == s:
+            return s
+    return KIND_SEVERITY.get(str(alert.get("kind")), "warning")
+
+
+def routed(sink: SinkConfig, alert: Mapping[str, Any]) -> bool:
+    """Whether ``sink`` takes ``alert`` (its models, kinds and minimum severity)."""
+    if sink.models and alert.get("model") not in sink.models:
+        return False
+    if sink.kinds and alert.get("kind") not in sink.kinds:
+        return False
+    return SEVERITIES.index(severity(alert)) >= SEVERITIES.index(sink.min_severity)
+
+
+def condition_key(alert: Mapping[str, Any]) -> str:
+    """What an alert is about, across versions and repeats: PagerDuty's dedup key.
+
+    >>> condition_key({"model": "sea", "kind": "data_drift", "feature": "x1"})
+    'driftline:sea:data_drift:x1'
+    >>> condition_key({"model": "sea", "kind": "performance", "feature": None})
+    'driftline:sea:performance:-'
+    """
+    return f"driftline:{alert['model']}:{alert['kind']}:{alert.get('feature') or '-'}"
+
+
+def summary(alert: Mapping[str, Any]) -> str:
+    """One line for a human: model, version, what drifted, the test and its threshold.
+
+    >>> summary({"model": "sea", "version": "3", "kind": "data_drift", "feature": "x1",
+    ...          "detector": "psi", "statistic": 0.4123, "threshold": 0.2})
+    'sea v3: data drift of x1 (psi 0.4123, threshold 0.2)'
+    """
+    what = str(alert["kind"]).replace("_", " ")
+    if alert.get("feature"):
+        what += f" of {alert['feature']}"
+    version = f" v{alert['version']}" if alert.get("version") else ""
+    test = f"{alert['detector']} {float(alert['statistic']):.4g}"
+    return f"{alert['model']}{version}: {what} ({test}, threshold {float(alert['threshold']):.4g})"
+
+
+__all__ = ["KIND_SEVERITY", "condition_key", "routed", "severity", "summary"]
