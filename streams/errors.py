@@ -27,4 +27,9 @@ class ConfigError(StreamsError):
     """Settings or command-line arguments that cannot work together."""
 
 
-__all__ = ["ConfigError", "ServiceError", "StreamsError"]
+class FencedError(StreamsError):
+    """A write of a model's monitors was refused: another process took them over since
+    this one did (a newer ownership epoch), so this one's state is stale."""
+
+
+__all__ = ["ConfigError", "FencedError", "ServiceError", "StreamsError"]

@@ -44,6 +44,7 @@ from typing import Any
 import orjson
 
 from streams.adapters.redis_client import AsyncClient, as_text
+from streams.adapters.redis_fence import FENCE_LUA, OwnerFence
 from streams.contracts.names import join_prefix
 
 # Generations per side. Time alone opens at most ~10 within a TTL; the rest is room for
@@ -54,8 +55,11 @@ RING = 32
 # entries (HSET takes two values per entry; 4,000 failed once batches of 4,096 merged).
 _SLICE = 2000
 
-# The keys of both scripts: stats, gen, pg, lg, then the p ring and the l ring.
-_KEYS = """
+# The keys of both scripts: stats, gen, pg, lg, then the p ring and the l ring, then the
+# owner's fence (its epoch is the last argument: redis_fence).
+_KEYS = (
+    FENCE_LUA
+    + """
 local R = RING
 local stats, gens = KEYS[1], KEYS[2]
 local zset = {p = KEYS[3], l = KEYS[4]}
@@ -69,6 +73,7 @@ local function drop(side, i)  -- a whole generation; returns how many entries it
   return gone
 end
 """.replace("RING", str(RING))
+)
 
 # ARGV: mine, theirs, now, key_ttl_s, roll_after_s, roll_at_items, the event ids (a JSON
 # array) and their values (JSON documents, one per line: JSON never holds a raw newline).
@@ -231,6 +236,8 @@ class RedisLabelJoin:
         How long one side waits for the other.
     max_items
         At most this many pending entries per side.
+    fence
+        The owner's fence of the model's monitors (none: writes unchecked).
     """
 
     def __init__(
@@ -239,10 +246,12 @@ class RedisLabelJoin:
         model: str,
         ttl_s: float = 86_400.0,
         max_items: int = 1_000_000,
+        fence: OwnerFence | None = None,
     ) -> None:
         self.client = client
         self.prefix = join_prefix(model)
-        self.keys = join_keys(self.prefix)
+        self.fence = fence or OwnerFence(client, model)
+        self.keys = [*join_keys(self.prefix), self.fence.key]
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._add = client.register_script(_ADD)
@@ -263,7 +272,8 @@ class RedisLabelJoin:
             orjson.dumps(ids),
             b"\n".join(lines),
         ]
-        return list(await self._add(keys=self.keys, args=args))
+        answer = await self._add(keys=self.keys, args=[*args, self.fence.arg])
+        return list(self.fence.check(answer, "the label join"))
 
     async def add_predictions(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
         """Store what was predicted for each event; return ``(event_id, prediction, label)``
@@ -312,7 +322,10 @@ class RedisLabelJoin:
 
     async def sweep(self, now: float) -> dict[str, int]:
         """Expire entries older than the TTL and evict beyond the bound; return the counts."""
-        pe, pv, le, lv = await self._sweep(keys=self.keys, args=[now - self.ttl_s, self.max_items])
+        answer = await self._sweep(
+            keys=self.keys, args=[now - self.ttl_s, self.max_items, self.fence.arg]
+        )
+        pe, pv, le, lv = self.fence.check(answer, "the label join's sweep")
         return {
             "expired_predictions": int(pe),
             "expired_labels": int(le),

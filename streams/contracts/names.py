@@ -84,6 +84,12 @@ def pairs_key(model: str, version: str) -> str:
     return f"{pairs_prefix(model)}:{version}:stream"
 
 
+def owner_key(model: str) -> str:
+    """The ownership epoch of ``model``'s monitors: raised by each process that takes them
+    over, and checked inside every write of theirs (a stale owner's writes are refused)."""
+    return f"{model_prefix(model)}:owner"
+
+
 def stepper_key(model: str) -> str:
     """The lease of the one retrainer stepping ``model``'s stage right now."""
     return f"{model_prefix(model)}:stepper"
@@ -190,6 +196,7 @@ __all__ = [
     "model_prefix",
     "monitor_app_id",
     "monitors_group",
+    "owner_key",
     "pairs_key",
     "pairs_prefix",
     "request_key",

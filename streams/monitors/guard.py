@@ -1,17 +1,21 @@
 """Redis calls that degrade the monitors rather than fail them: :class:`RedisGuard`.
 
 When Redis is unreachable, scoring goes on: monitoring keeps its state in memory, logs one
-warning, marks itself degraded in health, and writes again once Redis answers.
+warning, marks itself degraded in health, and writes again once Redis answers. A write that
+the owner's fence refused (another process owns the monitors now) is counted in
+:attr:`RedisGuard.refused` and reported to ``on_fenced``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError
+
+from streams.errors import FencedError
 
 log = logging.getLogger("driftline.monitor")
 
@@ -19,8 +23,10 @@ log = logging.getLogger("driftline.monitor")
 class RedisGuard:
     """Awaits Redis calls; a failure yields None and marks :attr:`degraded`, once logged."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_fenced: Callable[[], None] | None = None) -> None:
         self.degraded: str | None = None
+        self.refused = 0
+        self.on_fenced = on_fenced
         self._failed_at = 0.0
 
     async def __call__(self, what: str, call: Awaitable[Any]) -> Any:
@@ -28,6 +34,12 @@ class RedisGuard:
         started = time.monotonic()
         try:
             result = await call
+        except FencedError as exc:
+            self.refused += 1
+            log.warning("%s (%d refused)", exc, self.refused)
+            if self.on_fenced is not None:
+                self.on_fenced()
+            return None
         except (RedisError, OSError) as exc:
             if self.degraded is None:
                 log.warning("monitoring degraded: Redis %s failed (%s); scoring goes on", what, exc)

@@ -81,6 +81,7 @@ class MonitorInput:
         snapshot's offset."""
         monitor = self.monitor
         await monitor.start()
+        await monitor.take_ownership()
         tp = self._key_partition()
         if monitor.input_next is not None and self.consumer is not None:
             self.consumer.seek(tp, monitor.input_next)

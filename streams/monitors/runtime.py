@@ -55,6 +55,7 @@ from monitoring.retrain_policy import RetrainPolicy
 from monitoring.state import AlertSink, StateStore
 from streams.adapters.redis_alerts import RedisAlertSink
 from streams.adapters.redis_client import async_redis
+from streams.adapters.redis_fence import OwnerFence
 from streams.adapters.redis_join import RedisLabelJoin
 from streams.adapters.redis_migrate import migrate_model_keys
 from streams.adapters.redis_state import RedisMonitorRecords, RedisStateStore
@@ -99,8 +100,12 @@ class MonitorRuntime:
         self.redis = async_redis(
             redis_url, settings, socket_timeout=2.0, socket_connect_timeout=2.0
         )
-        self.join = RedisLabelJoin(self.redis, model, settings.join_ttl_s, settings.join_max_items)
-        self.store: StateStore = RedisStateStore(self.redis)
+        # every owner write checks this epoch (streams.adapters.redis_fence)
+        self.fence = OwnerFence(self.redis, model)
+        self.join = RedisLabelJoin(
+            self.redis, model, settings.join_ttl_s, settings.join_max_items, self.fence
+        )
+        self.store: StateStore = RedisStateStore(self.redis, self.fence)
         self.sink: AlertSink = RedisAlertSink(
             self.redis, settings.alert_cooldown_s, settings.alerts_stream_maxlen
         )
@@ -110,8 +115,9 @@ class MonitorRuntime:
             settings.window_size,
             settings.max_paired,
             settings.history_max_points,
+            self.fence,
         )
-        self.guard = RedisGuard()
+        self.guard = RedisGuard(on_fenced=self._fenced)
         self.parts = Parts(self.monitor, self.policy, self.retrain, self.challenger)
         self.history = (
             SqlHistory(settings.history_db, settings.history_flush_s)
@@ -206,6 +212,28 @@ class MonitorRuntime:
         """This process no longer owns the monitors: resume from Redis if it owns them again."""
         self.owned = False
         self._started = False
+
+    async def take_ownership(self) -> int | None:
+        """Become the owner: a new epoch, which makes every older owner's writes fail
+        (None when Redis is down: the writes go unchecked until the next takeover)."""
+        epoch: int | None = await self.guard("ownership", self.fence.take())
+        if epoch is None:
+            self.fence.epoch = None
+        log.info("monitoring %s: owner epoch %s", self.model, epoch)
+        return epoch
+
+    def _fenced(self) -> None:
+        # Another process took the monitors over while this one was away: what this one holds
+        # is stale. Stop acting as the owner; the monitor-input consumer's next rebalance
+        # says whether this process owns them again (then it reloads their snapshot).
+        if self.owned:
+            log.warning(
+                "monitoring %s: another process owns the monitors now (epoch after %s); "
+                "this one stops writing",
+                self.model,
+                self.fence.epoch,
+            )
+        self.release()
 
     def add_card(self, card: ModelCard) -> None:
         """Make a newly served version known to the monitors."""
@@ -344,6 +372,8 @@ class MonitorRuntime:
             retrain_requests=self.retrain_requests,
             challenger=self.challenger.metrics() if self.challenger else None,
             resumed=self.restored,
+            owner_epoch=self.fence.epoch,
+            fenced_writes=self.guard.refused,
             at=time.time(),
         )
         return out

@@ -1,0 +1,96 @@
+"""A frozen owner of a model's monitors wakes up after another worker took them over: its
+writes are refused and counted, and the new owner's state stays as the new owner left it.
+
+Worker ``a`` owns the monitors; it is frozen (SIGSTOP) past its session, so worker ``b``
+takes the monitors over (a newer ownership epoch) and goes on with more events. Then ``a``
+is resumed: it still believes it owns the monitors and writes its snapshot as it hands them
+over, and every such write is refused by the fence (streams.adapters.redis_fence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.adapters.redis_client import async_redis
+from streams.contracts.names import state_key
+from tests.conftest import Endpoints
+from tests.kit import Deployment, Workers, agrawal_events
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.timeout(300)]
+
+
+def _state(redis_url: str, model: str) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        client = async_redis(redis_url, None)
+        try:
+            raw = await client.get(state_key(model))
+        finally:
+            await client.aclose()
+        return orjson.loads(raw) if raw else {}
+
+    return asyncio.run(read())
+
+
+def _events(redis_url: str, model: str) -> int:
+    """How many scored events the monitors' snapshot in Redis counts."""
+    return int(_state(redis_url, model).get("monitor", {}).get("events", 0))
+
+
+def _owner(workers: Workers, name: str) -> bool:
+    doc = workers.health(name) or {}
+    return bool((doc.get("monitoring") or {}).get("owner"))
+
+
+def test_a_frozen_owner_resumed_after_a_takeover_writes_nothing(
+    services: Endpoints, unique: str, tmp_path: Path
+) -> None:
+    dep = Deployment.up(services, unique, tmp_path, champion="logreg", monitor={})
+    model = dep.model
+    with Workers(dep) as workers:
+        a = workers.start("a")
+        workers.ready("a")
+        wait_for("a owns the monitors", lambda: _owner(workers, "a"), 60, 0.2)
+        asyncio.run(dep.produce("events", agrawal_events(400, prefix=f"a{unique}-")))
+        wait_for(
+            "a's snapshot of the first events",
+            lambda: _events(services.redis, model) == 400,
+            60,
+            0.2,
+            lambda: workers.log("a"),
+        )
+        workers.start("b")
+        workers.ready("b")
+        os.kill(a.pid, signal.SIGSTOP)
+        try:
+            wait_for("b owns the monitors", lambda: _owner(workers, "b"), 90, 0.5)
+            asyncio.run(dep.produce("events", agrawal_events(400, prefix=f"b{unique}-")))
+            wait_for(
+                "b's snapshot of the new events, over a's",
+                lambda: _events(services.redis, model) == 800,
+                60,
+                0.2,
+                lambda: workers.log("b"),
+            )
+        finally:
+            os.kill(a.pid, signal.SIGCONT)
+        wait_for(
+            "a's stale writes refused",
+            lambda: "took them over" in workers.full_log("a"),
+            90,
+            0.5,
+            lambda: workers.log("a"),
+        )
+        # a wrote (and was refused) at least once: its view of 400 events never replaced b's
+        after = _events(services.redis, model)
+        log_a = workers.full_log("a")
+    refused = [line for line in log_a.splitlines() if "took them over" in line]
+    assert refused and "refused" in refused[0], refused
+    assert after == 800
