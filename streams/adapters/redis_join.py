@@ -12,7 +12,14 @@ Entries live in **generations**, per model (``P = driftline:{<model>}:join``) an
   the entries still waiting on each side.
 
 Every key either script touches is one of these ``4 + 2 * RING`` names, all passed in
-``KEYS`` and all under the model's hash tag: on a Redis Cluster they share one slot.
+``KEYS`` and all under the model's hash tag: on a Redis Cluster they share one slot. So are
+the two more a store passes:
+
+- ``P:step:<id>``: what a store answered, kept ``replay_s`` for a step named by the caller
+  (the monitor-input record it came from, by offset) and a minute for an unnamed one. A step
+  stored again (a client retry after a timeout, or a new owner replaying the records after
+  the last snapshot) answers the same and changes nothing: each join step applies once;
+- the owner's fence (:mod:`streams.adapters.redis_fence`), checked first.
 
 A generation takes writes for at most an eighth of the TTL or an eighth of ``max_items``
 entries; then the next one opens, unless the ring is full of generations still holding
@@ -38,6 +45,7 @@ twice the join TTL as a safety net.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +62,7 @@ RING = 32
 # Lua's unpack() takes at most ~8,000 values: long argument lists go in slices of this many
 # entries (HSET takes two values per entry; 4,000 failed once batches of 4,096 merged).
 _SLICE = 2000
+RETRY_KEEP_S = 60  # the answer of an unnamed call: for a retry of the same call only
 
 # The keys of both scripts: stats, gen, pg, lg, then the p ring and the l ring, then the
 # owner's fence (its epoch is the last argument: redis_fence).
@@ -76,13 +85,20 @@ end
 )
 
 # ARGV: mine, theirs, now, key_ttl_s, roll_after_s, roll_at_items, the event ids (a JSON
-# array) and their values (JSON documents, one per line: JSON never holds a raw newline).
+# array) and their values (JSON documents, one per line: JSON never holds a raw newline),
+# how long the step's answer is kept, the epoch.
 # Two arguments for the whole batch rather than two per event: building and parsing
 # thousands of arguments cost more than the script itself.
 # "mine" is the side written by this call (p or l); "theirs" the side it joins with.
+# KEYS: the join's, then the step's key, then the fence. A step already applied (a retry
+# of the call, or the replay of the same monitor-input record after a crash) answers what
+# it answered then and changes nothing.
 _ADD = (
     _KEYS
     + """
+local step = KEYS[#KEYS - 1]
+local prior = redis.call('GET', step)
+if prior then return cjson.decode(prior) end
 local mine, theirs = ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local roll_after, roll_at = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -169,6 +185,7 @@ if #pairs_ > 0 then
   redis.call('HSET', gens, mine .. ':w:' .. at, now)
   redis.call('HINCRBY', stats, 'pending_' .. mine, added)
 end
+redis.call('SET', step, cjson.encode(out), 'EX', ARGV[9])
 return out
 """.replace("SLICE", str(_SLICE))
 )
@@ -238,6 +255,10 @@ class RedisLabelJoin:
         At most this many pending entries per side.
     fence
         The owner's fence of the model's monitors (none: writes unchecked).
+    replay_s
+        How long the answer of a named step (a monitor-input record) is kept, to be given
+        again when that record is replayed: longer than a new owner takes to replay what
+        followed the last snapshot.
     """
 
     def __init__(
@@ -247,21 +268,32 @@ class RedisLabelJoin:
         ttl_s: float = 86_400.0,
         max_items: int = 1_000_000,
         fence: OwnerFence | None = None,
+        replay_s: float = 600.0,
     ) -> None:
         self.client = client
         self.prefix = join_prefix(model)
         self.fence = fence or OwnerFence(client, model)
-        self.keys = [*join_keys(self.prefix), self.fence.key]
+        self.keys = join_keys(self.prefix)
+        self.replay_s = replay_s
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._add = client.register_script(_ADD)
         self._sweep = client.register_script(_SWEEP)
 
     async def _call(
-        self, mine: str, theirs: str, ids: Sequence[str], lines: Sequence[bytes], now: float
+        self,
+        mine: str,
+        theirs: str,
+        ids: Sequence[str],
+        lines: Sequence[bytes],
+        now: float,
+        step: str | None,
     ) -> list[Any]:
         if not ids:
             return []
+        # A call of its own (no record to replay) is kept only for a retry of itself.
+        step_key = f"{self.prefix}:step:{step or uuid.uuid4().hex}"
+        keep_s = self.replay_s if step else RETRY_KEEP_S
         args: list[str | bytes | float] = [
             mine,
             theirs,
@@ -272,42 +304,54 @@ class RedisLabelJoin:
             orjson.dumps(ids),
             b"\n".join(lines),
         ]
-        answer = await self._add(keys=self.keys, args=[*args, self.fence.arg])
+        keys = [*self.keys, step_key, self.fence.key]
+        answer = await self._add(keys=keys, args=[*args, int(keep_s), self.fence.arg])
         return list(self.fence.check(answer, "the label join"))
 
-    async def add_predictions(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
+    async def add_predictions(
+        self, items: Sequence[tuple[str, Any]], now: float, step: str | None = None
+    ) -> Joined:
         """Store what was predicted for each event; return ``(event_id, prediction, label)``
-        for those whose label had already arrived."""
+        for those whose label had already arrived. ``step`` names the call: one already
+        applied answers as it did then (see the module docstring)."""
         return await self.add_prediction_lines(
-            [event_id for event_id, _ in items], [orjson.dumps(v) for _, v in items], now
+            [event_id for event_id, _ in items], [orjson.dumps(v) for _, v in items], now, step
         )
 
     async def add_prediction_lines(
-        self, ids: Sequence[str], lines: Sequence[bytes], now: float
+        self, ids: Sequence[str], lines: Sequence[bytes], now: float, step: str | None = None
     ) -> Joined:
         """:meth:`add_predictions` of values already encoded: ``lines[i]`` is the JSON of
         what was predicted for ``ids[i]``, without a raw newline (JSON never has one)."""
-        return await self._store("p", "l", ids, lines, now)
+        return await self._store("p", "l", ids, lines, now, step)
 
-    async def add_labels(self, items: Sequence[tuple[str, Any]], now: float) -> Joined:
+    async def add_labels(
+        self, items: Sequence[tuple[str, Any]], now: float, step: str | None = None
+    ) -> Joined:
         """Store each label; return ``(event_id, prediction, label)`` for predictions found."""
         return await self.add_label_lines(
-            [event_id for event_id, _ in items], [orjson.dumps(v) for _, v in items], now
+            [event_id for event_id, _ in items], [orjson.dumps(v) for _, v in items], now, step
         )
 
     async def add_label_lines(
-        self, ids: Sequence[str], lines: Sequence[bytes], now: float
+        self, ids: Sequence[str], lines: Sequence[bytes], now: float, step: str | None = None
     ) -> Joined:
         """:meth:`add_labels` of values already encoded: ``lines[i]`` is the JSON of the
         label of ``ids[i]``, without a raw newline (JSON never has one)."""
-        joined = await self._store("l", "p", ids, lines, now)
+        joined = await self._store("l", "p", ids, lines, now, step)
         return [(event_id, prediction, label) for event_id, label, prediction in joined]
 
     async def _store(
-        self, mine: str, theirs: str, ids: Sequence[str], lines: Sequence[bytes], now: float
+        self,
+        mine: str,
+        theirs: str,
+        ids: Sequence[str],
+        lines: Sequence[bytes],
+        now: float,
+        step: str | None,
     ) -> Joined:
         """Store ``lines`` on side ``mine``; ``(event_id, mine, theirs)`` of those joined."""
-        flat = await self._call(mine, theirs, ids, lines, now)
+        flat = await self._call(mine, theirs, ids, lines, now, step)
         if not flat:
             return []
         where = {event_id: i for i, event_id in enumerate(ids)}  # the last one, as stored
@@ -323,7 +367,8 @@ class RedisLabelJoin:
     async def sweep(self, now: float) -> dict[str, int]:
         """Expire entries older than the TTL and evict beyond the bound; return the counts."""
         answer = await self._sweep(
-            keys=self.keys, args=[now - self.ttl_s, self.max_items, self.fence.arg]
+            keys=[*self.keys, self.fence.key],
+            args=[now - self.ttl_s, self.max_items, self.fence.arg],
         )
         pe, pv, le, lv = self.fence.check(answer, "the label join's sweep")
         return {

@@ -216,12 +216,12 @@ async def _observe(
                 monitor.input_next = next_offset
 
 
-async def _record_call(monitor: MonitorRuntime, value: bytes | None) -> None:
+async def _record_call(monitor: MonitorRuntime, value: bytes | None, step: str) -> None:
     record = orjson.loads(value or b"")
     if record["kind"] == "scored":
-        await monitor.on_scored(scored_parts(record))
+        await monitor.on_scored(scored_parts(record), step)
     else:
-        await monitor.on_labels([tuple(item) for item in record["items"]])
+        await monitor.on_labels([tuple(item) for item in record["items"]], step)
 
 
 class MonitorFeed:
@@ -308,7 +308,9 @@ def add_monitor_agent(
     timer; hand over on a stop."""
 
     async def observe(value: bytes | None, next_offset: int) -> None:
-        await _observe(monitor, lambda: _record_call(monitor, value), next_offset)
+        # the record's offset names its join step: replayed after a crash, it applies once
+        step = f"input:{next_offset - 1}"
+        await _observe(monitor, lambda: _record_call(monitor, value, step), next_offset)
 
     reader = MonitorInput(settings, bootstrap, monitor, observe, feed)
     app.task(reader.run)

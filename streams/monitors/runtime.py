@@ -103,7 +103,14 @@ class MonitorRuntime:
         # every owner write checks this epoch (streams.adapters.redis_fence)
         self.fence = OwnerFence(self.redis, model)
         self.join = RedisLabelJoin(
-            self.redis, model, settings.join_ttl_s, settings.join_max_items, self.fence
+            self.redis,
+            model,
+            settings.join_ttl_s,
+            settings.join_max_items,
+            self.fence,
+            # a new owner replays what followed the last snapshot: keep the join's answers
+            # for that many records well past the snapshot interval
+            replay_s=max(600.0, 20 * settings.snapshot_interval_s),
         )
         self.store: StateStore = RedisStateStore(self.redis, self.fence)
         self.sink: AlertSink = RedisAlertSink(
@@ -261,8 +268,12 @@ class MonitorRuntime:
         await self.redis.aclose()
 
     # -- per batch ----------------------------------------------------------------------
-    async def on_scored(self, scored: Sequence[Scored]) -> None:
-        """Feed the monitors with what a batch was scored on; keep it for the label join."""
+    async def on_scored(self, scored: Sequence[Scored], step: str | None = None) -> None:
+        """Feed the monitors with what a batch was scored on; keep it for the label join.
+
+        ``step`` names the monitor-input record the batch came from: its join step applies
+        once, however often the record is replayed (:mod:`streams.adapters.redis_join`).
+        """
         await self.start()
         findings: list[Finding] = []
         ids: list[str] = []
@@ -290,15 +301,18 @@ class MonitorRuntime:
         if pending:
             ids = list(pending)
             lines = [orjson.dumps(entry) for entry in pending.values()]
-        joined = await self.guard("join", self.join.add_prediction_lines(ids, lines, time.time()))
+        joined = await self.guard(
+            "join", self.join.add_prediction_lines(ids, lines, time.time(), step)
+        )
         if joined:
             findings += await self.labels.observe(joined)
         await self._alert(findings)
 
-    async def on_labels(self, labels: Sequence[tuple[str, Any]]) -> None:
-        """Join labels with their predictions (either order) and feed the label monitors."""
+    async def on_labels(self, labels: Sequence[tuple[str, Any]], step: str | None = None) -> None:
+        """Join labels with their predictions (either order) and feed the label monitors
+        (``step``: as for :meth:`on_scored`)."""
         await self.start()
-        joined = await self.guard("join", self.join.add_labels(list(labels), time.time()))
+        joined = await self.guard("join", self.join.add_labels(list(labels), time.time(), step))
         if joined:
             await self._alert(await self.labels.observe(joined))
 
