@@ -85,4 +85,8 @@ class Finding:
         )
 
 
-__all__ = ["FINDING_KINDS", "Finding", "FindingKind"]
+# What a monitor's check returns: ``(key, finding or None, periodic)``. A periodic check
+# (windowed tests) that passes returns None so that the caller can clear a standing condition.
+Check = tuple[str, Finding | None, bool]
+
+__all__ = ["FINDING_KINDS", "Check", "Finding", "FindingKind"]

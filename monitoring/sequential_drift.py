@@ -1,0 +1,368 @@
+"""Sequential drift detectors calibrated to one false-alarm budget: features, score, errors.
+
+Every detector is a CUSUM bank (:mod:`monitoring.cusum`) fed once per block with the block's
+summaries, never per event:
+
+- numeric features and the score (:class:`NumericDrift`): each value goes through the
+  reference distribution to a normal score ``g = Phi^-1(F_ref(x))``, where ``F_ref`` is a
+  monotone (PCHIP) interpolation of the card's quantiles between its 1st and 99th
+  percentiles, and values beyond them count as those percentiles (winsorised), so skewed and
+  heavy-tailed features look alike and their reference moments are exact: ``g`` is a
+  winsorised standard normal. Location is a two-sided CUSUM on ``g`` (shifts of 0.1 to 1
+  standard deviation), scale one on ``g**2`` (spread up or down). A feature whose quantiles
+  tie (discrete values, an atom) is standardised by the card's mean and standard deviation
+  instead and gets the location test only;
+- categorical features (:class:`CategoricalDrift`): per category, CUSUMs for its share's
+  odds rising or falling (×4, ×2, ×1.25 and their inverses) against the reference frequency;
+- the error stream of one version (:class:`ErrorDrift`): CUSUMs for the error odds rising
+  (×1.25, ×1.6, ×2.5) against the holdout error rate.
+
+:func:`calibrate` spreads the budget (``false_alarms_per_million`` events per model) over
+every detector of the model, so adding a feature adds no false alarm: each threshold grows
+with the log of the detector count. Each reference is a sample (the training rows, the
+holdout), so every allowance is widened by ``GUARD_SE`` of its standard errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.interpolate import PchipInterpolator
+from scipy.special import ndtri
+
+from models.card import ModelCard
+from monitoring.config import MonitorConfig
+from monitoring.cusum import BernoulliCusum, GaussianCusum, threshold
+from monitoring.findings import Check, Finding, FindingKind
+from monitoring.windows import CategoricalReference, NumericReference
+
+LOCATION_SHIFTS: tuple[float, ...] = (-1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0)
+SCALE_SHIFTS: tuple[float, ...] = (-0.4, -0.2, 0.2, 0.5, 1.0)
+CATEGORY_RATIOS: tuple[float, ...] = (0.25, 0.5, 0.8, 1.25, 2.0, 4.0)
+ERROR_RATIOS: tuple[float, ...] = (1.25, 1.6, 2.5)
+GUARD_SE = 2.0
+_GRID = 2048  # points of the precomputed normal-score curve between the outer knots
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds of one model's detectors: per block of events, and per labelled batch."""
+
+    detectors: int
+    events: float
+    labels: float
+
+
+def calibrate(card: ModelCard, config: MonitorConfig) -> Calibration:
+    """Spread ``config.false_alarms_per_million`` over every detector of ``card``'s model.
+
+    Examples
+    --------
+    >>> from models.data import synthetic
+    >>> from models.workflow import TrainOptions, train
+    >>> card = train(synthetic("sea", rows=600, seed=1), TrainOptions(name="s", folds=2)).card
+    >>> cal = calibrate(card, MonitorConfig())
+    >>> cal.detectors, round(cal.events, 1), round(cal.labels, 1)
+    (55, 12.3, 17.8)
+    """
+    specs = {s.name: s for s in card.features}
+    per_numeric = len(LOCATION_SHIFTS) + len(SCALE_SHIFTS)
+    count = per_numeric * (1 + sum(s.kind == "numeric" for s in card.features))
+    for name, spec in specs.items():
+        if spec.kind == "categorical":
+            prof = card.reference.features.get(name)
+            cats = CategoricalReference.from_profile(name, prof, spec).categories if prof else ()
+            count += len(cats) * len(CATEGORY_RATIOS)
+    count += len(ERROR_RATIOS)
+    rate = config.false_alarms_per_million * 1e-6
+    return Calibration(
+        detectors=count,
+        events=threshold(rate, count, config.detector_block),
+        labels=threshold(rate, count),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _winsorised_moments(low: float, high: float) -> tuple[float, float, float, float]:
+    """Mean and variance of ``g`` and ``g**2``, ``g`` a standard normal clipped to [low, high]."""
+    u = (np.arange(200_000) + 0.5) / 200_000
+    g = np.clip(ndtri(u), low, high)
+    return float(g.mean()), float(g.var()), float((g**2).mean()), float((g**2).var())
+
+
+class NumericDrift:
+    """Location and scale CUSUMs of numeric columns (features, or the score), per block.
+
+    Parameters
+    ----------
+    refs : list of NumericReference
+        One per column.
+    h : float
+        Threshold per block (:func:`calibrate`).
+
+    Examples
+    --------
+    >>> from models.profile import numeric_profile
+    >>> rng = np.random.default_rng(0)
+    >>> ref = NumericReference.from_profile("x", numeric_profile(rng.lognormal(size=50_000)))
+    >>> det = NumericDrift([ref], h=12.0)
+    >>> hits = []
+    >>> for block in range(40):
+    ...     x = rng.lognormal(mean=0.5 if block >= 20 else 0.0, size=(256, 1))
+    ...     det.add(x)
+    ...     hits += [(block, test) for _, test, _, _ in det.flush()]
+    >>> hits[0]  # the first block after the shift; a shift that stays alarms again
+    (20, 'location')
+    """
+
+    def __init__(self, refs: list[NumericReference], h: float) -> None:
+        self.names = [r.name for r in refs]
+        self._curves: list[tuple[NDArray[np.float64], NDArray[np.float64]] | None] = []
+        center, spread, guard = [], [], []
+        sq_center, sq_spread = [], []
+        for r in refs:
+            curve = _normal_score_curve(r)
+            self._curves.append(curve)
+            if curve is None:  # tied quantiles: standardise by the card's moments
+                center.append(r.mean)
+                spread.append(r.std)
+                sq_center.append(math.nan)
+                sq_spread.append(math.nan)
+            else:
+                m1, v1, m2, v2 = _winsorised_moments(float(curve[1][0]), float(curve[1][-1]))
+                center.append(m1)
+                spread.append(math.sqrt(v1))
+                sq_center.append(m2)
+                sq_spread.append(math.sqrt(v2))
+            guard.append(GUARD_SE / math.sqrt(max(r.count, 1)))
+        self._center = np.array(center)
+        self._spread = np.array(spread)
+        self._sq_center = np.array(sq_center)
+        self._sq_spread = np.array(sq_spread)
+        self._scaled = ~np.isnan(self._sq_center)
+        self.location = GaussianCusum(LOCATION_SHIFTS, guard, h)
+        self.scale = GaussianCusum(SCALE_SHIFTS, guard, h)
+        self.pending = np.zeros((4, len(refs)))  # the open block's sums and counts
+
+    def summarise(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+        """A block's summary, ``(4, columns)``: sums and counts of the standardised ``g`` and
+        ``g**2`` (NaN = missing). Summaries of blocks add up (across batches or workers)."""
+        g = np.empty_like(matrix, dtype=np.float64)
+        for j, curve in enumerate(self._curves):
+            col = matrix[:, j]
+            g[:, j] = col if curve is None else np.interp(col, curve[0], curve[1])
+        present = ~np.isnan(g)
+        loc = np.where(present, (g - self._center) / self._spread, 0.0)
+        sq = np.where(present & self._scaled, (g * g - self._sq_center) / self._sq_spread, 0.0)
+        n = present.sum(axis=0)
+        return np.stack([loc.sum(axis=0), n, sq.sum(axis=0), np.where(self._scaled, n, 0)])
+
+    def add(self, matrix: NDArray[np.float64]) -> None:
+        """Add a batch ``(rows, columns)`` to the open block."""
+        self.pending += self.summarise(matrix)
+
+    def flush(self) -> list[tuple[int, str, float, float]]:
+        """Close the block: update every CUSUM; per alarm, the column, the test (``location``
+        or ``scale``), the alternative that fired and its statistic."""
+        s = self.pending
+        self.pending = np.zeros_like(s)
+        out: list[tuple[int, str, float, float]] = []
+        for test, bank, sums, counts in (
+            ("location", self.location, s[0], s[1]),
+            ("scale", self.scale, s[2], s[3]),
+        ):
+            for j in np.flatnonzero(bank.update(sums, counts.astype(np.int64))):
+                k = bank.winner(int(j))
+                out.append((int(j), test, float(bank.shifts[k]), float(bank.peak[j, k])))
+        return out
+
+    def checks(self, kind: FindingKind, details: dict[str, Any], feature: bool) -> list[Check]:
+        """:meth:`flush` as findings of ``kind`` (per feature when ``feature``)."""
+        checks: list[Check] = []
+        for j, test, shift, stat in self.flush():
+            name = self.names[j] if feature else None
+            extra = {**details, "test": test, "shift": shift, "direction": _sign(shift)}
+            f = Finding(kind, "cusum", stat, self.location.h, name, extra)
+            checks.append((f"{kind}|{name or ''}|cusum", f, False))
+        return checks
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "pending": self.pending.tolist(),
+            "location": self.location.snapshot(),
+            "scale": self.scale.snapshot(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`snapshot`."""
+        pending = np.asarray(state["pending"], dtype=np.float64)
+        self.location.restore(state["location"])
+        self.scale.restore(state["scale"])
+        self.pending = pending.reshape(self.pending.shape)
+
+
+def _normal_score_curve(
+    ref: NumericReference,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """``x`` and ``Phi^-1(F_ref(x))`` on a grid between the outer interior knots, or None."""
+    if ref.knots_x is None or ref.knots_p is None:
+        return None
+    inner = (ref.knots_p > 0) & (ref.knots_p < 1)
+    xs, ps = ref.knots_x[inner], ref.knots_p[inner]
+    if xs.size < 3:
+        return None
+    grid = np.union1d(np.linspace(xs[0], xs[-1], _GRID), xs)
+    return grid, PchipInterpolator(xs, ndtri(ps))(grid).astype(np.float64)
+
+
+def _sign(shift: float) -> str:
+    return "up" if shift > 0 else "down"
+
+
+class CategoricalDrift:
+    """Per category of every categorical feature, CUSUMs on its share's odds, per block.
+
+    Parameters
+    ----------
+    refs : list of CategoricalReference
+        One per feature.
+    counts : list of int
+        Rows of each feature's reference (for the guard).
+    h : float
+        Threshold per block.
+    """
+
+    def __init__(self, refs: list[CategoricalReference], counts: Sequence[int], h: float) -> None:
+        self.refs = refs
+        self._rows = [(f, c) for f, r in enumerate(refs) for c in r.categories]
+        self._index = [{c: i for i, c in enumerate(r.categories)} for r in refs]
+        rates = np.concatenate([r.fractions for r in refs]) if refs else np.zeros(0)
+        n_ref = np.repeat(
+            np.maximum(np.asarray(counts, dtype=np.float64), 1.0), [len(r.categories) for r in refs]
+        )
+        rates = np.maximum(rates, 0.5 / n_ref)
+        se = GUARD_SE * np.sqrt(rates * (1 - rates) / n_ref)
+        up = [r for r in CATEGORY_RATIOS if r > 1]
+        down = [r for r in CATEGORY_RATIOS if r < 1]
+        self.up = BernoulliCusum(np.minimum(rates + se, 0.999).tolist(), up, h)
+        self.down = BernoulliCusum(np.maximum(rates - se, 1e-6).tolist(), down, h)
+        self._feature = np.array([f for f, _ in self._rows], dtype=np.int64)
+        self.pending_hits = np.zeros(len(self._rows), dtype=np.int64)
+        self.pending_counts = np.zeros(len(refs), dtype=np.int64)
+
+    def add(self, columns: Sequence[NDArray[np.object_]]) -> None:
+        """Count a batch (one column per feature; unseen and missing values are not counted)."""
+        offset = 0
+        for f, col in enumerate(columns):
+            index = self._index[f]
+            for value, n in Counter(col.tolist()).items():
+                i = index.get(value) if isinstance(value, str) else None
+                if i is not None:
+                    self.pending_hits[offset + i] += n
+                    self.pending_counts[f] += n
+            offset += len(index)
+
+    def checks(self, details: dict[str, Any]) -> list[Check]:
+        """Close the block: update every CUSUM; a finding per feature with a category alarmed."""
+        hits, self.pending_hits = self.pending_hits, np.zeros_like(self.pending_hits)
+        counts = self.pending_counts[self._feature]
+        self.pending_counts = np.zeros_like(self.pending_counts)
+        fired: dict[int, tuple[str, float, float]] = {}
+        for bank in (self.up, self.down):
+            for i in np.flatnonzero(bank.update(hits, counts)):
+                k = bank.winner(int(i))
+                f, category = self._rows[int(i)]
+                fired.setdefault(f, (category, float(bank.ratios[k]), float(bank.peak[i, k])))
+        checks: list[Check] = []
+        for f, (category, ratio, stat) in sorted(fired.items()):
+            name = self.refs[f].name
+            extra = {**details, "test": "category", "category": category, "odds_ratio": ratio}
+            extra["direction"] = "up" if ratio > 1 else "down"
+            finding = Finding("data_drift", "cusum", stat, self.up.h, name, extra)
+            checks.append((f"data_drift|{name}|cusum", finding, False))
+        return checks
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "hits": self.pending_hits.tolist(),
+            "counts": self.pending_counts.tolist(),
+            "up": self.up.snapshot(),
+            "down": self.down.snapshot(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`snapshot`."""
+        self.up.restore(state["up"])
+        self.down.restore(state["down"])
+        self.pending_hits = np.asarray(state["hits"], dtype=np.int64)
+        self.pending_counts = np.asarray(state["counts"], dtype=np.int64)
+
+
+class ErrorDrift:
+    """CUSUMs for the error rate of one version rising above its holdout rate.
+
+    Parameters
+    ----------
+    error_rate : float
+        The holdout error rate (1 - accuracy).
+    rows : int
+        Holdout rows (for the guard).
+    h : float
+        Threshold per labelled batch.
+
+    Examples
+    --------
+    >>> det = ErrorDrift(0.2, rows=2000, h=18.0)
+    >>> rng = np.random.default_rng(1)
+    >>> late = [i for i in range(100) if det.update(rng.random(50) < (0.4 if i >= 50 else 0.2))]
+    >>> late[0] - 50 < 5, min(late) >= 50
+    (True, True)
+    """
+
+    def __init__(self, error_rate: float, rows: int, h: float) -> None:
+        p = min(max(error_rate, 0.5 / max(rows, 1)), 0.999)
+        p += GUARD_SE * math.sqrt(p * (1 - p) / max(rows, 1))
+        self.reference = error_rate
+        self.bank = BernoulliCusum([min(p, 0.999)], ERROR_RATIOS, h)
+
+    def update(self, errors: NDArray[np.bool_]) -> dict[str, Any] | None:
+        """One labelled batch; on an alarm, what fired (else None)."""
+        hits = np.array([int(np.count_nonzero(errors))], dtype=np.int64)
+        if not self.bank.update(hits, np.array([errors.size], dtype=np.int64))[0]:
+            return None
+        k = self.bank.winner(0)
+        return {
+            "statistic": float(self.bank.peak[0, k]),
+            "odds_ratio": float(self.bank.ratios[k]),
+            "reference_error_rate": self.reference,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"kind": "cusum", **self.bank.snapshot()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`snapshot`."""
+        self.bank.restore(state)
+
+
+__all__ = [
+    "CATEGORY_RATIOS",
+    "ERROR_RATIOS",
+    "LOCATION_SHIFTS",
+    "SCALE_SHIFTS",
+    "Calibration",
+    "CategoricalDrift",
+    "ErrorDrift",
+    "NumericDrift",
+    "calibrate",
+]
