@@ -108,7 +108,8 @@ def _categories(rng: np.random.Generator, share: float, n: int) -> NDArray[np.ob
 
 def test_categorical_shares_stay_quiet_then_find_a_mix_change() -> None:
     rng = np.random.default_rng(8)
-    ref = CategoricalReference.from_profile("c", categorical_profile(_categories(rng, 0.25, 50_000)))
+    profile = categorical_profile(_categories(rng, 0.25, 50_000))
+    ref = CategoricalReference.from_profile("c", profile)
     h = threshold(100e-6, 4 * len(CATEGORY_RATIOS), BLOCK)
     det = CategoricalDrift([ref], [50_000], h)
     quiet = 0
