@@ -73,10 +73,12 @@ class _Bank:
         self.stats = np.maximum(self.stats + llr, 0.0)
         self.updates += 1
         hit: NDArray[np.bool_] = np.asarray((self.stats >= self.h).any(axis=1), dtype=np.bool_)
-        # Every alternative of an alarmed row starts again: one change, one finding, and the
-        # next one only on fresh evidence.
-        self.peak = self.stats.copy()
-        self.stats[hit] = 0.0
+        self.peak = self.stats
+        if hit.any():
+            # Every alternative of an alarmed row starts again: one change, one finding, and
+            # the next one only on fresh evidence.
+            self.stats = self.stats.copy()
+            self.stats[hit] = 0.0
         return hit
 
     def winner(self, row: int) -> int:

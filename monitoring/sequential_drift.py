@@ -48,7 +48,7 @@ SCALE_SHIFTS: tuple[float, ...] = (-0.4, -0.2, 0.2, 0.5, 1.0)
 CATEGORY_RATIOS: tuple[float, ...] = (0.25, 0.5, 0.8, 1.25, 2.0, 4.0)
 ERROR_RATIOS: tuple[float, ...] = (1.25, 1.6, 2.5)
 GUARD_SE = 2.0
-_GRID = 2048  # points of the precomputed normal-score curve between the outer knots
+_GRID = 1024  # points of the precomputed normal-score curve between the outer knots
 
 
 @dataclass(frozen=True)
@@ -124,19 +124,24 @@ class NumericDrift:
 
     def __init__(self, refs: list[NumericReference], h: float) -> None:
         self.names = [r.name for r in refs]
-        self._curves: list[tuple[NDArray[np.float64], NDArray[np.float64]] | None] = []
+        # Per column, the normal-score curve on an even grid, looked up for every value of a
+        # batch at once (one table, flat offsets): np.interp per column cost 0.5 µs a value.
+        self._lo = np.zeros(len(refs))
+        self._step = np.ones(len(refs))
+        table = np.zeros((len(refs), _GRID))
         center, spread, guard = [], [], []
         sq_center, sq_spread = [], []
-        for r in refs:
+        for j, r in enumerate(refs):
             curve = _normal_score_curve(r)
-            self._curves.append(curve)
             if curve is None:  # tied quantiles: standardise by the card's moments
                 center.append(r.mean)
                 spread.append(r.std)
                 sq_center.append(math.nan)
                 sq_spread.append(math.nan)
             else:
-                m1, v1, m2, v2 = _winsorised_moments(float(curve[1][0]), float(curve[1][-1]))
+                self._lo[j], hi, table[j] = curve
+                self._step[j] = (hi - self._lo[j]) / (_GRID - 1)
+                m1, v1, m2, v2 = _winsorised_moments(float(table[j, 0]), float(table[j, -1]))
                 center.append(m1)
                 spread.append(math.sqrt(v1))
                 sq_center.append(m2)
@@ -147,6 +152,9 @@ class NumericDrift:
         self._sq_center = np.array(sq_center)
         self._sq_spread = np.array(sq_spread)
         self._scaled = ~np.isnan(self._sq_center)
+        self._pit = self._scaled  # the columns read through their normal-score curve
+        self._table = table.ravel()
+        self._offset = np.arange(len(refs)) * _GRID
         self.location = GaussianCusum(LOCATION_SHIFTS, guard, h)
         self.scale = GaussianCusum(SCALE_SHIFTS, guard, h)
         self.pending = np.zeros((4, len(refs)))  # the open block's sums and counts
@@ -154,11 +162,13 @@ class NumericDrift:
     def summarise(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         """A block's summary, ``(4, columns)``: sums and counts of the standardised ``g`` and
         ``g**2`` (NaN = missing). Summaries of blocks add up (across batches or workers)."""
-        g = np.empty_like(matrix, dtype=np.float64)
-        for j, curve in enumerate(self._curves):
-            col = matrix[:, j]
-            g[:, j] = col if curve is None else np.interp(col, curve[0], curve[1])
-        present = ~np.isnan(g)
+        present = ~np.isnan(matrix)
+        t = np.clip(np.where(present, (matrix - self._lo) / self._step, 0.0), 0.0, _GRID - 1)
+        i = np.minimum(t.astype(np.int64), _GRID - 2)
+        flat = i + self._offset
+        below = self._table[flat]
+        g = below + (t - i) * (self._table[flat + 1] - below)
+        g = np.where(self._pit, g, matrix)
         loc = np.where(present, (g - self._center) / self._spread, 0.0)
         sq = np.where(present & self._scaled, (g * g - self._sq_center) / self._sq_spread, 0.0)
         n = present.sum(axis=0)
@@ -178,7 +188,8 @@ class NumericDrift:
             ("location", self.location, s[0], s[1]),
             ("scale", self.scale, s[2], s[3]),
         ):
-            for j in np.flatnonzero(bank.update(sums, counts.astype(np.int64))):
+            hits = bank.update(sums, counts.astype(np.int64))
+            for j in np.flatnonzero(hits) if hits.any() else ():
                 k = bank.winner(int(j))
                 out.append((int(j), test, float(bank.shifts[k]), float(bank.peak[j, k])))
         return out
@@ -211,16 +222,17 @@ class NumericDrift:
 
 def _normal_score_curve(
     ref: NumericReference,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
-    """``x`` and ``Phi^-1(F_ref(x))`` on a grid between the outer interior knots, or None."""
+) -> tuple[float, float, NDArray[np.float64]] | None:
+    """``Phi^-1(F_ref(x))`` on an even grid between the outer interior knots (and those
+    knots), or None when the reference's quantiles tie."""
     if ref.knots_x is None or ref.knots_p is None:
         return None
     inner = (ref.knots_p > 0) & (ref.knots_p < 1)
     xs, ps = ref.knots_x[inner], ref.knots_p[inner]
     if xs.size < 3:
         return None
-    grid = np.union1d(np.linspace(xs[0], xs[-1], _GRID), xs)
-    return grid, PchipInterpolator(xs, ndtri(ps))(grid).astype(np.float64)
+    grid = np.linspace(xs[0], xs[-1], _GRID)
+    return float(xs[0]), float(xs[-1]), PchipInterpolator(xs, ndtri(ps))(grid).astype(np.float64)
 
 
 def _sign(shift: float) -> str:
