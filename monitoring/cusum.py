@@ -103,8 +103,9 @@ class GaussianCusum(_Bank):
 
     Parameters
     ----------
-    shifts : sequence of float
-        Alternatives, in standard deviations per event (negative: a fall).
+    shifts : sequence of float, or array of shape (rows, alternatives)
+        Alternatives, in standard deviations per event (negative: a fall); the same for
+        every row, or a row each.
     guard : sequence of float
         Per row, the allowance added for the reference's own uncertainty (standard deviations).
     h : float
@@ -121,16 +122,21 @@ class GaussianCusum(_Bank):
     [True, False]
     """
 
-    def __init__(self, shifts: Sequence[float], guard: Sequence[float], h: float) -> None:
-        super().__init__(len(guard), len(shifts), h)
-        self.shifts = np.asarray(shifts, dtype=np.float64)
+    def __init__(
+        self, shifts: Sequence[float] | NDArray[np.float64], guard: Sequence[float], h: float
+    ) -> None:
+        alternatives = np.asarray(shifts, dtype=np.float64)
+        super().__init__(len(guard), alternatives.shape[-1], h)
+        self.shifts = np.broadcast_to(alternatives, self.stats.shape).copy()
         self.guard = np.asarray(guard, dtype=np.float64)
         # Per row and alternative, what each event costs: delta**2 / 2 plus the guard.
         self._drift = self.shifts**2 / 2 + np.abs(self.shifts) * self.guard[:, None]
 
-    def update(self, sums: NDArray[np.float64], counts: NDArray[np.int64]) -> NDArray[np.bool_]:
+    def update(
+        self, sums: NDArray[np.float64], counts: NDArray[np.int64] | NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
         """One block: per row, the sum of its standardised values and how many there were."""
-        n = counts.astype(np.float64)[:, None]
+        n = np.asarray(counts, dtype=np.float64)[:, None]
         llr = sums[:, None] * self.shifts - n * self._drift
         return self._step(llr)
 

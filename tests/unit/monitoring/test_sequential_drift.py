@@ -145,4 +145,4 @@ def test_a_restored_detector_continues_exactly() -> None:
     a.add(x[20 * BLOCK : 20 * BLOCK + 100])
     b.restore(json.loads(json.dumps(a.snapshot())))
     assert _alarms(a, x[20 * BLOCK + 100 :]) == _alarms(b, x[20 * BLOCK + 100 :])
-    assert np.array_equal(a.location.stats, b.location.stats)
+    assert np.array_equal(a.bank.stats, b.bank.stats)
