@@ -35,6 +35,10 @@ from numpy.typing import NDArray
 
 from monitoring.errors import SnapshotError
 
+# Every reference is a sample (training rows, the holdout): allowances are widened by this
+# many of its standard errors, so that a reference a little off the truth is not a change.
+GUARD_SE = 2.0
+
 
 def threshold(rate_per_event: float, detectors: int, events_per_update: int = 1) -> float:
     """The CUSUM threshold ``h`` that keeps ``detectors`` CUSUMs under ``rate_per_event``.
@@ -177,4 +181,4 @@ class BernoulliCusum(_Bank):
         return self._step(c * self._hit + (n - c) * self._miss)
 
 
-__all__ = ["BernoulliCusum", "GaussianCusum", "threshold"]
+__all__ = ["GUARD_SE", "BernoulliCusum", "GaussianCusum", "threshold"]

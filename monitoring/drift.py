@@ -32,12 +32,8 @@ from monitoring.config import MonitorConfig
 from monitoring.detectors import ChangeDetector
 from monitoring.errors import SnapshotError
 from monitoring.findings import Check, Finding
-from monitoring.sequential_drift import (
-    SCORE_MODEL_ERROR,
-    CategoricalDrift,
-    NumericDrift,
-    calibrate,
-)
+from monitoring.rate_drift import CategoricalDrift
+from monitoring.sequential_drift import NumericDrift, ScoreDrift, calibrate
 from monitoring.window_checks import window_checks, window_stats
 from monitoring.windows import (
     CategoricalReference,
@@ -284,7 +280,7 @@ class ScoreMonitor:
         self.window = NumericWindow([self.ref], config.ks_bins)
         cusum = config.stream_detector == "cusum"
         self.detector = None if cusum else stream_detector(config)
-        self.cusum = NumericDrift([self.ref], h, SCORE_MODEL_ERROR) if cusum else None
+        self.cusum = ScoreDrift(self.ref, h) if cusum else None
         self.rows = 0
         self.windows = 0
         self.streaks: dict[str, int] = {}  # consecutive failed windows per drift check

@@ -31,7 +31,8 @@ from monitoring.metrics import (
     classification_summary,
     group_summary,
 )
-from monitoring.sequential_drift import ErrorDrift, calibrate
+from monitoring.rate_drift import ErrorDrift
+from monitoring.sequential_drift import calibrate
 
 
 def concept_detector(name: str, config: MonitorConfig) -> ChangeDetector:

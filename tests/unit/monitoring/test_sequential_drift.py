@@ -13,14 +13,8 @@ from numpy.typing import NDArray
 
 from models.profile import categorical_profile, numeric_profile
 from monitoring.cusum import threshold
-from monitoring.sequential_drift import (
-    CATEGORY_RATIOS,
-    LOCATION_SHIFTS,
-    SCALE_SHIFTS,
-    CategoricalDrift,
-    ErrorDrift,
-    NumericDrift,
-)
+from monitoring.rate_drift import CATEGORY_RATIOS, CategoricalDrift, ErrorDrift
+from monitoring.sequential_drift import LOCATION_SHIFTS, SCALE_SHIFTS, NumericDrift, ScoreDrift
 from monitoring.windows import CategoricalReference, NumericReference
 
 Draw = Callable[[np.random.Generator, int], NDArray[np.float64]]
@@ -146,3 +140,28 @@ def test_a_restored_detector_continues_exactly() -> None:
     b.restore(json.loads(json.dumps(a.snapshot())))
     assert _alarms(a, x[20 * BLOCK + 100 :]) == _alarms(b, x[20 * BLOCK + 100 :])
     assert np.array_equal(a.bank.stats, b.bank.stats)
+
+
+@pytest.mark.parametrize("budget", [1.0, 300.0])
+def test_saturating_scores_against_a_small_holdout_stay_within_the_budget(budget: float) -> None:
+    # Scores piled up near 0 and 1 (a confident model), the reference a 10,000-row holdout.
+    rng = np.random.default_rng(12)
+
+    def scores(n: int) -> NDArray[np.float64]:
+        return np.asarray(1 / (1 + np.exp(-2.0 * rng.standard_t(3, size=n))), dtype=np.float64)
+
+    ref = NumericReference.from_profile("score", numeric_profile(scores(10_000)))
+    det = ScoreDrift(ref, threshold(budget * 1e-6, PER_NUMERIC * 9, BLOCK))
+    assert det._logit
+    found = _alarms(det, scores(1_000_000).reshape(-1, 1))
+    assert len(found) <= budget, found[:10]
+
+
+def test_squeezed_scores_are_a_fall_in_scale() -> None:
+    rng = np.random.default_rng(13)
+    ref = NumericReference.from_profile("score", numeric_profile(rng.random(10_000)))
+    det = ScoreDrift(ref, threshold(1e-6, PER_NUMERIC * 9, BLOCK))
+    p = rng.random(8192)
+    p[4096:] = 0.3 + 0.4 * p[4096:]
+    found = _alarms(det, p.reshape(-1, 1))
+    assert found and found[0][0] > 4096 and found[0][2] == "scale"
