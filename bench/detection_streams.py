@@ -113,7 +113,8 @@ def stream(scenario: Scenario, seed: int, events: int) -> Chunk:
         px, pc, py = _draw(rng, 4 * n, family, share, False, False)
         pos, neg = np.flatnonzero(py == 1), np.flatnonzero(py == 0)
         k = round(scenario.size * n)
-        take = np.sort(np.concatenate([pos[:k], neg[: n - k]]))
+        # Shuffled: positives and negatives mixed evenly over the rest of the stream.
+        take = rng.permutation(np.concatenate([pos[:k], neg[: n - k]]))
         ax, ac, ay = px[take], pc[take], py[take]
     else:
         ax, ac, ay = _draw(rng, n, family, share, kind == "correlation", kind == "concept")

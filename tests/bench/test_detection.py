@@ -60,3 +60,10 @@ def test_an_unknown_suite_is_explained(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["bench", "latency"]) == 2
     err = capsys.readouterr().err
     assert "throughput" in err and "detection" in err
+
+
+def test_a_prior_shift_keeps_its_new_share_all_along() -> None:
+    chunk = stream(Scenario("prior", "gaussian", "prior", 0.75), 4, CHANGE + 20_000)
+    before = chunk.y[:CHANGE].mean()
+    halves = chunk.y[CHANGE : CHANGE + 10_000].mean(), chunk.y[CHANGE + 10_000 :].mean()
+    assert 0.4 < before < 0.6 and all(abs(h - 0.75) < 0.02 for h in halves)
