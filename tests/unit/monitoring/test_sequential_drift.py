@@ -165,3 +165,18 @@ def test_squeezed_scores_are_a_fall_in_scale() -> None:
     p[4096:] = 0.3 + 0.4 * p[4096:]
     found = _alarms(det, p.reshape(-1, 1))
     assert found and found[0][0] > 4096 and found[0][2] == "scale"
+
+
+def test_the_budget_and_the_detector_count_set_the_thresholds() -> None:
+    from models.data import synthetic
+    from models.workflow import TrainOptions, train
+    from monitoring.config import MonitorConfig
+    from monitoring.sequential_drift import calibrate
+
+    card = train(synthetic("agrawal", rows=600, seed=1), TrainOptions(name="a", folds=2)).card
+    one = calibrate(card, MonitorConfig())
+    loose = calibrate(card, MonitorConfig(false_alarms_per_million=100.0))
+    assert one.events - loose.events == pytest.approx(math.log(100))
+    assert one.labels - one.events == pytest.approx(math.log(BLOCK))
+    cats = sum(len(c.categories or []) for c in card.features if c.kind == "categorical")
+    assert one.detectors >= PER_NUMERIC * 8 + cats * len(CATEGORY_RATIOS)
