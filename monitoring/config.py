@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from monitoring.errors import MonitorConfigError
 
-STREAM_DETECTORS: tuple[str, ...] = ("adwin", "pagehinkley")
-CONCEPT_DETECTORS: tuple[str, ...] = ("adwin", "ddm", "eddm", "hddm_a", "hddm_w")
+STREAM_DETECTORS: tuple[str, ...] = ("cusum", "adwin", "pagehinkley")
+CONCEPT_DETECTORS: tuple[str, ...] = ("cusum", "adwin", "ddm", "eddm", "hddm_a", "hddm_w")
 DRIFT_TESTS: tuple[str, ...] = ("psi", "ks")
 PERFORMANCE_METRICS: tuple[str, ...] = ("f1", "accuracy")
 
@@ -24,6 +24,7 @@ PERFORMANCE_METRICS: tuple[str, ...] = ("f1", "accuracy")
 _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("window", 50, 10_000_000, True),
     ("detector_block", 1, 1_000_000, True),
+    ("false_alarms_per_million", 0.0, 1_000_000.0, False),
     ("psi_threshold", 0.0, math.inf, False),
     ("ks_pvalue", 0.0, 1.0, False),
     ("adwin_delta", 0.0, 1.0, False),
@@ -74,8 +75,16 @@ class MonitorConfig:
     detector_block : int
         Rows per update of the per-feature and prediction change detectors (their false
         alarm rate then does not depend on the workers' micro-batch sizes).
-    stream_detector : {"adwin", "pagehinkley"}
-        Change detector run on the per-batch mean of every numeric feature and of the score.
+    false_alarms_per_million : float
+        The sequential detectors' false-alarm budget: false alarms per million events per
+        model, all of them together (``cusum`` detectors of every feature, the score and the
+        error stream; :mod:`monitoring.sequential_drift`). Each threshold grows with the log
+        of the number of detectors, so adding features adds no false alarms.
+    stream_detector : {"cusum", "adwin", "pagehinkley"}
+        Change detectors per block of every feature and of the score: ``cusum``, location
+        and scale CUSUMs through the reference distribution (categorical features too),
+        calibrated to ``false_alarms_per_million``; or a River detector on the standardised
+        block mean of every numeric feature.
     adwin_delta : float
         ADWIN confidence (smaller: fewer false alarms, later detection).
     pagehinkley_threshold, pagehinkley_delta : float
@@ -84,8 +93,9 @@ class MonitorConfig:
         threshold 15 alarmed 0 times in 400,000 stationary batches yet catches a sustained
         shift of 1-2 standard errors within tens of batches.
     concept_detectors : tuple of str
-        Detectors on the 0/1 error stream of labelled events (``adwin``, ``ddm``, ``eddm``,
-        ``hddm_a``, ``hddm_w``).
+        Detectors on the 0/1 error stream of labelled events: ``cusum`` (against the holdout
+        error rate, calibrated to ``false_alarms_per_million``), or River's ``adwin``,
+        ``ddm``, ``eddm``, ``hddm_a``, ``hddm_w``.
     ddm_drift_threshold : float
         DDM drift threshold in standard deviations (4: on a stationary error rate of 0.23,
         about 1 % false alarms over 20,000 labels; River's 3 gives 13 %).
@@ -142,12 +152,13 @@ class MonitorConfig:
     ks_pvalue: float = 0.001
     confirm_windows: int = 2
     drift_tests: tuple[str, ...] = DRIFT_TESTS
-    stream_detector: Literal["adwin", "pagehinkley"] = "adwin"
+    stream_detector: Literal["cusum", "adwin", "pagehinkley"] = "cusum"
     detector_block: int = 256
+    false_alarms_per_million: float = 1.0
     adwin_delta: float = 0.002
     pagehinkley_threshold: float = 15.0
     pagehinkley_delta: float = 0.5
-    concept_detectors: tuple[str, ...] = ("adwin", "ddm")
+    concept_detectors: tuple[str, ...] = ("cusum",)
     ddm_drift_threshold: float = 4.0
     ddm_warm_start: int = 500
     performance_metric: Literal["f1", "accuracy"] = "f1"

@@ -5,10 +5,12 @@
 - per tumbling window of ``config.window`` events: PSI and KS of every numeric feature and
   PSI of every categorical feature against the card's reference profile, and the data-quality
   rates (missing, outside the training range, unseen category);
-- per batch: one update of a River change detector (ADWIN or Page-Hinkley) per numeric
-  feature, fed with the standardised batch mean ``(mean - ref_mean) / ref_std * sqrt(n)``.
-  Standardising by ``sqrt(n)`` gives every batch unit variance whatever its size, so one
-  detector setting suits every feature, scale and batch size.
+- per block of ``config.detector_block`` rows: with ``stream_detector="cusum"`` (the
+  default), the location and scale CUSUMs of every numeric feature and the category CUSUMs
+  of every categorical one, calibrated to the false-alarm budget
+  (:mod:`monitoring.sequential_drift`); otherwise one update of a River change detector
+  (ADWIN or Page-Hinkley) per numeric feature, fed with the standardised block mean
+  ``(mean - ref_mean) / ref_std * sqrt(n)``, of unit variance whatever the block's size.
 
 :class:`ScoreMonitor` does the same for the positive-class score (prediction drift).
 
@@ -29,15 +31,16 @@ from models.card import ModelCard, Profile
 from monitoring.config import MonitorConfig
 from monitoring.detectors import ChangeDetector
 from monitoring.errors import SnapshotError
-from monitoring.findings import Finding, FindingKind
+from monitoring.findings import Check, Finding
+from monitoring.rate_drift import CategoricalDrift
+from monitoring.sequential_drift import NumericDrift, ScoreDrift, calibrate
+from monitoring.window_checks import window_checks, window_stats
 from monitoring.windows import (
     CategoricalReference,
     CategoricalWindow,
     NumericReference,
     NumericWindow,
 )
-
-Check = tuple[str, Finding | None, bool]
 
 
 def stream_detector(config: MonitorConfig) -> ChangeDetector:
@@ -61,65 +64,6 @@ def _threshold(config: MonitorConfig) -> float:
     if config.stream_detector == "adwin":
         return config.adwin_delta
     return config.pagehinkley_threshold
-
-
-def _window_checks(
-    kind: FindingKind,
-    feature: str | None,
-    res: Mapping[str, Any],
-    config: MonitorConfig,
-    details: dict[str, Any],
-    streaks: dict[str, int],
-    ks_tests: int = 1,
-) -> list[Check]:
-    """PSI and KS verdicts of one closed window (KS level split over ``ks_tests`` tests).
-
-    ``streaks`` counts, per check key, the consecutive windows that failed; a failure is a
-    finding from the ``config.confirm_windows``-th on (see :class:`MonitorConfig`).
-    """
-    checks: list[Check] = []
-    name = feature or ""
-    extra = {**details, "rows": res["present"]}
-    if "psi" in config.drift_tests and res.get("psi") is not None:
-        key = f"{kind}|{name}|psi"
-        value = float(res["psi"])
-        run = _streak(streaks, key, value > config.psi_threshold, config.confirm_windows)
-        psi_extra = {**extra, "windows_failed": run}
-        f = Finding(kind, "psi", value, config.psi_threshold, feature, psi_extra) if run else None
-        checks.append((key, f, True))
-    if "ks" in config.drift_tests and res.get("ks_pvalue") is not None:
-        key = f"{kind}|{name}|ks"
-        p = float(res["ks_pvalue"])
-        level = config.ks_pvalue / max(ks_tests, 1)
-        run = _streak(streaks, key, p < level, config.confirm_windows)
-        ks_extra = {
-            **extra,
-            "distance": res["ks_distance"],
-            "tests": ks_tests,
-            "windows_failed": run,
-        }
-        f = Finding(kind, "ks", p, level, feature, ks_extra) if run else None
-        checks.append((key, f, True))
-    return checks
-
-
-def _streak(streaks: dict[str, int], key: str, failed: bool, confirm: int) -> int:
-    """Consecutive failed windows of ``key`` once confirmed, else 0 (a pass resets it)."""
-    if not failed:
-        streaks.pop(key, None)
-        return 0
-    run = streaks.get(key, 0) + 1
-    streaks[key] = run
-    return run if run >= confirm else 0
-
-
-def _window_stats(res: Mapping[str, Any]) -> dict[str, float | None]:
-    """The statistics of a closed window worth plotting over time."""
-    return {
-        "psi": res.get("psi"),
-        "ks_pvalue": res.get("ks_pvalue"),
-        "missing_rate": res.get("missing_rate"),
-    }
 
 
 def _restore_detector(det: ChangeDetector, state: Mapping[str, Any]) -> None:
@@ -155,7 +99,13 @@ class FeatureMonitor:
         ]
         self.window = NumericWindow(self.num_refs, config.ks_bins)
         self.cat_windows = [CategoricalWindow(r) for r in self.cat_refs]
-        self.detectors = [stream_detector(config) for _ in self.numeric]
+        cusum = config.stream_detector == "cusum"
+        self.detectors = [] if cusum else [stream_detector(config) for _ in self.numeric]
+        self.cusum: tuple[NumericDrift, CategoricalDrift] | None = None
+        if cusum:
+            h = calibrate(card, config).events
+            counts = [_profile(profiles, n, "categorical").count for n in self.categorical]
+            self.cusum = NumericDrift(self.num_refs, h), CategoricalDrift(self.cat_refs, counts, h)
         self.ks_tests = sum(r.knots_x is not None for r in self.num_refs)
         self._mean = np.array([r.mean for r in self.num_refs])
         self._std = np.array([r.std for r in self.num_refs])
@@ -194,8 +144,15 @@ class FeatureMonitor:
         self.block_sums += sums
         self.block_present += present
         self.block_rows += n
+        if self.cusum is not None:
+            self.cusum[0].add(matrix)
+            self.cusum[1].add(cats)
         if self.block_rows >= self.config.detector_block:
-            checks += self._detect(self.block_sums, self.block_present, details)
+            if self.cusum is None:
+                checks += self._detect(self.block_sums, self.block_present, details)
+            else:
+                checks += self.cusum[0].checks("data_drift", details, feature=True)
+                checks += self.cusum[1].checks(details)
             self.block_rows = 0
             self.block_sums = np.zeros(len(self.numeric))
             self.block_present = np.zeros(len(self.numeric), dtype=np.int64)
@@ -231,15 +188,15 @@ class FeatureMonitor:
         checks: list[Check] = []
         base = {**details, "window": self.windows}
         for ref, res in zip(self.num_refs, self.window.results(), strict=True):
-            self.last[ref.name] = _window_stats(res)
-            checks += _window_checks(
+            self.last[ref.name] = window_stats(res)
+            checks += window_checks(
                 "data_drift", ref.name, res, self.config, base, self.streaks, self.ks_tests
             )
             checks += self._quality(ref.name, ref.missing_rate, res, base)
         for w in self.cat_windows:
             res = w.results()
-            self.last[w.ref.name] = _window_stats(res)
-            checks += _window_checks("data_drift", w.ref.name, res, self.config, base, self.streaks)
+            self.last[w.ref.name] = window_stats(res)
+            checks += window_checks("data_drift", w.ref.name, res, self.config, base, self.streaks)
             checks += self._quality(w.ref.name, w.ref.missing_rate, res, base)
         self.window.reset()
         for w in self.cat_windows:
@@ -282,8 +239,9 @@ class FeatureMonitor:
             "categorical": {w.ref.name: w.snapshot() for w in self.cat_windows},
             "streaks": dict(self.streaks),
             "detectors": {
-                n: d.snapshot() for n, d in zip(self.numeric, self.detectors, strict=True)
+                n: d.snapshot() for n, d in zip(self.numeric, self.detectors, strict=False)
             },
+            "cusum": None if self.cusum is None else [c.snapshot() for c in self.cusum],
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -300,18 +258,29 @@ class FeatureMonitor:
         self.streaks = {str(k): int(v) for k, v in state.get("streaks", {}).items()}
         for w in self.cat_windows:
             w.restore(state["categorical"][w.ref.name])
-        for n, d in zip(self.numeric, self.detectors, strict=True):
-            _restore_detector(d, state["detectors"][n])
+        for n, d in zip(self.numeric, self.detectors, strict=False):  # none with CUSUM
+            if n in state["detectors"]:  # absent when the snapshot's detector was CUSUM
+                _restore_detector(d, state["detectors"][n])
+        saved = state.get("cusum")  # absent from snapshots older than CUSUM, null without
+        if saved and self.cusum is not None:
+            self.cusum[0].restore(saved[0])
+            self.cusum[1].restore(saved[1])
 
 
 class ScoreMonitor:
-    """Prediction drift of one (version, variant): windowed PSI/KS and a change detector."""
+    """Prediction drift of one (version, variant): windowed PSI/KS and a change detector.
 
-    def __init__(self, profile: Profile, config: MonitorConfig) -> None:
+    ``h`` is the CUSUM threshold (the model's :func:`~monitoring.sequential_drift.calibrate`)
+    when ``config.stream_detector`` is ``cusum``.
+    """
+
+    def __init__(self, profile: Profile, config: MonitorConfig, h: float = 20.0) -> None:
         self.config = config
         self.ref = NumericReference.from_profile("score", profile)
         self.window = NumericWindow([self.ref], config.ks_bins)
-        self.detector = stream_detector(config)
+        cusum = config.stream_detector == "cusum"
+        self.detector = None if cusum else stream_detector(config)
+        self.cusum = ScoreDrift(self.ref, h) if cusum else None
         self.rows = 0
         self.windows = 0
         self.streaks: dict[str, int] = {}  # consecutive failed windows per drift check
@@ -332,9 +301,9 @@ class ScoreMonitor:
             if self.rows >= self.config.window:
                 self.windows += 1
                 res = self.window.results()[0]
-                self.last = _window_stats(res)
+                self.last = window_stats(res)
                 base = {**details, "window": self.windows}
-                checks += _window_checks(
+                checks += window_checks(
                     "prediction_drift", None, res, self.config, base, self.streaks
                 )
                 self.window.reset()
@@ -342,7 +311,14 @@ class ScoreMonitor:
         ok = scores[~np.isnan(scores)]
         self.block_sum += float(ok.sum())
         self.block_count += int(ok.size)
-        if self.block_count >= self.config.detector_block:
+        if self.cusum is not None:
+            self.cusum.add(col)
+        if self.block_count < self.config.detector_block:
+            return checks
+        if self.cusum is not None:
+            self.block_sum, self.block_count = 0.0, 0
+            return checks + self.cusum.checks("prediction_drift", details, feature=False)
+        if self.detector is not None:
             count, self.block_count = self.block_count, 0
             mean, self.block_sum = self.block_sum / count, 0.0
             shift = (mean - self.ref.mean) / self.ref.std
@@ -372,16 +348,25 @@ class ScoreMonitor:
             "rows": self.rows,
             "windows": self.windows,
             "window": self.window.snapshot(),
-            "detector": self.detector.snapshot(),
+            "detector": self._detector_state(),
             "block": [self.block_sum, self.block_count],
             "streaks": dict(self.streaks),
         }
+
+    def _detector_state(self) -> dict[str, Any]:
+        if self.cusum is not None:
+            return {"kind": "cusum", **self.cusum.snapshot()}
+        return {} if self.detector is None else self.detector.snapshot()
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Inverse of :meth:`snapshot`."""
         self.rows, self.windows = int(state["rows"]), int(state["windows"])
         self.window.restore(state["window"])
-        _restore_detector(self.detector, state["detector"])
+        saved = state["detector"]
+        if self.cusum is not None and saved.get("kind") == "cusum":
+            self.cusum.restore(saved)
+        elif self.detector is not None:
+            _restore_detector(self.detector, saved)
         self.block_sum, self.block_count = state.get("block", (0.0, 0))
         self.streaks = {str(k): int(v) for k, v in state.get("streaks", {}).items()}
 

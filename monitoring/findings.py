@@ -28,8 +28,10 @@ class Finding:
         ``data_drift``, ``prediction_drift``, ``concept_drift``, ``performance``, ``fairness``
         or ``data_quality``.
     detector : str
-        The test that fired: ``psi``, ``ks``, ``adwin``, ``pagehinkley``, ``ddm``, ``f1_drop``,
-        ``accuracy_drop``, ``dp_gap``, ``eo_gap``, ``missing_rate`` or ``out_of_range``.
+        The test that fired: ``psi``, ``ks``, ``cusum``, ``adwin``, ``pagehinkley``, ``ddm``,
+        ``f1_drop``, ``accuracy_drop``, ``dp_gap``, ``eo_gap``, ``missing_rate`` or
+        ``out_of_range``. A ``cusum`` finding's details say which test (``location``,
+        ``scale``, ``category``) and alternative fired; its statistic is the CUSUM's value.
     statistic : float
         The observed value of the test statistic (PSI, KS p-value, rolling F1, gap, rate, ...).
     threshold : float
@@ -85,4 +87,8 @@ class Finding:
         )
 
 
-__all__ = ["FINDING_KINDS", "Finding", "FindingKind"]
+# What a monitor's check returns: ``(key, finding or None, periodic)``. A periodic check
+# (windowed tests) that passes returns None so that the caller can clear a standing condition.
+Check = tuple[str, Finding | None, bool]
+
+__all__ = ["FINDING_KINDS", "Check", "Finding", "FindingKind"]

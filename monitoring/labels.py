@@ -31,10 +31,12 @@ from monitoring.metrics import (
     classification_summary,
     group_summary,
 )
+from monitoring.rate_drift import ErrorDrift
+from monitoring.sequential_drift import calibrate
 
 
 def concept_detector(name: str, config: MonitorConfig) -> ChangeDetector:
-    """A fresh detector for the error stream."""
+    """A fresh River detector for the error stream (``cusum`` is :class:`ErrorDrift`)."""
     params: dict[str, float] = {}
     if name == "adwin":
         params = {"delta": config.adwin_delta}
@@ -70,7 +72,15 @@ class LabelMonitor:
         self.counts = ClassificationCounts()
         self.groups = GroupCounts()
         self.rolling = RollingBuffer(config.rolling_window)
-        self.concept = {n: concept_detector(n, config) for n in config.concept_detectors}
+        self.concept = {
+            n: concept_detector(n, config) for n in config.concept_detectors if n != "cusum"
+        }
+        # The holdout's error rate is this version's reference; the threshold is the model's.
+        self.cusum = None
+        if "cusum" in config.concept_detectors:
+            holdout = card.metrics.holdout_served or card.metrics.holdout
+            h = calibrate(card, config).labels
+            self.cusum = ErrorDrift(1.0 - holdout.accuracy, holdout.rows, h)
         self.labels = 0
 
     def observe(
@@ -97,6 +107,14 @@ class LabelMonitor:
 
     def _concept(self, errors: NDArray[np.bool_], details: dict[str, Any]) -> list[Check]:
         checks: list[Check] = []
+        hit = None if self.cusum is None else self.cusum.update(errors)
+        if hit is not None and self.cusum is not None:
+            rate = float(np.mean(errors))
+            extra = {**details, **hit, "error_rate": rate, "batch": int(errors.size)}
+            f = Finding("concept_drift", "cusum", hit["statistic"], self.cusum.bank.h, None, extra)
+            checks.append(("concept_drift||cusum", f, False))
+        if not self.concept:
+            return checks
         values = errors.astype(np.float64).tolist()
         for name, det in self.concept.items():
             hits = det.update_many(values)
@@ -165,7 +183,10 @@ class LabelMonitor:
             "counts": self.counts.snapshot(),
             "groups": self.groups.snapshot(),
             "rolling": self.rolling.snapshot(),
-            "concept": {n: d.snapshot() for n, d in self.concept.items()},
+            "concept": {
+                **{n: d.snapshot() for n, d in self.concept.items()},
+                **({} if self.cusum is None else {"cusum": self.cusum.snapshot()}),
+            },
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -178,6 +199,9 @@ class LabelMonitor:
             saved = state["concept"].get(name)
             if saved is not None:
                 det.restore(saved)
+        saved = state["concept"].get("cusum")
+        if saved is not None and self.cusum is not None:
+            self.cusum.restore(saved)
 
 
 def classification_summary_fast(

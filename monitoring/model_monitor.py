@@ -31,6 +31,7 @@ from monitoring.findings import Finding
 from monitoring.labels import LabelMonitor
 from monitoring.monitor_inputs import GroupCodes, feature_columns, sensitive_groups
 from monitoring.monitor_snapshot import SNAPSHOT_SCHEMA_VERSION, check_snapshot
+from monitoring.sequential_drift import calibrate
 from monitoring.slices import Slices, slice_values
 
 
@@ -68,6 +69,8 @@ class ModelMonitor:
         self.card = card
         self.config = config or MonitorConfig()
         self._cards: dict[str, ModelCard] = {card.version: card}
+        # One false-alarm budget for the model: every CUSUM's threshold is set from it.
+        self._h = calibrate(card, self.config).events
         self.numeric = [f.name for f in card.features if f.kind == "numeric"]
         self.categorical = [f.name for f in card.features if f.kind == "categorical"]
         self._features: dict[str, FeatureMonitor] = {}
@@ -162,7 +165,7 @@ class ModelMonitor:
         sm = self._scores.get(scope)
         if sm is None:
             sm = self._scores[scope] = ScoreMonitor(
-                self._card(version).reference.score, self.config
+                self._card(version).reference.score, self.config, self._h
             )
         checks = sm.observe(p, details)
         if emit:
@@ -359,7 +362,7 @@ class ModelMonitor:
             fm.restore(fs)
         for scope, ss in state["score_state"].items():
             version = scope.rsplit("/", 1)[0]
-            sm = ScoreMonitor(self._card(version).reference.score, self.config)
+            sm = ScoreMonitor(self._card(version).reference.score, self.config, self._h)
             sm.restore(ss)
             self._scores[scope] = sm
         for scope, ls in state["label_state"].items():

@@ -17,12 +17,14 @@ Snapshot format (``schema_version`` 1), a JSON object::
     feature_state    {variant: {rows, windows, numeric: {rows, missing, out_of_range,
                       psi_counts, ks_hist (sparse: [[bin...], [count...]] per feature)},
                       categorical: {feature: {rows, counts}},
-                      detectors: {feature: detector}}}
-    score_state      {"version/variant": {rows, windows, window: <as numeric>, detector}}
+                      detectors: {feature: detector} (empty with CUSUM),
+                      cusum: null or [numeric, categorical] CUSUM state}}
+    score_state      {"version/variant": {rows, windows, window: <as numeric>, detector
+                      (River's, or {kind: "cusum", pending, bank})}}
     label_state      {"version/variant": {labels, counts: {confusion [tn, fp, fn, tp],
                       loss_sum, hist_bins, hist}, groups: [[rows], [selected], [positives],
                       [true positives]], rolling: {y, y_pred, p, codes} oldest first,
-                      concept: {name: detector}}}
+                      concept: {name: detector, cusum: {kind, h, updates, stats}}}}
     findings         {counts: {kind: n}, last: {kind: finding}, active: {key: {finding,
                       until, clock}}}
     slices           null, or {by, counter: {top, capacity, values, counts, errors, ids,
@@ -33,7 +35,10 @@ Snapshot format (``schema_version`` 1), a JSON object::
 
 A ``detector`` is ``{kind, params, updates, detections, replay}``: River detectors are rebuilt
 by replaying ``replay`` (the inputs since their last reset, capped) into a fresh detector;
-see :mod:`monitoring.detectors`. Windows and metrics are counts and restore exactly.
+see :mod:`monitoring.detectors`. CUSUM state (:mod:`monitoring.sequential_drift`) is each
+bank's statistics and the open block's sums and counts: ``numeric`` is ``{pending, bank:
+{h, updates, stats}}``, ``categorical`` ``{hits, counts, up, down}``; snapshots from before it
+restore with fresh CUSUMs. Windows, metrics and CUSUMs restore exactly.
 """
 
 from __future__ import annotations

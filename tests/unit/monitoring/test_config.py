@@ -12,8 +12,8 @@ from monitoring import MonitorConfig, MonitorConfigError, MonitoringError
 def test_defaults_are_the_documented_ones() -> None:
     cfg = MonitorConfig()
     assert (cfg.window, cfg.psi_threshold, cfg.ks_pvalue) == (2000, 0.2, 0.001)
-    assert cfg.stream_detector == "adwin"
-    assert cfg.concept_detectors == ("adwin", "ddm")
+    assert (cfg.stream_detector, cfg.concept_detectors) == ("cusum", ("cusum",))
+    assert cfg.false_alarms_per_million == 1.0
     assert (cfg.performance_metric, cfg.performance_margin) == ("f1", 0.1)
     assert (cfg.rolling_window, cfg.min_labels) == (1000, 200)
     assert (cfg.fairness_gap_threshold, cfg.fairness_min_group) == (0.2, 50)

@@ -93,6 +93,11 @@ def test_json_settings_load_as_typed_values(monkeypatch: pytest.MonkeyPatch) -> 
     [
         ("DRIFTLINE_MONITOR", '{"window": 10}', "DRIFTLINE_MONITOR: window must be >= 50, got 10"),
         ("DRIFTLINE_MONITOR", '{"windw": 500}', "DRIFTLINE_MONITOR: windw: Extra inputs"),
+        (
+            "DRIFTLINE_MONITOR",
+            '{"false_alarms_per_million": 0}',
+            "DRIFTLINE_MONITOR: false_alarms_per_million must be > 0.0, got 0",
+        ),
         ("DRIFTLINE_GATES", '{"metric": "auc"}', "DRIFTLINE_GATES: metric: Input should be 'f1'"),
         ("DRIFTLINE_RETRAIN_POLICY", '{"min_interval_s": "soon"}', "min_interval_s: Input should"),
         ("DRIFTLINE_SEQUENTIAL", '{"alpha": "x"}', "DRIFTLINE_SEQUENTIAL: alpha: Input should"),
