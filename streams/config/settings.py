@@ -19,14 +19,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import SettingsConfigDict, SettingsError
 
 from models.gate_config import GateConfig
 from monitoring.config import MonitorConfig
 from monitoring.retrain_policy import RetrainPolicy
 from monitoring.sequential import PairedMSPRT
+from streams.config.operations import OperationsSettings
 from streams.config.sections import section
-from streams.config.sinks import Sinks
 from streams.config.topics import TOPIC_KINDS, Retention, name_problem, resolved_name
 from streams.errors import ConfigError
 
@@ -42,7 +42,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _URLS = ("redis_url", "retrain_db", "history_db")  # may hold a password: shown masked
 
 
-class Settings(BaseSettings):
+class Settings(OperationsSettings):
     """Effective configuration of a Driftline process.
 
     ``kafka_bootstrap`` and ``redis_url`` may be left unset: commands then use the services
@@ -288,70 +288,6 @@ class Settings(BaseSettings):
         default=100_000, ge=100, description="Shadow outcomes kept per version."
     )
     alerts_stream_maxlen: int = Field(default=10_000, ge=10)
-    # Alert sinks: `driftline sinks` delivers the alerts stream to them (streams/sinks/).
-    sinks: Sinks = Field(
-        default_factory=dict,
-        description='Alert sinks (JSON), name -> sink, e.g. {"ops": {"type": "webhook", '
-        '"url": "https://example.com/hook"}}; types webhook, slack, pagerduty, smtp '
-        "(streams/config/sinks.py).",
-    )
-    sinks_metrics_port: int = Field(
-        default=9465,
-        ge=0,
-        le=65_535,
-        description="Port of `driftline sinks`' /metrics and /health (on metrics_host); 0 "
-        "picks a free one (written to <data_dir>/metrics/sinks-<pid>.json).",
-    )
-    sinks_resolve_interval_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="How often `driftline sinks` looks for PagerDuty conditions that cleared.",
-    )
-    sinks_claim_after_s: float = Field(
-        default=60.0,
-        gt=0,
-        description="`driftline sinks` takes over the alerts another consumer (a process gone "
-        "under another worker_id) read and left this long.",
-    )
-
-    # Observability: Prometheus /metrics and /health per worker, liveness watchdog.
-    metrics_enabled: bool = Field(
-        default=True, description="Serve /metrics and /health over HTTP from each worker."
-    )
-    metrics_host: str = Field(default="0.0.0.0", description="Address the HTTP server binds.")
-    metrics_port: int = Field(
-        default=9464,
-        ge=0,
-        le=65_535,
-        description="Port of /metrics and /health; 0 picks a free one (logged, and written "
-        "to <data_dir>/metrics/worker-<pid>.json).",
-    )
-    watchdog_s: float = Field(
-        default=60.0,
-        ge=0,
-        description="Exit (code 70, for a restart) when events wait this long without a "
-        "committed batch, or the event loop is blocked this long; 0 disables.",
-    )
-    fault_stall_after_batches: int = Field(
-        default=0,
-        ge=0,
-        description="Fault injection, for tests only: after this many batches the scoring "
-        "loop stops (the watchdog must restart the worker); 0: never.",
-    )
-
-    # The live web console, `driftline ui` (streams/ui/): read-only.
-    ui_host: str = Field(
-        default="127.0.0.1",
-        description="Address the console binds: loopback unless told otherwise.",
-    )
-    ui_port: int = Field(
-        default=8765, ge=0, le=65_535, description="Port of the console; 0 picks a free one."
-    )
-    ui_token: SecretStr | None = Field(
-        default=None,
-        description="When set, every request to the console must carry it (?token= once, "
-        "then a cookie; or Authorization: Bearer).",
-    )
 
     # The topic names as configured, before for_model resolved {model} in them.
     _topic_templates: dict[str, str] | None = PrivateAttr(default=None)
