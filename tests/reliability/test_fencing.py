@@ -1,10 +1,11 @@
 """A frozen owner of a model's monitors wakes up after another worker took them over: its
 writes are refused and counted, and the new owner's state stays as the new owner left it.
 
-Worker ``a`` owns the monitors; it is frozen (SIGSTOP) past its session, so worker ``b``
-takes the monitors over (a newer ownership epoch) and goes on with more events. Then ``a``
-is resumed: it still believes it owns the monitors and writes its snapshot as it hands them
-over, and every such write is refused by the fence (streams.adapters.redis_fence).
+Of two workers, the one that owns the monitors (it holds the model's key partition of
+monitor-input) is frozen (SIGSTOP) past its session, so the other takes the monitors over (a
+newer ownership epoch) and goes on with more events. Then the frozen one is resumed: it still
+believes it owns the monitors and writes its snapshot as it hands them over, and every such
+write is refused by the fence (streams.adapters.redis_fence).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from streams.adapters.redis_client import async_redis
 from streams.contracts.names import state_key
 from tests.conftest import Endpoints
 from tests.kit import Deployment, Workers, agrawal_events
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_until
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -52,45 +53,54 @@ def _owner(workers: Workers, name: str) -> bool:
 def test_a_frozen_owner_resumed_after_a_takeover_writes_nothing(
     services: Endpoints, unique: str, tmp_path: Path
 ) -> None:
-    dep = Deployment.up(services, unique, tmp_path, champion="logreg", monitor={})
+    # the watchdog would end a process frozen this long: not what this test is about
+    dep = Deployment.up(
+        services, unique, tmp_path, champion="logreg", monitor={}, DRIFTLINE_WATCHDOG_S="0"
+    )
     model = dep.model
     with Workers(dep) as workers:
-        a = workers.start("a")
-        workers.ready("a")
-        wait_for("a owns the monitors", lambda: _owner(workers, "a"), 60, 0.2)
+        procs = {name: workers.start(name) for name in ("a", "b")}
+        for name in procs:
+            workers.ready(name)
+
+        def one_owner() -> str | None:
+            owners = [name for name in procs if _owner(workers, name)]
+            return owners[0] if len(owners) == 1 else None
+
+        # whichever holds the model's key partition of monitor-input
+        frozen = wait_until("one owner of the monitors", one_owner, 90, 0.2)
+        other = "b" if frozen == "a" else "a"
         asyncio.run(dep.produce("events", agrawal_events(400, prefix=f"a{unique}-")))
         wait_for(
-            "a's snapshot of the first events",
+            "the owner's snapshot of the first events",
             lambda: _events(services.redis, model) == 400,
             60,
             0.2,
-            lambda: workers.log("a"),
+            lambda: workers.log(frozen),
         )
-        workers.start("b")
-        workers.ready("b")
-        os.kill(a.pid, signal.SIGSTOP)
+        os.kill(procs[frozen].pid, signal.SIGSTOP)
         try:
-            wait_for("b owns the monitors", lambda: _owner(workers, "b"), 90, 0.5)
+            wait_for("the other owns the monitors", lambda: _owner(workers, other), 90, 0.5)
             asyncio.run(dep.produce("events", agrawal_events(400, prefix=f"b{unique}-")))
             wait_for(
-                "b's snapshot of the new events, over a's",
+                "the new owner's snapshot of the new events, over the old one's",
                 lambda: _events(services.redis, model) == 800,
                 60,
                 0.2,
-                lambda: workers.log("b"),
+                lambda: workers.log(other),
             )
         finally:
-            os.kill(a.pid, signal.SIGCONT)
+            os.kill(procs[frozen].pid, signal.SIGCONT)
         wait_for(
-            "a's stale writes refused",
-            lambda: "took them over" in workers.full_log("a"),
+            "the resumed owner's stale writes refused",
+            lambda: "took them over" in workers.full_log(frozen),
             90,
             0.5,
-            lambda: workers.log("a"),
+            lambda: workers.log(frozen),
         )
-        # a wrote (and was refused) at least once: its view of 400 events never replaced b's
+        # it wrote (and was refused) at least once: its view of 400 events never replaced 800
         after = _events(services.redis, model)
-        log_a = workers.full_log("a")
-    refused = [line for line in log_a.splitlines() if "took them over" in line]
+        log_frozen = workers.full_log(frozen)
+    refused = [line for line in log_frozen.splitlines() if "took them over" in line]
     assert refused and "refused" in refused[0], refused
     assert after == 800
