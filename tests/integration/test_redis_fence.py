@@ -33,7 +33,8 @@ def test_a_stale_owner_writes_nothing(any_redis: str, unique: str) -> None:
 
         try:
             old, new = OwnerFence(client, model), OwnerFence(client, model)
-            assert (await old.take(), await new.take()) == (1, 2)
+            first, second = await old.take(), await new.take()
+            assert second > first
             store, records, join = parts(new)
             await store.save(state_key(model), b'{"input_next": 9}')
             await records.keep([b'{"f": {}, "y": 1}'], {"2": ["11"]})
@@ -58,6 +59,19 @@ def test_a_stale_owner_writes_nothing(any_redis: str, unique: str) -> None:
             assert await client.hget(health_key(model), "monitor") == b'{"status": "ok"}'
             stats = await join.stats()
             assert (stats["pending_predictions"], stats["joined"]) == (1, 0)
+            # Redis lost the epoch (a restart without persistence): the stale owner's write
+            # records its epoch, the newer owner's then wins the key back, and the stale one
+            # is refused again
+            await client.delete(new.key)
+            await stale_store.save(state_key(model), b'{"input_next": 4}')
+            await store.save(state_key(model), b'{"input_next": 10}')
+            with pytest.raises(FencedError):
+                await stale_store.save(state_key(model), b'{"input_next": 5}')
+            assert await store.load(state_key(model)) == b'{"input_next": 10}'
+            # ... and a takeover after the loss outranks every older owner
+            await client.delete(new.key)
+            latest = OwnerFence(client, model)
+            assert await latest.take() > second
             # a process that never took the monitors over writes unchecked (tests, tools)
             await RedisStateStore(client).save(state_key(model), b"{}")
         finally:

@@ -48,7 +48,7 @@ from tests.kit import (
 )
 from tests.reliability.conftest import OwnServices, ScenarioReport
 from tests.reliability.harness import Tap
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -336,7 +336,19 @@ def test_redis_outage_scoring_goes_on_and_monitoring_resumes_from_its_snapshot(
                 lambda: (_state(client, state_key) or {})["monitor"]["events"] >= total,
                 30,
             )
-            health = orjson.loads(client.hget(health_key, "monitor") or b"{}")
+            # health is written after the snapshot, in the same round of monitoring (a round
+            # trip later; two when the scripts' cache went with the Redis restart)
+            health = wait_until(
+                "the health counting every scored event",
+                lambda: (
+                    (h := orjson.loads(client.hget(health_key, "monitor") or b"{}")).get(
+                        "events", 0
+                    )
+                    >= total
+                    and h
+                ),
+                30,
+            )
             assert worker.poll() is None, workers.log("first")
             # a new worker picks monitoring up from the snapshot, not from zero
             workers.stop("first")
