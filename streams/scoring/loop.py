@@ -23,6 +23,11 @@ leader lost or moving, a broker restarting: the producer gives a batch up after
 acknowledged before, rewinds each partition to its first event not delivered and scores on
 from there: the same events again, with no restart. Any other failure stops the loop, and the
 worker exits for its supervisor to restart it.
+
+With ``exactly_once`` (a :class:`~streams.scoring.transactions.Transaction` given), the
+batches between two commits share one Kafka transaction, which the loop itself commits
+between two batches, with the offsets, once every batch of it is acknowledged; a batch not
+delivered aborts the whole transaction, and the loop reads again from the committed offsets.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +43,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import (
     CommitFailedError,
     KafkaError,
-    KafkaTimeoutError,
-    OutOfOrderSequenceNumber,
 )
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.config.settings import Settings
+from streams.errors import TransactionFencedError
 from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet, RawRecord
+from streams.scoring.sender import PartitionedSender, retriable
+from streams.scoring.transactions import Transaction, committed_or, still_member
 
 log = logging.getLogger("driftline.worker")
 
@@ -81,57 +87,6 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("scoring partitions: %s", sorted(tp.partition for tp in assigned))
 
 
-class PartitionedSender:
-    """Produce many records with one future per record batch, not one per record.
-
-    A prediction goes to the partition number its event came from when both topics have
-    the same partition count (same key, same partition: per-key order is kept without
-    hashing every key in Python); otherwise the producer's partitioner places it by key.
-    """
-
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self.producer = producer
-        self._partitions: dict[str, int] = {}
-
-    async def partitions(self, topic: str) -> int:
-        if topic not in self._partitions:
-            self._partitions[topic] = len(await self.producer.partitions_for(topic))
-        return self._partitions[topic]
-
-    async def send_aligned(
-        self, topic: str, messages: Sequence[Encoded], partitions: Sequence[int], source: int
-    ) -> list[Awaitable[Any]]:
-        """Send ``messages[i]`` to ``partitions[i]`` (when ``topic`` has ``source`` partitions)."""
-        if await self.partitions(topic) != source:
-            return await self.send_keyed(topic, messages)
-        by_partition: dict[int, list[Encoded]] = {}
-        for message, partition in zip(messages, partitions, strict=True):
-            by_partition.setdefault(partition, []).append(message)
-        acks: list[Awaitable[Any]] = []
-        now_ms = int(time.time() * 1000)
-        for partition, items in by_partition.items():
-            batch = self.producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=now_ms) is not None:
-                    continue
-                if batch.record_count():  # full: send it and start the next one
-                    batch.close()
-                    acks.append(await self.producer.send_batch(batch, topic, partition=partition))
-                    batch = self.producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=now_ms) is not None:
-                        continue
-                # Larger than a whole record batch: on its own, through the producer.
-                acks.append(await self.producer.send(topic, value, key=key, partition=partition))
-            if batch.record_count():
-                batch.close()
-                acks.append(await self.producer.send_batch(batch, topic, partition=partition))
-        return acks
-
-    async def send_keyed(self, topic: str, messages: Sequence[Encoded]) -> list[Awaitable[Any]]:
-        """Send each message, placed by its key."""
-        return [await self.producer.send(topic, value, key=key) for key, value in messages]
-
-
 class ScoringLoop:
     """Score ``settings.topic_events`` batch by batch with ``current()``'s models.
 
@@ -152,6 +107,9 @@ class ScoringLoop:
     on_batch
         Called after each acknowledged batch (metrics, watchdog); its ``seconds`` run from
         the fetch to the last ack.
+    transaction
+        Exactly once: the batches of a commit interval in one transaction (``make_producer``
+        then builds a transactional producer). None: at least once.
     """
 
     def __init__(
@@ -164,6 +122,7 @@ class ScoringLoop:
         *,
         monitor_records: Callable[[BatchResult], list[Encoded]] | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
+        transaction: Transaction | None = None,
     ) -> None:
         self.settings = settings
         self.make_consumer = make_consumer
@@ -172,6 +131,7 @@ class ScoringLoop:
         self.current = current
         self.monitor_records = monitor_records
         self.on_batch = on_batch
+        self.txn = transaction
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.batches = 0
@@ -192,8 +152,10 @@ class ScoringLoop:
         self.consumer = self.make_consumer()
         self.sender = PartitionedSender(self.make_producer())
         self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.settle))
-        await self.consumer.start()
+        # The producer first: a transactional one aborts what its predecessor left open
+        # before this worker reads the offsets committed.
         await self.sender.producer.start()
+        await self.consumer.start()
         committer = asyncio.create_task(self._committer())
         source = 0
         try:
@@ -202,10 +164,14 @@ class ScoringLoop:
                     async with self.lock:
                         await self._rewind_now()
                     continue
+                if self.txn is not None and self.txn.due(self.commit_every_s, idle=False):
+                    await self._commit_transaction()
                 fetched = await self.consumer.getmany(
                     timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
                 )
                 if not fetched:
+                    if self.txn is not None and self.txn.due(self.commit_every_s, idle=True):
+                        await self._commit_transaction()
                     continue
                 source = source or await self.sender.partitions(settings.topic_events)
                 async with self.lock:
@@ -262,6 +228,9 @@ class ScoringLoop:
             for m in messages
         ]
         dlq = self.settings.topic_dlq
+        starts = {tp: messages[0].offset for tp, messages in fetched.items()}
+        if self.txn is not None:
+            await self.txn.include(self.sender.producer, starts)
         try:
             result = self.scorer.process(records, self.current())
         except Exception as exc:
@@ -286,7 +255,6 @@ class ScoringLoop:
         offsets = {
             tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
         }
-        starts = {tp: messages[0].offset for tp, messages in fetched.items()}
         # Committed by the committer once the broker acknowledged every send above.
         stats = BatchStats(
             len(records),
@@ -305,7 +273,7 @@ class ScoringLoop:
             while True:
                 if getter is None:
                     getter = asyncio.ensure_future(self._inflight.get())
-                if self._ready:  # commit them when it is time, or when no batch comes
+                if self._ready and self.txn is None:  # when it is time, or no batch comes
                     due = committed_at + self.commit_every_s - time.monotonic()
                     wait = min(due, self.commit_idle_s)
                     done, _ = await asyncio.wait({getter}, timeout=max(wait, 0.0))
@@ -318,7 +286,7 @@ class ScoringLoop:
                 results = await asyncio.gather(*batch.acks, return_exceptions=True)
                 exc = next((r for r in results if isinstance(r, BaseException)), None)
                 if exc is not None:
-                    if not _passes(exc):
+                    if not retriable(exc):
                         # Never commit past a batch that was not delivered: stop; the next
                         # start scores it again from the last committed offset.
                         log.error("delivery of a batch of %d failed: %r", batch.stats.events, exc)
@@ -338,7 +306,7 @@ class ScoringLoop:
                         self._mark_for_rewind(batch)
                     else:
                         self._acknowledged(batch)
-                if time.monotonic() - committed_at >= self.commit_every_s:
+                if self.txn is None and time.monotonic() - committed_at >= self.commit_every_s:
                     await self._commit_ready()
                     committed_at = time.monotonic()
                 self._inflight.task_done()
@@ -357,38 +325,61 @@ class ScoringLoop:
         for tp, offset in batch.starts.items():
             self._rewind[tp] = min(offset, self._rewind.get(tp, offset))
 
-    async def _fresh_producer(self) -> AIOKafkaProducer:
-        """A started producer, once the cluster answers (a broker may still be down)."""
-        while True:
-            producer = self.make_producer()
-            try:
-                await producer.start()
-                return producer
-            except KafkaError as exc:
-                log.warning("kafka: no producer yet (%s); trying again in 1 s", exc)
-                await producer.stop()
-                await asyncio.sleep(1.0)
-
     async def _rewind_now(self) -> None:
         """After a batch was not delivered: wait for the batches in flight (each marks its
         partitions too), commit what was acknowledged before it, start a fresh producer and
-        seek back."""
+        seek back. Exactly once: abort the transaction the batch belonged to."""
         await self._inflight.join()
+        if self.txn is not None:
+            await self._commit_ready()  # aborts, as a batch of it was not delivered
+            return
         await self._commit_ready()
         rewind, self._rewind = self._rewind, {}
-        old, self.sender.producer = self.sender.producer, await self._fresh_producer()
-        # Not awaited here: stopping a producer whose batches expired can end in a
-        # CancelledError from its sender task, which would end the loop.
-        retired = asyncio.ensure_future(old.stop())
-        retired.add_done_callback(_retired)
+        await self.sender.replace(self.make_producer)
+        self._seek(rewind)
+
+    def _seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         assigned = self.consumer.assignment()
-        for tp, offset in rewind.items():
+        for tp, offset in offsets.items():
             if tp in assigned:
                 self.consumer.seek(tp, offset)
         log.warning(
             "scoring again from %s",
-            {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(rewind.items())},
+            {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(offsets.items())},
         )
+
+    async def _commit_transaction(self) -> None:
+        """Commit the open transaction between two batches, once all of it is acknowledged."""
+        async with self.lock:
+            await self._inflight.join()
+            await self._commit_ready()
+
+    async def _end_transaction(self) -> None:
+        """Commit the open transaction with the acknowledged offsets, or abort it (a batch of
+        it not delivered, a commit refused, its partitions perhaps gone): a fresh producer
+        with the same transactional id aborts it as it starts; then read again from the
+        offsets committed."""
+        txn = self.txn
+        assert txn is not None
+        offsets, self._ready = self._ready, {}
+        member = still_member(self.consumer)
+        try:
+            if not self._rewind and await txn.commit(self.sender.producer, offsets, member):
+                return
+        except TransactionFencedError as exc:  # the restart will not mend it: say so, stop
+            log.error("%s", exc)
+            self.failure = exc
+            self.stopping.set()
+            return
+        self._rewind.clear()
+        starts = txn.reset()
+        await self.sender.replace(self.make_producer)
+        try:
+            self._seek(await committed_or(self.consumer, starts))
+        except KafkaError as exc:  # the restarted worker reads them
+            log.error("no committed offsets to read again from: %r", exc)
+            self.failure = exc
+            self.stopping.set()
 
     def _drain(self) -> None:
         while not self._inflight.empty():
@@ -397,8 +388,12 @@ class ScoringLoop:
         self._inflight.task_done()
 
     async def _commit_ready(self) -> None:
-        """Commit the acknowledged offsets not committed yet (the newest per partition)."""
+        """Commit the acknowledged offsets not committed yet (the newest per partition);
+        exactly once, with the open transaction (the caller waited for its batches)."""
         async with self._committing:  # a settle waits for the commit the timer started
+            if self.txn is not None:
+                await self._end_transaction()
+                return
             if not self._ready:
                 return
             offsets, self._ready = self._ready, {}
@@ -415,21 +410,6 @@ class _InFlight:
     offsets: dict[TopicPartition, OffsetAndMetadata]  # to commit once acknowledged
     starts: dict[TopicPartition, int]  # to score again from when not delivered
     stats: BatchStats
-
-
-def _retired(stopped: asyncio.Future[None]) -> None:
-    if not stopped.cancelled() and stopped.exception() is not None:
-        log.info("kafka: the replaced producer stopped with %r", stopped.exception())
-
-
-def _passes(exc: BaseException) -> bool:
-    """Whether a failed delivery may succeed when tried again: a leader lost, moving or not
-    elected yet; a request or a batch timed out; the producer's sequence broken by a batch it
-    gave up (a fresh producer mends it). Not: a record too large, a topic missing, no
-    authorisation."""
-    return isinstance(exc, KafkaTimeoutError | OutOfOrderSequenceNumber) or bool(
-        getattr(exc, "retriable", False)
-    )
 
 
 __all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]

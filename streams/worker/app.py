@@ -2,7 +2,8 @@
 
 The hot path is :class:`streams.scoring.loop.ScoringLoop`, a task of the app: at least once,
 offsets committed only after the broker acknowledged every prediction and dead letter of the
-batch. The app's agents forward labels and run the monitors. Model changes arrive on
+batch, or exactly once (``processing_guarantee``), in one transaction per commit interval.
+The app's agents forward labels and run the monitors. Model changes arrive on
 ``model-updates`` (every worker reads all of it, outside the consumer group) and are applied
 between batches.
 """
@@ -26,7 +27,7 @@ from models.scorer import OnnxScorer
 from streams.adapters.faust_app import faust_app
 from streams.adapters.kafka_admin import (
     PatientProducer,
-    client_options,
+    consumer_options,
     producer_options,
     request_timeout_ms,
 )
@@ -46,6 +47,7 @@ from streams.ops.liveness import exit_for_restart
 from streams.scoring.batch import BatchScorer, ModelSet
 from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
 from streams.scoring.routing import Routing, routing_of
+from streams.scoring.transactions import Transaction, transactional_options
 
 log = logging.getLogger("driftline.worker")
 
@@ -166,7 +168,8 @@ def create_app(
             card_loader=runtime.card_of,
         )
 
-    options = client_options(settings)
+    options = consumer_options(settings)
+    exactly_once = settings.processing_guarantee == "exactly_once"
 
     def consumer() -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -188,9 +191,12 @@ def create_app(
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
             **producer_options(settings),
+            **transactional_options(settings, runtime.model),
         )
 
-    feed = MonitorFeed(runtime.model, runtime.monitor)
+    # Exactly once, the monitors see only what committed: a batch's monitor input takes the
+    # topic, inside the batch's transaction, even when this process owns them.
+    feed = MonitorFeed(runtime.model, None if exactly_once else runtime.monitor)
     loop = ScoringLoop(
         settings,
         consumer,
@@ -199,6 +205,11 @@ def create_app(
         lambda: runtime.current,  # one model set per batch; swaps land between batches
         monitor_records=feed.route if settings.monitoring else None,
         on_batch=on_batch,
+        transaction=(
+            Transaction.of_worker(settings, runtime.model, SESSION_TIMEOUT_MS)
+            if exactly_once
+            else None
+        ),
     )
     runtime.loop = loop
 
@@ -229,7 +240,7 @@ def create_app(
             bootstrap_servers=bootstrap,
             group_id=None,
             auto_offset_reset="latest",
-            **client_options(settings),
+            **consumer_options(settings),
         )
         await consumer.start()
         try:
@@ -247,7 +258,7 @@ def create_app(
     if settings.monitoring:
         add_label_forwarder(app, settings, runtime.model, runtime.scorer, deliver)
     if runtime.monitor is not None:
-        add_monitor_agent(app, settings, bootstrap, runtime.monitor, feed)
+        add_monitor_agent(app, settings, bootstrap, runtime.monitor, None if exactly_once else feed)
     return app
 
 
