@@ -372,7 +372,7 @@ class ScoringLoop:
             self.stopping.set()
             return
         self._rewind.clear()
-        starts = txn.reset()
+        starts = txn.reset(committed=False)
         await self.sender.replace(self.make_producer)
         try:
             self._seek(await committed_or(self.consumer, starts))

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -85,10 +86,20 @@ class Transaction:
         The producer's (for messages only).
     max_age_s
         A transaction older than this when it should commit is aborted instead.
+    ended
+        Told how each transaction ended: True committed, False aborted (what waits for
+        the commit, such as the owner's monitors in process, goes on or is dropped).
     """
 
-    def __init__(self, group_id: str, transactional_id: str, max_age_s: float) -> None:
+    def __init__(
+        self,
+        group_id: str,
+        transactional_id: str,
+        max_age_s: float,
+        ended: Callable[[bool], None] | None = None,
+    ) -> None:
         self.group_id = group_id
+        self.ended = ended
         self.transactional_id = transactional_id
         self.max_age_s = max_age_s
         self.begun_at: float | None = None
@@ -98,13 +109,20 @@ class Transaction:
         self.fenced = 0
 
     @classmethod
-    def of_worker(cls, settings: Settings, model: str, session_timeout_ms: int) -> Transaction:
+    def of_worker(
+        cls,
+        settings: Settings,
+        model: str,
+        session_timeout_ms: int,
+        ended: Callable[[bool], None] | None = None,
+    ) -> Transaction:
         """The transaction of this worker's scoring loop for ``model``, whose consumer has
         that session timeout."""
         return cls(
             scorer_group(model),
             scorer_transactional_id(model, settings.worker_id),
             max_age_s=session_timeout_ms / 2000,
+            ended=ended,
         )
 
     @property
@@ -162,13 +180,15 @@ class Transaction:
             log.warning("transaction commit failed (%r); scoring its events again", exc)
             return False
         self.fenced = 0
-        self.reset()
+        self.reset(committed=True)
         return True
 
-    def reset(self) -> dict[TopicPartition, int]:
+    def reset(self, committed: bool) -> dict[TopicPartition, int]:
         """Forget the transaction (committed, or aborted by a fresh producer); return where
         each of its partitions began."""
         starts, self.starts, self.begun_at = self.starts, {}, None
+        if self.ended is not None:
+            self.ended(committed)
         return starts
 
 

@@ -44,7 +44,7 @@ from streams.monitors.agents import (
 )
 from streams.monitors.runtime import MonitorRuntime
 from streams.ops.liveness import exit_for_restart
-from streams.scoring.batch import BatchScorer, ModelSet
+from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet
 from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
 from streams.scoring.routing import Routing, routing_of
 from streams.scoring.transactions import Transaction, transactional_options
@@ -143,6 +143,35 @@ class WorkerRuntime:
             return None
 
 
+class CommittedFeed:
+    """Exactly once, the owner's monitors take a batch in process only once its transaction
+    committed: they never count a prediction that readers will not see, and an aborted
+    transaction's batches (scored again) are dropped. Other workers' batches go to
+    ``monitor-input`` inside the transaction. A batch that the monitors cannot take at the
+    commit (their queue full, or handed over since) goes to the topic with the next batch."""
+
+    def __init__(self, feed: MonitorFeed) -> None:
+        self.feed = feed
+        self.held: list[BatchResult] = []
+        self.carried: list[Encoded] = []
+
+    def route(self, result: BatchResult) -> list[Encoded]:
+        """Hold ``result`` for the monitors in process, or return its records to send."""
+        carried, self.carried = self.carried, []
+        monitor = self.feed.monitor
+        if monitor is not None and monitor.owned:
+            self.held.append(result)
+            return carried
+        return carried + self.feed.route(result)
+
+    def ended(self, committed: bool) -> None:
+        """The transaction of the held batches ended: hand them over, or drop them."""
+        held, self.held = self.held, []
+        if committed:
+            for result in held:
+                self.carried += self.feed.route(result)
+
+
 def create_app(
     settings: Settings,
     bootstrap: str,
@@ -194,20 +223,19 @@ def create_app(
             **transactional_options(settings, runtime.model),
         )
 
-    # Exactly once, the monitors see only what committed: a batch's monitor input takes the
-    # topic, inside the batch's transaction, even when this process owns them.
-    feed = MonitorFeed(runtime.model, None if exactly_once else runtime.monitor)
+    feed = MonitorFeed(runtime.model, runtime.monitor)
+    held = CommittedFeed(feed) if exactly_once else None
     loop = ScoringLoop(
         settings,
         consumer,
         producer,
         runtime.scorer,
         lambda: runtime.current,  # one model set per batch; swaps land between batches
-        monitor_records=feed.route if settings.monitoring else None,
+        monitor_records=(held or feed).route if settings.monitoring else None,
         on_batch=on_batch,
         transaction=(
-            Transaction.of_worker(settings, runtime.model, SESSION_TIMEOUT_MS)
-            if exactly_once
+            Transaction.of_worker(settings, runtime.model, SESSION_TIMEOUT_MS, held.ended)
+            if held is not None
             else None
         ),
     )
@@ -258,7 +286,7 @@ def create_app(
     if settings.monitoring:
         add_label_forwarder(app, settings, runtime.model, runtime.scorer, deliver)
     if runtime.monitor is not None:
-        add_monitor_agent(app, settings, bootstrap, runtime.monitor, None if exactly_once else feed)
+        add_monitor_agent(app, settings, bootstrap, runtime.monitor, feed)
     return app
 
 
@@ -284,4 +312,4 @@ def _names_model(value: bytes | None, model: str) -> bool:
     return isinstance(doc, dict) and doc.get("model") == model
 
 
-__all__ = ["WorkerRuntime", "create_app", "freeze_heap"]
+__all__ = ["CommittedFeed", "WorkerRuntime", "create_app", "freeze_heap"]
