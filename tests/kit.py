@@ -492,7 +492,9 @@ class Collector:
                 for messages in batch.values():
                     for m in messages:
                         self._take(m, now)
-                for tp in batch:
+                # every partition, not only those with records: reading committed, a fetch
+                # may carry nothing but a transaction's commit marker, which moves it on
+                for tp in batch or consumer.assignment():
                     self.positions[tp.partition] = await consumer.position(tp)
                 if done is not None and await done():
                     return

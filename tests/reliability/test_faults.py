@@ -174,7 +174,9 @@ def test_worker_sigkilled_three_times_mid_stream_loses_no_event(
 
 
 # -- 2. broker restart -----------------------------------------------------------------------
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
+    guarantee: str,
     own_kafka: OwnServices,
     unique: str,
     tmp_path: Path,
@@ -182,13 +184,22 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     scenario_report: ScenarioReport,
 ) -> None:
     """The Kafka process (a broker of this test's own) is stopped mid-stream and started again
-    on the same port with the same data: the worker reconnects by itself, no event is lost."""
+    on the same port with the same data: the worker reconnects by itself, no event is lost;
+    exactly once, none is seen twice by a reader that reads committed."""
     started = time.monotonic()
     kafka = own_kafka.kafka
-    dep = Deployment.up(own_kafka.endpoints, unique, tmp_path, champion="logreg")
+    dep = Deployment.up(
+        own_kafka.endpoints,
+        unique,
+        tmp_path,
+        champion="logreg",
+        DRIFTLINE_PROCESSING_GUARANTEE=guarantee,
+    )
     pool = agrawal_events(60_000, prefix="broker", entities=1000)  # 30 s at most
     stream = Tap(pool)  # flows before, during and after the outage
-    preds = Collector(kafka, dep.topics["predictions"])
+    preds = Collector(
+        kafka, dep.topics["predictions"], options={"isolation_level": "read_committed"}
+    )
     bg.spawn(preds.run())
     with Workers(dep) as workers:
         worker = workers.start("worker")
@@ -224,7 +235,7 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     lost = preds.missing(ids)
     last_before = max(r.ts_ms for r in preds.records if r.ts_ms < down_at * 1000) / 1000
     scenario_report.record(
-        "2 broker restart",
+        f"2 broker restart, {guarantee}",
         sent=sent.count,
         lost=len(lost),
         duplicated=preds.duplicates(),
@@ -237,6 +248,8 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     )
     assert alive, f"the worker died with the broker\n{log}"
     assert not lost, f"{len(lost)} events never predicted, e.g. {sorted(lost)[:5]}\n{log}"
+    if guarantee == "exactly_once":
+        assert preds.duplicates() == 0, f"{preds.duplicates()} predictions seen twice\n{log}"
 
 
 # -- 3. Redis outage -------------------------------------------------------------------------
