@@ -229,8 +229,11 @@ class ScoringLoop:
         ]
         dlq = self.settings.topic_dlq
         starts = {tp: messages[0].offset for tp, messages in fetched.items()}
+        offsets = {
+            tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
+        }
         if self.txn is not None:
-            await self.txn.include(self.sender.producer, starts)
+            await self.txn.include(self.sender.producer, starts, offsets)
         try:
             result = self.scorer.process(records, self.current())
         except Exception as exc:
@@ -252,9 +255,6 @@ class ScoringLoop:
         if self.monitor_records is not None and result.scored:
             monitor_input = self.monitor_records(result)
             acks += await self.sender.send_keyed(self.settings.topic_monitor, monitor_input)
-        offsets = {
-            tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
-        }
         # Committed by the committer once the broker acknowledged every send above.
         stats = BatchStats(
             len(records),
@@ -351,6 +351,8 @@ class ScoringLoop:
     async def _commit_transaction(self) -> None:
         """Commit the open transaction between two batches, once all of it is acknowledged."""
         async with self.lock:
+            if self.txn is not None:
+                self.txn.add_offsets(self.sender.producer)
             await self._inflight.join()
             await self._commit_ready()
 
@@ -361,10 +363,10 @@ class ScoringLoop:
         offsets committed."""
         txn = self.txn
         assert txn is not None
-        offsets, self._ready = self._ready, {}
+        self._ready.clear()  # acknowledged; the transaction knows the offsets of its batches
         member = still_member(self.consumer)
         try:
-            if not self._rewind and await txn.commit(self.sender.producer, offsets, member):
+            if not self._rewind and await txn.commit(self.sender.producer, member):
                 return
         except TransactionFencedError as exc:  # the restart will not mend it: say so, stop
             log.error("%s", exc)

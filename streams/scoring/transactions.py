@@ -43,6 +43,7 @@ fence each other, and the loop stops after :data:`MAX_FENCED` fences in a row, s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -106,6 +107,9 @@ class Transaction:
         # per partition, the first offset read in this transaction: where an abort rewinds to
         # when the group has no committed offset yet
         self.starts: dict[TopicPartition, int] = {}
+        # per partition, the next offset after the last batch sent in it: what it commits
+        self.offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._adding: asyncio.Future[None] | None = None  # the offsets on their way
         self.fenced = 0
 
     @classmethod
@@ -133,21 +137,31 @@ class Transaction:
         """Whether to commit now: open, and ``every_s`` old or no batch is coming."""
         return self.begun_at is not None and (idle or time.monotonic() - self.begun_at >= every_s)
 
-    async def include(self, producer: AIOKafkaProducer, starts: dict[TopicPartition, int]) -> None:
-        """Begin a transaction unless one is open; note where this batch began to read."""
+    async def include(
+        self,
+        producer: AIOKafkaProducer,
+        starts: dict[TopicPartition, int],
+        offsets: dict[TopicPartition, OffsetAndMetadata],
+    ) -> None:
+        """Begin a transaction unless one is open; note where the batch about to be sent
+        began to read and where it ends."""
         if self.begun_at is None:
             await producer.begin_transaction()
             self.begun_at = time.monotonic()
         for tp, offset in starts.items():
             self.starts.setdefault(tp, offset)
+        self.offsets.update(offsets)
 
-    async def commit(
-        self,
-        producer: AIOKafkaProducer,
-        offsets: dict[TopicPartition, OffsetAndMetadata],
-        member: bool,
-    ) -> bool:
-        """Commit the open transaction with ``offsets``; False if it must be aborted (the
+    def add_offsets(self, producer: AIOKafkaProducer) -> None:
+        """Start adding the offsets of every batch sent in the transaction to it, while the
+        last batches' acks are awaited: all of it commits or none, so the offsets need not
+        wait for the acks (and their two round trips then cost the commit nothing)."""
+        if self.offsets and self._adding is None:
+            sending = producer.send_offsets_to_transaction(dict(self.offsets), self.group_id)
+            self._adding = asyncio.ensure_future(sending)
+
+    async def commit(self, producer: AIOKafkaProducer, member: bool) -> bool:
+        """Commit the open transaction with its offsets; False if it must be aborted (the
         caller replaces the producer, which aborts it, and reads again from the committed
         offsets). ``member``: whether the consumer still belongs to its group's generation."""
         if self.begun_at is None:
@@ -161,8 +175,9 @@ class Transaction:
             )
             return False
         try:
-            if offsets:
-                await producer.send_offsets_to_transaction(offsets, self.group_id)
+            self.add_offsets(producer)
+            if self._adding is not None:
+                await self._adding
             await producer.commit_transaction()
         except ProducerFenced as exc:
             # The broker timed the transaction out, or another worker took the id.
@@ -187,9 +202,19 @@ class Transaction:
         """Forget the transaction (committed, or aborted by a fresh producer); return where
         each of its partitions began."""
         starts, self.starts, self.begun_at = self.starts, {}, None
+        self.offsets = {}
+        if self._adding is not None:
+            # an aborted transaction's: whatever became of it, nobody waits for it any more
+            self._adding.add_done_callback(_forget)
+            self._adding = None
         if self.ended is not None:
             self.ended(committed)
         return starts
+
+
+def _forget(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 def still_member(consumer: AIOKafkaConsumer) -> bool:
