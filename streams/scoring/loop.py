@@ -135,6 +135,8 @@ class ScoringLoop:
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.batches = 0
+        self.epoch = 0  # raised by every settle (a rebalance, a stop)
+        self._committing_txn: asyncio.Future[None] | None = None
         self.failure: BaseException | None = None
         self.commit_every_s = COMMIT_EVERY_S
         self.commit_idle_s = COMMIT_IDLE_S
@@ -164,19 +166,24 @@ class ScoringLoop:
                     async with self.lock:
                         await self._rewind_now()
                     continue
-                if self.txn is not None and self.txn.due(self.commit_every_s, idle=False):
-                    await self._commit_transaction()
+                self._start_commit(idle=False)
                 fetched = await self.consumer.getmany(
                     timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
                 )
                 if not fetched:
-                    if self.txn is not None and self.txn.due(self.commit_every_s, idle=True):
-                        await self._commit_transaction()
+                    pending = self._start_commit(idle=True)
+                    if pending is not None:
+                        await pending
                     continue
                 source = source or await self.sender.partitions(settings.topic_events)
+                epoch = self.epoch
+                scored = self._score(fetched)  # while a commit, if any, waits for its acks
                 async with self.lock:
-                    await self._one_batch(fetched, source)
+                    if epoch == self.epoch:  # else released by a rebalance meanwhile
+                        await self._one_batch(fetched, source, scored)
         finally:
+            if self._committing_txn is not None and self.failure is not None:
+                self._committing_txn.cancel()
             if self.failure is None:
                 await self.settle()
             committer.cancel()
@@ -187,6 +194,7 @@ class ScoringLoop:
 
     async def settle(self) -> None:
         """Wait until every batch in flight is acknowledged and its offsets committed."""
+        self.epoch += 1  # a batch scored meanwhile is dropped: its partitions may go
         async with self.lock:
             if self.failure is None:
                 await self._inflight.join()
@@ -220,13 +228,28 @@ class ScoringLoop:
             )
         return out
 
-    async def _one_batch(self, fetched: dict[TopicPartition, list[Any]], source: int) -> None:
+    def _score(self, fetched: dict[TopicPartition, list[Any]]) -> _Scored:
         started = time.perf_counter()
         records = [
             RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp)
             for messages in fetched.values()
             for m in messages
         ]
+        try:
+            result = self.scorer.process(records, self.current())
+        except Exception as exc:
+            # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
+            log.exception("batch of %d failed; sent to %s", len(records), self.settings.topic_dlq)
+            kind = type(exc).__name__
+            result = BatchResult()
+            for r in records:
+                self.scorer.reject(result, r, f"internal error: {exc}", kind)
+        return _Scored(started, len(records), result)
+
+    async def _one_batch(
+        self, fetched: dict[TopicPartition, list[Any]], source: int, scored: _Scored
+    ) -> None:
+        result = scored.result
         dlq = self.settings.topic_dlq
         starts = {tp: messages[0].offset for tp, messages in fetched.items()}
         offsets = {
@@ -234,15 +257,6 @@ class ScoringLoop:
         }
         if self.txn is not None:
             await self.txn.include(self.sender.producer, starts, offsets)
-        try:
-            result = self.scorer.process(records, self.current())
-        except Exception as exc:
-            # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
-            log.exception("batch of %d failed; sent to %s", len(records), dlq)
-            kind = type(exc).__name__
-            result = BatchResult()
-            for r in records:
-                self.scorer.reject(result, r, f"internal error: {exc}", kind)
         acks = await self.sender.send_aligned(
             self.settings.topic_predictions,
             result.predictions,
@@ -257,10 +271,10 @@ class ScoringLoop:
             acks += await self.sender.send_keyed(self.settings.topic_monitor, monitor_input)
         # Committed by the committer once the broker acknowledged every send above.
         stats = BatchStats(
-            len(records),
+            scored.events,
             len(result.predictions),
             len(result.dead_letters),
-            started,
+            scored.started,
             result.latencies_ms,
         )
         await self._inflight.put(_InFlight(acks, offsets, starts, stats))
@@ -348,6 +362,19 @@ class ScoringLoop:
             {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(offsets.items())},
         )
 
+    def _start_commit(self, idle: bool) -> asyncio.Future[None] | None:
+        """Exactly once: start committing the open transaction when it is due, unless a
+        commit is under way; the loop scores the next batch meanwhile. Returns the commit
+        under way, if any; an error it ended in is raised here."""
+        task = self._committing_txn
+        if task is not None and task.done():
+            self._committing_txn = None
+            task.result()
+            task = None
+        if task is None and self.txn is not None and self.txn.due(self.commit_every_s, idle):
+            self._committing_txn = task = asyncio.ensure_future(self._commit_transaction())
+        return task
+
     async def _commit_transaction(self) -> None:
         """Commit the open transaction between two batches, once all of it is acknowledged."""
         async with self.lock:
@@ -404,6 +431,13 @@ class ScoringLoop:
             except (CommitFailedError, KafkaError) as exc:
                 # The partitions moved on: their new owner scores these events again.
                 log.warning("commit of %s failed (%s); they will be rescored", offsets, exc)
+
+
+@dataclass
+class _Scored:
+    started: float  # perf_counter at the fetch
+    events: int
+    result: BatchResult
 
 
 @dataclass
