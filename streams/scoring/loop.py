@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +48,10 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.config.settings import Settings
 from streams.errors import TransactionFencedError
+from streams.scoring import positions
 from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet, RawRecord
 from streams.scoring.sender import PartitionedSender, retriable
-from streams.scoring.transactions import Transaction, committed_or, still_member
+from streams.scoring.transactions import Transaction
 
 log = logging.getLogger("driftline.worker")
 
@@ -209,24 +210,9 @@ class ScoringLoop:
         await self.settle()
 
     async def lag(self) -> dict[int, int | None]:
-        """Per assigned partition: events not consumed yet (highwater - position; None until
-        the first fetch response tells the highwater). For metrics and the watchdog."""
+        """Per assigned partition: events not consumed yet (:func:`positions.lag`)."""
         consumer = getattr(self, "consumer", None)  # set by run()
-        if consumer is None:
-            return {}
-        out: dict[int, int | None] = {}
-        for tp in list(consumer.assignment()):
-            if tp not in consumer.assignment():
-                continue  # a rebalance took it while we awaited the previous position
-            high = consumer.highwater(tp)
-            try:
-                position = await asyncio.wait_for(consumer.position(tp), 0.5)
-            except (KafkaError, TimeoutError):
-                position = None
-            out[tp.partition] = (
-                None if high is None or position is None else max(high - position, 0)
-            )
-        return out
+        return {} if consumer is None else await positions.lag(consumer)
 
     def _score(self, fetched: dict[TopicPartition, list[Any]]) -> _Scored:
         started = time.perf_counter()
@@ -350,17 +336,7 @@ class ScoringLoop:
         await self._commit_ready()
         rewind, self._rewind = self._rewind, {}
         await self.sender.replace(self.make_producer)
-        self._seek(rewind)
-
-    def _seek(self, offsets: Mapping[TopicPartition, int]) -> None:
-        assigned = self.consumer.assignment()
-        for tp, offset in offsets.items():
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
-        log.warning(
-            "scoring again from %s",
-            {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(offsets.items())},
-        )
+        positions.seek(self.consumer, rewind)
 
     def _start_commit(self, idle: bool) -> asyncio.Future[None] | None:
         """Exactly once: start committing the open transaction when it is due, unless a
@@ -384,31 +360,20 @@ class ScoringLoop:
             await self._commit_ready()
 
     async def _end_transaction(self) -> None:
-        """Commit the open transaction with the acknowledged offsets, or abort it (a batch of
-        it not delivered, a commit refused, its partitions perhaps gone): a fresh producer
-        with the same transactional id aborts it as it starts; then read again from the
-        offsets committed."""
-        txn = self.txn
-        assert txn is not None
+        """Commit the open transaction, or abort it (:meth:`Transaction.end`) and read again
+        from the offsets committed."""
+        assert self.txn is not None
         self._ready.clear()  # acknowledged; the transaction knows the offsets of its batches
-        member = still_member(self.consumer)
+        abort, self._rewind = bool(self._rewind), {}
         try:
-            if not self._rewind and await txn.commit(self.sender.producer, member):
-                return
-        except TransactionFencedError as exc:  # the restart will not mend it: say so, stop
+            again = await self.txn.end(self.sender, self.make_producer, self.consumer, abort)
+        except (TransactionFencedError, KafkaError) as exc:  # a restart mends it, or says why
             log.error("%s", exc)
             self.failure = exc
             self.stopping.set()
             return
-        self._rewind.clear()
-        starts = txn.reset(committed=False)
-        await self.sender.replace(self.make_producer)
-        try:
-            self._seek(await committed_or(self.consumer, starts))
-        except KafkaError as exc:  # the restarted worker reads them
-            log.error("no committed offsets to read again from: %r", exc)
-            self.failure = exc
-            self.stopping.set()
+        if again is not None:
+            positions.seek(self.consumer, again)
 
     def _drain(self) -> None:
         while not self._inflight.empty():

@@ -56,6 +56,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from streams.config.settings import Settings, env_name
 from streams.contracts.names import scorer_group, scorer_transactional_id
 from streams.errors import TransactionFencedError
+from streams.scoring.sender import PartitionedSender
 
 log = logging.getLogger("driftline.worker")
 
@@ -197,6 +198,22 @@ class Transaction:
         self.fenced = 0
         self.reset(committed=True)
         return True
+
+    async def end(
+        self,
+        sender: PartitionedSender,
+        make_producer: Callable[[], AIOKafkaProducer],
+        consumer: AIOKafkaConsumer,
+        abort: bool,
+    ) -> dict[TopicPartition, int] | None:
+        """Commit the open transaction (unless ``abort``: a batch of it was not delivered),
+        or abort it: a fresh producer with the same transactional id aborts it as it starts.
+        Returns None once committed, else where to read each of its partitions again."""
+        if not abort and await self.commit(sender.producer, still_member(consumer)):
+            return None
+        starts = self.reset(committed=False)
+        await sender.replace(make_producer)
+        return await committed_or(consumer, starts)
 
     def reset(self, committed: bool) -> dict[TopicPartition, int]:
         """Forget the transaction (committed, or aborted by a fresh producer); return where
