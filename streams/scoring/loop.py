@@ -25,9 +25,10 @@ from there: the same events again, with no restart. Any other failure stops the 
 worker exits for its supervisor to restart it.
 
 With ``exactly_once`` (a :class:`~streams.scoring.transactions.Transaction` given), the
-batches between two commits share one Kafka transaction, which the loop itself commits
-between two batches, with the offsets, once every batch of it is acknowledged; a batch not
-delivered aborts the whole transaction, and the loop reads again from the committed offsets.
+batches between two commits share one Kafka transaction, which a task commits between two
+batches, with the offsets, once every batch of it is acknowledged, while the loop scores the
+next batch; a batch not delivered aborts the whole transaction, and the loop reads again from
+the committed offsets.
 """
 
 from __future__ import annotations
