@@ -434,7 +434,9 @@ def _all_moving(collector: Collector, since: float, paused_at: float, what: str)
     )
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
+    guarantee: str,
     services: Endpoints,
     unique: str,
     tmp_path: Path,
@@ -444,21 +446,27 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     """A second worker joins mid-stream and gets partitions; then the first one is stopped
     (SIGTERM). No event is lost, every partition moves again within ``STALL_BOUND_S`` of the
     join and of the stop (the longest pause of any partition's predictions is measured and
-    recorded), and the group commits up to the end."""
+    recorded), and the group commits up to the end. Exactly once, a reader that reads
+    committed sees no prediction twice."""
     started = time.monotonic()
     pool = agrawal_events(60_000, prefix="rebal", entities=2000)  # 40 s at most
-    dep = Deployment.up(services, unique, tmp_path, champion="logreg")
+    dep = Deployment.up(
+        services, unique, tmp_path, champion="logreg", DRIFTLINE_PROCESSING_GUARANTEE=guarantee
+    )
     stream = Tap(pool)  # flows until a has handed over and b scored alone for a while
-    preds = Collector(services.kafka, dep.topics["predictions"])
+    preds = Collector(
+        services.kafka, dep.topics["predictions"], options={"isolation_level": "read_committed"}
+    )
     bg.spawn(preds.run())
     probe = LagProbe(services.kafka, names.scorer_group(dep.model), dep.topics["events"])
     with Workers(dep) as workers:
-        workers.start("a")
+        # each worker its own id: exactly once, it is their transactional id
+        workers.start("a", env={"DRIFTLINE_WORKER_ID": f"a-{unique}"})
         workers.ready("a")
         sending = bg.spawn(produce(services.kafka, dep.topics["events"], stream, rate=1500))
         wait_for("worker a scoring", lambda: preds.count >= 1000, 90)
         b_started = time.monotonic()
-        workers.start("b")
+        workers.start("b", env={"DRIFTLINE_WORKER_ID": f"b-{unique}"})
         b_joined = b_started + workers.ready("b", 60)
         joined_wall = time.time()  # b holds partitions: a gave them up, in the same round
         _all_moving(preds, joined_wall, joined_wall, "after b joined")
@@ -508,7 +516,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     gaps = {p: _max_gap(made) for p, made in sorted(per_partition.items())}
     overall = _max_gap([r.ts_ms / 1000 for r in preds.records])
     scenario_report.record(
-        "4 rebalance (join, then SIGTERM)",
+        f"4 rebalance (join, then SIGTERM), {guarantee}",
         sent=total,
         lost=len(lost),
         duplicated=preds.duplicates(),
@@ -523,6 +531,8 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     )
     assert alive, log_b[-4000:]
     assert not lost, f"{len(lost)} events never predicted, e.g. {sorted(lost)[:5]}"
+    if guarantee == "exactly_once":
+        assert preds.duplicates() == 0, f"{preds.duplicates()} predictions seen twice"
     assert monitored == monitored_should, (log_a[-3000:], log_b[-3000:])
     assignments = re.findall(r"scoring partitions: (\[[\d, ]*\])", log_b)
     assert assignments and assignments[-1] == "[0, 1, 2, 3]", assignments  # b took a's share
