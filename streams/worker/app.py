@@ -197,7 +197,6 @@ def create_app(
             card_loader=runtime.card_of,
         )
 
-    options = consumer_options(settings)
     exactly_once = settings.processing_guarantee == "exactly_once"
 
     def consumer() -> AIOKafkaConsumer:
@@ -209,7 +208,7 @@ def create_app(
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
             request_timeout_ms=request_timeout_ms(settings),
-            **options,
+            **consumer_options(settings),
         )
 
     def producer() -> AIOKafkaProducer:
