@@ -250,7 +250,7 @@ def create_app(
             raise
         finally:
             if loop.failure is not None:  # what was not committed is scored after the restart
-                exit_for_restart(f"a batch could not be delivered ({loop.failure!r})")
+                exit_for_restart(f"the scoring loop stopped: {loop.failure!r}")
 
     app.task(score)
 
