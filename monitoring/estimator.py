@@ -40,6 +40,7 @@ class _Version:
     bias: float
     threshold: float
     reference: float
+    per_group: Mapping[str, float] = field(default_factory=dict)
     blocks: deque[ExpectedConfusion] = field(default_factory=deque)
     total: ExpectedConfusion = field(default_factory=ExpectedConfusion)
     dropped: int = 0
@@ -124,25 +125,29 @@ class PerformanceEstimator:
         bias: float,
         threshold: float,
         reference: float,
+        per_group: Mapping[str, float] | None = None,
     ) -> None:
-        """Watch ``version`` (again: its blocks are kept)."""
+        """Watch ``version`` (again: its blocks are kept); ``per_group`` thresholds replace
+        ``threshold`` for the events of those groups (:meth:`block`'s ``groups``)."""
         old = self._versions.get(version)
-        state = _Version(calibrator, bias, threshold, reference)
+        state = _Version(calibrator, bias, threshold, reference, dict(per_group or {}))
         if old is not None:
             state.blocks, state.total = old.blocks, old.total
         self._versions[version] = state
 
-    def add_card(self, card: ModelCard) -> None:
-        """Watch the card's version: its calibrator and calibration error (or, on a card
-        without one, the raw scores and the holdout's raw calibration error), its default
-        threshold and its holdout figure of the metric."""
+    def add_card(self, card: ModelCard, key: str | None = None) -> None:
+        """Watch the card's version under ``key`` (default: the version; e.g.
+        ``"<version>/<variant>"`` to keep variants apart): its calibrator and calibration
+        error (or, on a card without one, the raw scores and the holdout's raw calibration
+        error), its thresholds and its holdout figure of the metric."""
         cal = card.calibrator
         bias = card.metrics.holdout.calibration_error if cal is None else cal.calibration_error
         self.add(
-            card.version,
+            card.version if key is None else key,
             calibrator=cal,
             bias=bias,
             threshold=card.thresholds.default,
+            per_group=card.thresholds.per_group,
             # As the labelled check's: the served thresholds' figure when the card has them.
             reference=float(
                 getattr(card.metrics.holdout_served or card.metrics.holdout, self.metric)
@@ -165,11 +170,22 @@ class PerformanceEstimator:
         version: str,
         scores: NDArray[np.floating],
         predicted: NDArray[np.integer] | None = None,
+        groups: NDArray[np.object_] | None = None,
     ) -> ExpectedConfusion:
-        """The expected confusion block of a batch of ``version``'s scores (``predicted``: the
-        labels the scorer gave, else the version's default threshold decides them)."""
+        """The expected confusion block of a batch of ``version``'s scores.
+
+        ``predicted``: the labels the scorer gave; else the version's thresholds decide them
+        as the scorer does: each event's group's (``groups``, the sensitive group of each
+        event) where the card has one, the default threshold elsewhere.
+        """
         st = self._state(version)
-        return expected_confusion(scores, st.calibrator, st.threshold, predicted)
+        threshold: float | NDArray[np.float64] = st.threshold
+        if predicted is None and groups is not None and st.per_group:
+            per_event = np.full(len(groups), st.threshold, dtype=np.float64)
+            for group, t in st.per_group.items():
+                per_event[groups == group] = t
+            threshold = per_event
+        return expected_confusion(scores, st.calibrator, threshold, predicted)
 
     def observe(
         self, version: str, block: ExpectedConfusion, details: Mapping[str, Any] | None = None

@@ -12,6 +12,7 @@ from scipy.special import expit
 
 from models.card import Calibrator, ModelCard
 from models.data import Dataset
+from models.fairness import apply_thresholds
 from models.workflow import TrainOptions, TrainResult, train
 from monitoring.config import MonitorConfig
 from monitoring.errors import MonitoringError, SnapshotError
@@ -229,3 +230,21 @@ def test_a_card_without_calibrator_uses_raw_scores_and_their_error(
     p = np.array([0.9, 0.2, 0.7])
     assert est.block(old.version, p) == expected_confusion(p, None)
     assert est.estimate(old.version).bias == old.metrics.holdout.calibration_error
+
+
+def test_per_group_thresholds_decide_as_the_scorer_does(logistic: TrainResult) -> None:
+    per_group = {"a": 0.3, "b": 0.7}
+    card = logistic.card.model_copy(
+        update={"thresholds": logistic.card.thresholds.model_copy(update={"per_group": per_group})}
+    )
+    est = PerformanceEstimator()
+    est.add_card(card, key=f"{card.version}/champion")
+    rng = np.random.default_rng(6)
+    p = rng.random(500)
+    groups = rng.choice(np.array(["a", "b", ""], dtype=object), 500)
+    labels = apply_thresholds(p, groups, per_group, card.thresholds.default)
+    block = est.block(f"{card.version}/champion", p, groups=groups)
+    assert block == est.block(f"{card.version}/champion", p, predicted=labels)
+    assert block.pos == int(labels.sum()) != int((p > 0.5).sum())
+    with pytest.raises(MonitoringError):
+        est.block(card.version, p)
