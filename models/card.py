@@ -256,8 +256,45 @@ class TrainingInfo(_Frozen):
     seconds: float
 
 
+class FeatureImportance(_Frozen):
+    """How much each feature moves the model's score, normalised to sum to 1.
+
+    ``score_permutation``: the mean absolute change of the score's logit when the feature's
+    column is shuffled on ``rows`` holdout rows. It is measured on the score, not on accuracy,
+    because it weighs the features that explain a *score* shift (linear in a coefficient,
+    where an accuracy drop is near quadratic).
+    """
+
+    method: Literal["score_permutation"] = "score_permutation"
+    rows: int
+    values: dict[str, float]
+
+
+class PcaReference(_Frozen):
+    """A PCA of the standardised numeric training features, for multivariate drift.
+
+    ``components`` (``kept`` rows over ``columns``) are the principal axes kept (enough for
+    ``explained_variance`` to reach the card's share); ``error`` is the holdout's squared
+    reconstruction error as a profile (its quantiles standardise the live error) and
+    ``column_error`` its mean squared residual per column.
+    """
+
+    columns: list[str]
+    mean: list[float]
+    scale: list[float]
+    components: list[list[float]]
+    explained_variance: list[float]
+    kept: int
+    error: Profile
+    column_error: list[float]
+
+
 class ModelCard(_Frozen):
-    """The full card of one registered model version."""
+    """The full card of one registered model version.
+
+    ``importance`` and ``pca`` are None on cards written before they were recorded: the
+    attribution of findings and the multivariate detector are then off.
+    """
 
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
@@ -276,6 +313,8 @@ class ModelCard(_Frozen):
     thresholds: Thresholds
     parity: ParityInfo
     reference: ReferenceProfile
+    importance: FeatureImportance | None = None
+    pca: PcaReference | None = None
 
     def to_json(self) -> bytes:
         """Serialise to indented JSON bytes."""
@@ -310,6 +349,7 @@ __all__ = [
     "DataInfo",
     "FairnessReport",
     "FairnessSnapshot",
+    "FeatureImportance",
     "FeatureSpec",
     "GroupMetrics",
     "HoldoutCurves",
@@ -320,6 +360,7 @@ __all__ = [
     "OnnxInfo",
     "OnnxInput",
     "ParityInfo",
+    "PcaReference",
     "Profile",
     "QueryInfo",
     "ReferenceProfile",
