@@ -15,9 +15,11 @@ costs nothing per event:
 - categorical features: the counts of each known category against the reference shares, a
   Pearson chi-square.
 
-:class:`FeatureEvidence` keeps them exponentially weighted (half-life in events, so recent
-events count most and the evidence of an old change fades), unlike a CUSUM it never resets on
-an alarm, and its statistics are exact under the reference whatever the weights. Each
+:class:`FeatureEvidence` keeps them exponentially weighted at a few half-lives (in events, so
+recent events count most and the evidence of an old change fades; a short half-life sees a
+fresh large change before the older events' noise drowns it, a long one gathers a small
+change), each statistic exact under the reference whatever the weights; unlike a CUSUM it
+never resets on an alarm. A feature's evidence is its largest over the half-lives. Each
 feature's statistic is a chi-square, put on one scale as a normal deviate (Wilson and
 Hilferty's cube root), so features with one, two or many degrees of freedom compare; below
 ``floor`` it counts as no drift, so that noise does not share the blame and a finding with no
@@ -34,7 +36,9 @@ from numpy.typing import NDArray
 
 from monitoring.errors import SnapshotError
 
-HALF_LIFE = 4096  # events: the evidence of a block this far back counts half
+# Events after which a block's evidence counts half: one scale each, from a batch or two to
+# the ~10^4 events a small shift takes to show.
+HALF_LIVES: tuple[float, ...] = (256.0, 1024.0, 4096.0, 16384.0)
 FLOOR = 3.0  # normal deviates: weaker evidence of drift counts as none
 
 
@@ -110,8 +114,10 @@ class FeatureEvidence:
     categorical : mapping of str to sequence of float
         Each categorical feature's reference shares of its known categories, in the order of
         the counts given to :meth:`add`.
-    half_life : float
-        Events after which a block's evidence counts half.
+    half_lives : sequence of float
+        Events after which a block's evidence counts half, one scale each. A feature's
+        evidence is its largest deviate over the scales: a short one sees a fresh large change
+        before the history's noise drowns it, a long one gathers a small change.
 
     Examples
     --------
@@ -138,20 +144,21 @@ class FeatureEvidence:
         self,
         numeric: Sequence[str],
         categorical: Mapping[str, Sequence[float]],
-        half_life: float = HALF_LIFE,
+        half_lives: Sequence[float] = HALF_LIVES,
     ) -> None:
         self.numeric = list(numeric)
         self.categorical = list(categorical)
-        self.half_life = float(half_life)
+        self.half_lives = np.asarray(half_lives, dtype=np.float64)
         shares = [np.asarray(v, dtype=np.float64) for v in categorical.values()]
         self._shares = [s / s.sum() if s.sum() > 0 else s for s in shares]
         self._sizes = [s.size for s in shares]
-        # Numeric, rows: weighted sums of the standardised g and g**2, and the sums of the
-        # squared weights of their events (their variance under the reference).
-        self.moments = np.zeros((4, len(self.numeric)))
-        # Categorical: weighted counts per category, then per feature the squared weights.
-        self.counts = np.zeros(sum(self._sizes))
-        self.weights = np.zeros(len(self.categorical))
+        scales = self.half_lives.size
+        # Per scale, numeric rows: weighted sums of the standardised g and g**2, and the sums
+        # of the squared weights of their events (their variance under the reference).
+        self.moments = np.zeros((scales, 4, len(self.numeric)))
+        # Per scale, categorical: weighted counts per category, per feature squared weights.
+        self.counts = np.zeros((scales, sum(self._sizes)))
+        self.weights = np.zeros((scales, len(self.categorical)))
 
     def add(
         self, numeric: NDArray[np.float64], categorical: Sequence[NDArray[np.int64]] = ()
@@ -163,12 +170,10 @@ class FeatureEvidence:
         if categorical:
             counts = np.concatenate([np.asarray(c, dtype=np.float64) for c in categorical])
             events = max(events, max(float(np.sum(c)) for c in categorical))
-        decay = 0.5 ** (events / self.half_life)
+        decay = (0.5 ** (events / self.half_lives))[:, None]
         m = self.moments
-        m[0] = decay * m[0] + numeric[0]
-        m[1] = decay**2 * m[1] + numeric[1]
-        m[2] = decay * m[2] + numeric[2]
-        m[3] = decay**2 * m[3] + numeric[3]
+        for row, power in ((0, 1), (1, 2), (2, 1), (3, 2)):
+            m[:, row] = decay**power * m[:, row] + numeric[row]
         if counts.size:
             self.counts = decay * self.counts + counts
             totals = np.add.reduceat(counts, self._starts())
@@ -177,26 +182,32 @@ class FeatureEvidence:
     def _starts(self) -> NDArray[np.intp]:
         return np.concatenate([[0], np.cumsum(self._sizes)[:-1]]).astype(np.intp)
 
-    def drift(self) -> dict[str, float]:
-        """Each feature's evidence of drift, a normal deviate (about 0 without drift)."""
+    def deviates(self) -> NDArray[np.float64]:
+        """Per scale and feature (numeric, then categorical), the drift evidence as a normal
+        deviate: about standard normal under the reference, at every scale."""
         m = self.moments
         with np.errstate(invalid="ignore", divide="ignore"):
-            loc = np.where(m[1] > 0, m[0] ** 2 / m[1], 0.0)
-            scale = np.where(m[3] > 0, m[2] ** 2 / m[3], 0.0)
-        dof = (m[1] > 0).astype(np.float64) + (m[3] > 0)
-        out = dict(zip(self.numeric, chi2_deviate(loc + scale, dof).tolist(), strict=True))
-        for f, (name, p, start) in enumerate(
-            zip(self.categorical, self._shares, self._starts(), strict=True)
-        ):
-            observed = self.counts[start : start + p.size]
-            total, v = float(observed.sum()), float(self.weights[f])
+            loc = np.where(m[:, 1] > 0, m[:, 0] ** 2 / m[:, 1], 0.0)
+            scale = np.where(m[:, 3] > 0, m[:, 2] ** 2 / m[:, 3], 0.0)
+        dof = (m[:, 1] > 0).astype(np.float64) + (m[:, 3] > 0)
+        out = np.zeros((self.half_lives.size, len(self.numeric) + len(self.categorical)))
+        out[:, : len(self.numeric)] = chi2_deviate(loc + scale, dof)
+        for f, (p, start) in enumerate(zip(self._shares, self._starts(), strict=True)):
+            observed = self.counts[:, start : start + p.size]
+            total, v = observed.sum(axis=1), self.weights[:, f]
             known = p > 0
-            if v <= 0 or total <= 0 or known.sum() < 2:
-                out[name] = 0.0
-                continue
-            chi2 = float(np.sum((observed[known] - p[known] * total) ** 2 / (v * p[known])))
-            out[name] = float(chi2_deviate(np.array([chi2]), np.array([known.sum() - 1.0]))[0])
+            ok = (v > 0) & (total > 0) & (known.sum() >= 2)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gap = observed[:, known] - p[known] * total[:, None]
+                chi2 = np.sum(gap**2 / (p[known] * v[:, None]), axis=1)
+            dev = chi2_deviate(chi2, np.full(chi2.shape, known.sum() - 1.0))
+            out[:, len(self.numeric) + f] = np.where(ok, dev, 0.0)
         return out
+
+    def drift(self) -> dict[str, float]:
+        """Each feature's evidence of drift: its largest deviate over the scales."""
+        names = self.numeric + self.categorical
+        return dict(zip(names, self.deviates().max(axis=0).tolist(), strict=True))
 
     def explain(
         self, importance: Mapping[str, float], floor: float = FLOOR, top: int | None = 5
@@ -214,7 +225,7 @@ class FeatureEvidence:
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Inverse of :meth:`snapshot`; a snapshot of other features is refused."""
-        moments = np.asarray(state["moments"], dtype=np.float64).reshape(4, -1)
+        moments = np.asarray(state["moments"], dtype=np.float64)
         counts = np.asarray(state["counts"], dtype=np.float64)
         weights = np.asarray(state["weights"], dtype=np.float64)
         shapes = (moments.shape, counts.shape, weights.shape)
@@ -225,7 +236,7 @@ class FeatureEvidence:
 
 __all__ = [
     "FLOOR",
-    "HALF_LIFE",
+    "HALF_LIVES",
     "FeatureEvidence",
     "chi2_deviate",
     "rank_features",
