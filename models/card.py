@@ -274,9 +274,10 @@ class PcaReference(_Frozen):
     """A PCA of the standardised numeric training features, for multivariate drift.
 
     ``components`` (``kept`` rows over ``columns``) are the principal axes kept (enough for
-    ``explained_variance`` to reach the card's share); ``error`` is the holdout's squared
-    reconstruction error as a profile (its quantiles standardise the live error) and
-    ``column_error`` its mean squared residual per column.
+    ``explained_variance`` to reach the card's share); ``error`` is the profile of the
+    holdout's ``log(offset + e)``, ``e`` the squared reconstruction error (its quantiles
+    standardise the live error; the log spreads a skewed error evenly), and ``column_error``
+    the mean squared residual per column.
     """
 
     columns: list[str]
@@ -285,6 +286,7 @@ class PcaReference(_Frozen):
     components: list[list[float]]
     explained_variance: list[float]
     kept: int
+    offset: float
     error: Profile
     column_error: list[float]
 

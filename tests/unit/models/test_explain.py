@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+import pytest
 
 from models.card import ModelCard
 from models.data import Dataset, synthetic
@@ -64,7 +65,12 @@ def test_the_pca_keeps_the_correlated_axis_and_leaves_the_rest_as_error() -> Non
     assert pca.kept == 4 and abs(sum(pca.explained_variance) - 0.96) < 0.01
     left = np.array(pca.column_error)
     assert left[[0, 1]].min() > 10 * left[[2, 3, 4]].max()
-    assert pca.error.mean is not None and abs(pca.error.mean - 0.2) < 0.02
+    assert abs(left.sum() - 0.2) < 0.02  # the variance of (x0 - x1) / sqrt(2): 1 - 0.8
+    assert pca.offset == pytest.approx(0.01 * left.sum())
+    # The reference is of log(offset + e): its median that of 0.2 times a chi-square(1).
+    assert pca.error.quantiles is not None
+    median = pca.error.quantiles[pca.error.quantile_levels.index(0.5)]  # type: ignore[union-attr]
+    assert abs(median - np.log(pca.offset + 0.2 * 0.455)) < 0.1
 
 
 def test_the_pca_never_keeps_every_axis_and_needs_two_columns() -> None:
