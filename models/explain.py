@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -128,8 +129,10 @@ def fit_pca(
     d = len(columns)
     if d < 2 or train.shape[0] <= d or holdout.shape[0] < 10:
         return None
-    mean = np.nanmean(train, axis=0)
-    scale = np.nanstd(train, axis=0)
+    with warnings.catch_warnings():  # a column never present: mean 0, scale 1 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(train, axis=0)
+        scale = np.nanstd(train, axis=0)
     mean = np.where(np.isnan(mean), 0.0, mean)
     scale = np.where(np.isnan(scale) | (scale <= 0), 1.0, scale)
     z = _standardise(train, mean, scale)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import orjson
 import pytest
@@ -87,6 +89,11 @@ def test_missing_values_count_as_the_mean() -> None:
     x[::7, 1] = np.nan
     pca = fit_pca(x[:3000], x[3000:], ["a", "b", "c"])
     assert pca is not None and np.isfinite(pca.components).all()
+    x[:, 2] = np.nan  # a column never present
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pca = fit_pca(x[:3000], x[3000:], ["a", "b", "c"])
+    assert pca is not None and pca.mean[2] == 0.0 and pca.scale[2] == 1.0
 
 
 def test_a_trained_card_carries_both_and_an_old_card_still_loads() -> None:
