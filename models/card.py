@@ -270,6 +270,11 @@ class FeatureImportance(_Frozen):
     values: dict[str, float]
 
 
+# Squared residuals of the PCA below this are rounding (features with few distinct values, such
+# as counts, reconstruct exactly) and count as 0, in the card's reference and live alike.
+PCA_TINY = 1e-12
+
+
 class PcaReference(_Frozen):
     """A PCA of the standardised numeric training features, for multivariate drift.
 
@@ -347,6 +352,7 @@ class ModelCard(_Frozen):
 __all__ = [
     "CARD_SCHEMA_VERSION",
     "MODEL_NAME",
+    "PCA_TINY",
     "CalibrationCurve",
     "DataInfo",
     "FairnessReport",

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.pipeline import Pipeline
 
-from models.card import FeatureImportance, PcaReference
+from models.card import PCA_TINY, FeatureImportance, PcaReference
 from models.profile import numeric_profile
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 IMPORTANCE_ROWS = 2_000  # holdout rows shuffled per feature: the estimate's spread is ~2 %
 PCA_VARIANCE = 0.9  # share of the variance the kept components explain
@@ -27,9 +30,6 @@ ERROR_LEVELS: tuple[float, ...] = (0.0, 0.005, *(i / 100 for i in range(1, 100))
 # squares is skewed, and its normal scores, interpolated on an even grid of e, were 0.1-0.25
 # standard deviations off on lognormal features (under the guard's 0.02 once logged).
 OFFSET_SHARE = 0.01
-# Squared residuals below this are rounding (features with few distinct values, such as
-# counts, reconstruct exactly): counted as 0, so that the reference sees the atom as one.
-TINY = 1e-12
 _EPS = 1e-6
 
 
@@ -145,7 +145,7 @@ def fit_pca(
     components = vectors[:, :kept].T
     zh = _standardise(holdout, mean, scale)
     residual = zh - (zh @ components.T) @ components
-    squared = np.where(residual**2 < TINY, 0.0, residual**2)
+    squared = np.where(residual**2 < PCA_TINY, 0.0, residual**2)
     offset = max(OFFSET_SHARE * float(squared.sum(axis=1).mean()), _EPS)
     errors = np.log(offset + squared.sum(axis=1))
     levels = list(ERROR_LEVELS)
@@ -173,7 +173,6 @@ __all__ = [
     "IMPORTANCE_ROWS",
     "OFFSET_SHARE",
     "PCA_VARIANCE",
-    "TINY",
     "fit_pca",
     "score_importance",
 ]

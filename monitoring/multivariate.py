@@ -9,9 +9,9 @@ the per-feature detectors cannot see).
 The error is monitored exactly as a numeric feature is (:class:`NumericDrift`, reused), read
 as ``log(offset + e)`` (a sum of squares is skewed; logged, its normal scores interpolate
 closely, as the score's logits do): each value goes through the holdout's quantiles of it to
-a normal score, location and scale CUSUMs
-run on those, and the threshold comes from :func:`~monitoring.sequential_drift.calibrate`,
-which counts these detectors into the model's one false-alarm budget.
+a normal score, location and scale CUSUMs run on those, and the threshold comes from
+:func:`~monitoring.sequential_drift.calibrate`, which counts these detectors into the model's
+one false-alarm budget.
 
 The input of the detector is a :class:`ReconstructionBlock`: a few sums per batch, which add
 up across batches and workers (:meth:`ReconstructionBlock.merge`) and travel as JSON, so the
@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.card import ModelCard, PcaReference
-from models.explain import TINY
+from models.card import PCA_TINY, ModelCard, PcaReference
 from monitoring.findings import Check, Finding
 from monitoring.sequential_drift import NumericDrift
 from monitoring.windows import NumericReference
@@ -40,7 +39,7 @@ RECONSTRUCTION_ERROR = "reconstruction_error"
 # of the detection bench's families: means of g and g**2 off by at most 0.016 (Gaussian),
 # 0.009 (lognormal) and 0.028 (Poisson, whose error has near-atoms), against a guard of 0.02.
 PCA_MODEL_ERROR = 0.02
-_TINY_RESIDUAL = math.sqrt(TINY)
+_TINY_RESIDUAL = math.sqrt(PCA_TINY)
 
 
 class Reconstruction:
@@ -75,7 +74,7 @@ class Reconstruction:
         z = (np.asarray(matrix, dtype=np.float64) - self._mean) / self._scale
         z[np.isnan(z)] = 0.0
         r = z - (z @ self._axes.T) @ self._axes
-        r[np.abs(r) < _TINY_RESIDUAL] = 0.0  # rounding, as in the reference (models.explain)
+        r[np.abs(r) < _TINY_RESIDUAL] = 0.0  # rounding, as in the card's reference
         return np.asarray(r, dtype=np.float64)
 
     def errors(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -93,8 +92,8 @@ class Reconstruction:
 class ReconstructionBlock:
     """What the multivariate detector needs of some events; blocks merge by adding.
 
-    ``summary`` is :meth:`NumericDrift.summarise` of the errors (the standardised sums of their
-    normal scores and of the squares, and their counts); ``error`` the sum of the raw errors
+    ``summary`` is :meth:`Reconstruction.summarise` of the errors (the standardised sums of
+    their normal scores and of the squares, and their counts); ``error`` the sum of the errors
     and ``columns`` each column's sum of squared residuals, for the finding's details.
 
     Examples
