@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river import drift
 
-from bench import estimation
+from bench import attribution, estimation
 from bench.detection_streams import (
     AFTER,
     BATCH,
@@ -41,10 +41,21 @@ from bench.detection_streams import (
 from models.data import Dataset
 from models.workflow import TrainOptions, TrainResult, train
 from monitoring import ModelMonitor, MonitorConfig
+from monitoring.multivariate import MultivariateDrift, Reconstruction, reconstruction_block
+from monitoring.sequential_drift import calibrate
 
-CONTENDERS: tuple[str, ...] = ("Driftline", "River ADWIN", "River Page-Hinkley + DDM")
+# Driftline is its monitors and the multivariate detector together (one budget); the two
+# columns after it say which of them found the change.
+CONTENDERS: tuple[str, ...] = (
+    "Driftline",
+    "Driftline without PCA",
+    "Driftline PCA only",
+    "River ADWIN",
+    "River Page-Hinkley + DDM",
+)
 NAMES = tuple(f"x{j}" for j in range(FEATURES))
 CATEGORIES = ("a", "b", "c", "d")
+SILENT = "correlation of x4, x7 0.8 → 0 (the score ignores both)"
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -57,6 +68,7 @@ def scenarios(quick: bool) -> list[Scenario]:
             Scenario("variance × 1.5", g, "scale", 1.5),
             Scenario("category mix 25 → 55 %", g, "category", 0.55),
             Scenario("one coefficient flips (concept)", g, "concept"),
+            Scenario(SILENT, g, "correlation", feature=4),
         ]
     out = [Scenario(f"mean +{s:g}σ", g, "mean", s) for s in (0.1, 0.25, 0.5, 1.0)]
     out += [
@@ -66,12 +78,14 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("prior shift 50 → 75 % positives", g, "prior", 0.75),
         Scenario("one coefficient flips (concept)", g, "concept"),
         Scenario("correlation 0.8 → 0, marginals kept", g, "correlation"),
+        Scenario(SILENT, g, "correlation", feature=4),
     ]
     for family in FAMILIES[1:]:
         out += [
             Scenario("mean +0.25σ", family, "mean", 0.25),
             Scenario("mean +0.5σ", family, "mean", 0.5),
             Scenario("variance × 1.5", family, "scale", 1.5),
+            Scenario(SILENT, family, "correlation", feature=4),
         ]
     return out
 
@@ -98,12 +112,21 @@ def _scores(model: TrainResult, chunk: Chunk) -> NDArray[np.float64]:
     return np.asarray(model.pipeline.predict_proba(matrix)[:, 1], dtype=np.float64)
 
 
-def driftline(model: TrainResult, chunk: Chunk, p: NDArray[np.float64]) -> list[int]:
-    """Batch ends at which Driftline's monitors raised a finding (one entry per finding)."""
+def driftline(
+    model: TrainResult, chunk: Chunk, p: NDArray[np.float64]
+) -> tuple[list[int], list[int]]:
+    """Batch ends at which Driftline's monitors raised a finding (one entry per finding), and
+    those of the multivariate detector (the card's PCA), both on the model's one budget."""
     card = model.card
-    mon = ModelMonitor(card, MonitorConfig())
+    config = MonitorConfig()
+    mon = ModelMonitor(card, config)
+    pca = Reconstruction.from_card(card)
+    multi = None
+    if pca is not None:
+        multi = MultivariateDrift(pca, calibrate(card, config).events, config.detector_block)
     pred = (p >= 0.5).astype(np.int64)
     hits: list[int] = []
+    pca_hits: list[int] = []
     for s in range(0, chunk.y.size, BATCH):
         e = min(s + BATCH, chunk.y.size)
         num = {n: chunk.numeric[s:e, j] for j, n in enumerate(NAMES)}
@@ -112,7 +135,10 @@ def driftline(model: TrainResult, chunk: Chunk, p: NDArray[np.float64]) -> list[
         )
         found += mon.observe_labels(chunk.y[s:e], pred[s:e], p[s:e], None, card.version, "champion")
         hits += [e] * len(found)
-    return hits
+        if multi is not None:
+            block = reconstruction_block(chunk.numeric[s:e], multi.model)
+            pca_hits += [e] * len(multi.update(block, {}))
+    return hits, pca_hits
 
 
 def _batch_end(i: int) -> int:
@@ -148,8 +174,11 @@ def river(model: TrainResult, chunk: Chunk, p: NDArray[np.float64], kind: str) -
 
 def _alarms(model: TrainResult, chunk: Chunk) -> dict[str, list[int]]:
     p = _scores(model, chunk)
+    monitors, pca = driftline(model, chunk, p)
     return {
-        "Driftline": driftline(model, chunk, p),
+        "Driftline": sorted(monitors + pca),
+        "Driftline without PCA": monitors,
+        "Driftline PCA only": pca,
         "River ADWIN": river(model, chunk, p, "adwin"),
         "River Page-Hinkley + DDM": river(model, chunk, p, "ph"),
     }
@@ -205,6 +234,7 @@ def run(quick: bool = False, say: Callable[[str], None] = print) -> dict[str, An
         stationary.append({"family": family, "events": stationary_events, **per_million})
         say(f"{family:9s} stationary {stationary_events:,} events: {per_million}")
     estimated = estimation.run(models, _scores, quick, seeds, say)
+    explained = attribution.run(models["gaussian"], quick, seeds, say)
     return {
         "quick": quick,
         "seeds": seeds,
@@ -212,6 +242,7 @@ def run(quick: bool = False, say: Callable[[str], None] = print) -> dict[str, An
         "changes": changes,
         "stationary": stationary,
         "estimation": estimated,
+        "attribution": explained,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -248,6 +279,8 @@ def render(report: dict[str, Any]) -> str:
         cells = " | ".join(f"{row[c]:,.1f}" for c in CONTENDERS)
         lines.append(f"| {row['family']} | {row['events']:,} | {cells} |")
     lines += ["", *estimation.render(report["estimation"], report["seeds"])]
+    if "attribution" in report:
+        lines += ["", *attribution.render(report["attribution"])]
     lines += ["", f"({report['seconds']:,.0f} s)"]
     return "\n".join(lines)
 
