@@ -127,6 +127,76 @@ def _ks_edges(ref: NumericReference, bins: int) -> NDArray[np.float64] | None:
     return edges
 
 
+@dataclass
+class NumericCounts:
+    """What a window keeps of a block of rows of numeric columns: mergeable by addition.
+
+    Per column: missing values, present values outside the training range, the sum and the
+    sum of squares of the present values, the KS histogram (``ks``, ``(columns, ks_bins)``)
+    and the PSI bin counts of the columns whose PSI bins are not read off the KS histogram
+    (``psi``). The counts of two blocks added are those of the two blocks together.
+    """
+
+    rows: int
+    missing: NDArray[np.int64]
+    out_of_range: NDArray[np.int64]
+    sums: NDArray[np.float64]
+    squares: NDArray[np.float64]
+    ks: NDArray[np.int64]
+    psi: NDArray[np.int64]
+
+    @property
+    def present(self) -> NDArray[np.int64]:
+        """Present values per column."""
+        return self.rows - self.missing
+
+    def merge(self, other: NumericCounts) -> NumericCounts:
+        """The counts of both blocks."""
+        return NumericCounts(
+            self.rows + other.rows,
+            self.missing + other.missing,
+            self.out_of_range + other.out_of_range,
+            self.sums + other.sums,
+            self.squares + other.squares,
+            self.ks + other.ks,
+            self.psi + other.psi,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Compact JSON-able form: histogram rows of columns without that test are ``[]``."""
+        return {
+            "rows": self.rows,
+            "missing": self.missing.tolist(),
+            "oor": self.out_of_range.tolist(),
+            "sum": self.sums.tolist(),
+            "sq": self.squares.tolist(),
+            "ks": [self.ks.shape[1], [r.tolist() if r.any() else [] for r in self.ks]],
+            "psi": [self.psi.shape[1], [r.tolist() if r.any() else [] for r in self.psi]],
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> NumericCounts:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            int(doc["rows"]),
+            np.asarray(doc["missing"], dtype=np.int64),
+            np.asarray(doc["oor"], dtype=np.int64),
+            np.asarray(doc["sum"], dtype=np.float64),
+            np.asarray(doc["sq"], dtype=np.float64),
+            _rows(doc["ks"]),
+            _rows(doc["psi"]),
+        )
+
+
+def _rows(doc: list[Any]) -> NDArray[np.int64]:
+    width, rows = doc
+    out = np.zeros((len(rows), int(width)), dtype=np.int64)
+    for j, row in enumerate(rows):
+        if row:
+            out[j, : len(row)] = row
+    return out
+
+
 class NumericWindow:
     """Counts of one tumbling window over a matrix of numeric columns (NaN = missing).
 
@@ -170,23 +240,28 @@ class NumericWindow:
         return out
 
     @property
+    def psi_shape(self) -> tuple[int, ...]:
+        """Shape of the counts' ``psi`` (:meth:`count`)."""
+        return tuple(self._psi.shape)
+
+    @property
     def ks_hist(self) -> NDArray[np.int64]:
         """Per feature, the histogram of ``F_ref(x)`` on ``ks_bins`` bins."""
         return self._ks[:, : self.ks_bins]
 
-    def add(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        """Count a block of rows; return the per-column sums and counts of present values.
+    def count(self, matrix: NDArray[np.float64]) -> NumericCounts:
+        """The counts of a block of rows, without adding them (:meth:`add_counts` does).
 
         ``matrix`` is ``(rows, features)``; Fortran order (contiguous columns) is fastest.
         """
         n = matrix.shape[0]
         nan = np.isnan(matrix)
         present = n - nan.sum(axis=0)
-        self.rows += n
-        self.missing += n - present
         with np.errstate(invalid="ignore"):
-            self.out_of_range += ((matrix < self._lo) | (matrix > self._hi)).sum(axis=0)
-        sums = np.where(nan, 0.0, matrix).sum(axis=0)
+            oor = ((matrix < self._lo) | (matrix > self._hi)).sum(axis=0)
+        clean = np.where(nan, 0.0, matrix)
+        ks = np.zeros_like(self._ks)
+        psi_counts = np.zeros_like(self._psi)
         for j, ref in enumerate(self.refs):
             ks_edges = self._ks_edges[j]
             psi_edges = None if self._psi_from_ks[j] else ref.inner_edges
@@ -200,11 +275,33 @@ class NumericWindow:
             ordered = np.sort(matrix[:, j])[:seen]
             if ks_edges is not None:
                 below = np.searchsorted(ordered, ks_edges, side="left")
-                self._ks[j] += np.diff(below, prepend=0, append=seen)
+                ks[j] = np.diff(below, prepend=0, append=seen)
             if psi_edges is not None:
                 below = np.searchsorted(ordered, psi_edges, side="left")
-                self._psi[j, : self._psi_sizes[j]] += np.diff(below, prepend=0, append=seen)
-        return sums, present.astype(np.int64)
+                psi_counts[j, : self._psi_sizes[j]] = np.diff(below, prepend=0, append=seen)
+        return NumericCounts(
+            rows=n,
+            missing=(n - present).astype(np.int64),
+            out_of_range=oor.astype(np.int64),
+            sums=clean.sum(axis=0),
+            squares=np.einsum("ij,ij->j", clean, clean),
+            ks=ks,
+            psi=psi_counts,
+        )
+
+    def add_counts(self, counts: NumericCounts) -> None:
+        """Add the counts of a block (:meth:`count`, possibly merged from several)."""
+        self.rows += counts.rows
+        self.missing += counts.missing
+        self.out_of_range += counts.out_of_range
+        self._ks += counts.ks
+        self._psi += counts.psi
+
+    def add(self, matrix: NDArray[np.float64]) -> NumericCounts:
+        """Count a block of rows into the window; return its counts (sums included)."""
+        counts = self.count(matrix)
+        self.add_counts(counts)
+        return counts
 
     def results(self) -> list[dict[str, Any]]:
         """Per column: present count, PSI, KS distance and p-value, missing and range rates."""
@@ -302,14 +399,24 @@ class CategoricalWindow:
         self.counts: Counter[str] = Counter()
         self.rows = 0
 
-    def add(self, values: NDArray[np.object_]) -> None:
-        """Count a block of values."""
-        self.rows += int(values.shape[0])
+    def count(self, values: NDArray[np.object_]) -> Counter[str]:
+        """The counts of a block of values, by category (``""``: missing), not added."""
+        counts: Counter[str] = Counter()
         for key, n in Counter(values.tolist()).items():
             if key is None or (isinstance(key, float) and math.isnan(key)):
-                self.counts[""] += n
+                counts[""] += n
             else:
-                self.counts[str(key)] += n
+                counts[str(key)] += n
+        return counts
+
+    def add_counts(self, rows: int, counts: Mapping[str, int]) -> None:
+        """Add the counts of a block of ``rows`` values (:meth:`count`, possibly merged)."""
+        self.rows += rows
+        self.counts.update(counts)
+
+    def add(self, values: NDArray[np.object_]) -> None:
+        """Count a block of values."""
+        self.add_counts(int(values.shape[0]), self.count(values))
 
     def results(self) -> dict[str, Any]:
         """Present count, PSI (unseen categories pooled in one bin), missing and unseen rates."""
@@ -350,6 +457,7 @@ __all__ = [
     "MIN_PRESENT",
     "CategoricalReference",
     "CategoricalWindow",
+    "NumericCounts",
     "NumericReference",
     "NumericWindow",
     "ks_pvalue",
