@@ -30,7 +30,7 @@ from monitoring.finding_ledger import FindingLedger
 from monitoring.findings import Finding
 from monitoring.labels import LabelMonitor
 from monitoring.monitor_inputs import GroupCodes, sensitive_groups
-from monitoring.monitor_snapshot import SNAPSHOT_SCHEMA_VERSION, check_snapshot
+from monitoring.monitor_snapshot import SNAPSHOT_SCHEMA_VERSION, check_snapshot, rebinned
 from monitoring.sequential_drift import calibrate
 from monitoring.slices import Slices, slice_values
 from monitoring.summariser import Summariser
@@ -396,7 +396,7 @@ class ModelMonitor:
         fresh = ModelMonitor(self.card, self.config)
         fresh._cards = self._cards
         try:
-            fresh._load(state)
+            fresh._load(rebinned(state, self.config.ks_bins))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise SnapshotError(f"malformed monitor snapshot: {exc!r}") from exc
         self.__dict__.update(fresh.__dict__)

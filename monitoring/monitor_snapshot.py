@@ -93,11 +93,48 @@ def check_snapshot(
     if state.get("features") != features:
         raise SnapshotError("snapshot has another feature schema", found=state.get("features"))
     saved_bins = (state.get("config") or {}).get("ks_bins", ks_bins)
-    if saved_bins != ks_bins:
+    if not isinstance(saved_bins, int) or saved_bins <= 0 or saved_bins % ks_bins:
         raise SnapshotError(
-            f"snapshot KS histograms have {saved_bins} bins, config has {ks_bins}",
+            f"snapshot KS histograms have {saved_bins} bins, config has {ks_bins} "
+            "(a snapshot restores only with the same number of bins or a multiple of it)",
             found=saved_bins,
         )
 
 
-__all__ = ["SNAPSHOT_SCHEMA_VERSION", "check_snapshot"]
+def rebinned(state: Mapping[str, Any], ks_bins: int) -> dict[str, Any]:
+    """``state`` with its KS histograms summed into ``ks_bins`` bins (their count was a
+    multiple of it: the coarse bins' edges are levels of the fine ones, so it is exact).
+
+    Examples
+    --------
+    >>> window = {"ks_hist": [[[0, 1, 9], [2, 3, 4]]]}
+    >>> scores = {"v/c": {"window": window}}
+    >>> state = {"config": {"ks_bins": 10}, "feature_state": {}, "score_state": scores}
+    >>> rebinned(state, 5)["score_state"]["v/c"]["window"]["ks_hist"]
+    [[[0, 4], [5, 4]]]
+    """
+    saved = int((state.get("config") or {}).get("ks_bins", ks_bins))
+    if saved == ks_bins:
+        return dict(state)
+    factor = saved // ks_bins
+
+    def window(w: Mapping[str, Any]) -> dict[str, Any]:
+        rows = []
+        for idx, vals in w["ks_hist"]:
+            sums: dict[int, int] = {}
+            for i, v in zip(idx, vals, strict=True):
+                sums[i // factor] = sums.get(i // factor, 0) + v
+            rows.append([sorted(sums), [sums[i] for i in sorted(sums)]])
+        return {**w, "ks_hist": rows}
+
+    out = dict(state)
+    out["feature_state"] = {
+        k: {**f, "numeric": window(f["numeric"])} for k, f in state["feature_state"].items()
+    }
+    out["score_state"] = {
+        k: {**sc, "window": window(sc["window"])} for k, sc in state["score_state"].items()
+    }
+    return out
+
+
+__all__ = ["READABLE_SCHEMA_VERSIONS", "SNAPSHOT_SCHEMA_VERSION", "check_snapshot", "rebinned"]

@@ -71,18 +71,38 @@ class FeatureCounts:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form."""
+        """JSON-able form: every count in one flat list of ints, every sum in one of floats
+        (``shape``: columns, KS bins, PSI bins), so that decoding makes two arrays."""
+        num = self.numeric
+        ints = np.concatenate(
+            [num.missing, num.out_of_range, num.ks.ravel(), num.psi.ravel()]
+        ).tolist()
+        floats = np.concatenate([num.sums, num.squares, self.normal.ravel()]).tolist()
         return {
-            "num": self.numeric.to_json(),
-            "normal": self.normal.tolist(),
+            "rows": num.rows,
+            "shape": [num.missing.size, num.ks.shape[1], num.psi.shape[1]],
+            "ints": ints,
+            "floats": floats,
             "cat": [dict(c) for c in self.categorical],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> FeatureCounts:
         """Inverse of :meth:`to_json`."""
-        numeric = NumericCounts.from_json(doc["num"])
-        normal = np.asarray(doc["normal"], dtype=np.float64).reshape(4, numeric.missing.size)
+        f, kb, pb = (int(v) for v in doc["shape"])
+        ints = np.asarray(doc["ints"], dtype=np.int64)
+        floats = np.asarray(doc["floats"], dtype=np.float64)
+        ks_end = 2 * f + f * kb
+        numeric = NumericCounts(
+            int(doc["rows"]),
+            ints[:f],
+            ints[f : 2 * f],
+            floats[:f],
+            floats[f : 2 * f],
+            ints[2 * f : ks_end].reshape(f, kb),
+            ints[ks_end : ks_end + f * pb].reshape(f, pb),
+        )
+        normal = floats[2 * f : 6 * f].reshape(4, f)
         cats = [Counter({str(k): int(v) for k, v in c.items()}) for c in doc["cat"]]
         return cls(numeric, normal, cats)
 

@@ -113,6 +113,15 @@ class NumericReference:
         )
 
 
+def _bin_counts(below: NDArray[np.intp], seen: int, out: NDArray[np.int64]) -> None:
+    """Counts per bin from how many values lie below each inner edge (``np.diff`` with
+    ``prepend``/``append`` cost more than the search itself)."""
+    k = below.size
+    out[0] = below[0]
+    out[1:k] = below[1:] - below[:-1]
+    out[k] = seen - below[-1]
+
+
 def _ks_edges(ref: NumericReference, bins: int) -> NDArray[np.float64] | None:
     """Where ``F_ref`` (the reference CDF, linear between the knots) reaches k / ``bins``,
     k = 1 .. ``bins`` - 1: a value falls in KS bin k when it is at least the k-th edge and
@@ -163,38 +172,35 @@ class NumericCounts:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Compact JSON-able form: histogram rows of columns without that test are ``[]``."""
+        """Compact JSON-able form: the histograms as ``[width, flat counts]``."""
         return {
             "rows": self.rows,
             "missing": self.missing.tolist(),
             "oor": self.out_of_range.tolist(),
             "sum": self.sums.tolist(),
             "sq": self.squares.tolist(),
-            "ks": [self.ks.shape[1], [r.tolist() if r.any() else [] for r in self.ks]],
-            "psi": [self.psi.shape[1], [r.tolist() if r.any() else [] for r in self.psi]],
+            "ks": [self.ks.shape[1], self.ks.ravel().tolist()],
+            "psi": [self.psi.shape[1], self.psi.ravel().tolist()],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> NumericCounts:
         """Inverse of :meth:`to_json`."""
+        missing = np.asarray(doc["missing"], dtype=np.int64)
         return cls(
             int(doc["rows"]),
-            np.asarray(doc["missing"], dtype=np.int64),
+            missing,
             np.asarray(doc["oor"], dtype=np.int64),
             np.asarray(doc["sum"], dtype=np.float64),
             np.asarray(doc["sq"], dtype=np.float64),
-            _rows(doc["ks"]),
-            _rows(doc["psi"]),
+            _matrix(doc["ks"], missing.size),
+            _matrix(doc["psi"], missing.size),
         )
 
 
-def _rows(doc: list[Any]) -> NDArray[np.int64]:
-    width, rows = doc
-    out = np.zeros((len(rows), int(width)), dtype=np.int64)
-    for j, row in enumerate(rows):
-        if row:
-            out[j, : len(row)] = row
-    return out
+def _matrix(doc: list[Any], rows: int) -> NDArray[np.int64]:
+    width, flat = doc
+    return np.asarray(flat, dtype=np.int64).reshape(rows, int(width))
 
 
 class NumericWindow:
@@ -274,11 +280,9 @@ class NumericWindow:
             seen = int(present[j])
             ordered = np.sort(matrix[:, j])[:seen]
             if ks_edges is not None:
-                below = np.searchsorted(ordered, ks_edges, side="left")
-                ks[j] = np.diff(below, prepend=0, append=seen)
+                _bin_counts(ordered.searchsorted(ks_edges), seen, ks[j])
             if psi_edges is not None:
-                below = np.searchsorted(ordered, psi_edges, side="left")
-                psi_counts[j, : self._psi_sizes[j]] = np.diff(below, prepend=0, append=seen)
+                _bin_counts(ordered.searchsorted(psi_edges), seen, psi_counts[j])
         return NumericCounts(
             rows=n,
             missing=(n - present).astype(np.int64),

@@ -42,13 +42,14 @@ def test_batches_stay_in_process_only_while_the_monitors_are_owned(
     runtime = MonitorRuntime(
         load_settings(data_dir=tmp_path), "sea", scorer.card, "redis://127.0.0.1:1/0", _no_send
     )
-    feed = MonitorFeed("sea", runtime, max_events=20)
+    feed = MonitorFeed("sea", runtime, runtime.reducer, max_events=20)
 
     # not (yet) the owner: every event goes to the monitor-input topic, keyed by the model
     records = feed.route(_batch(scorer, 5))
     assert [k for k, _ in records] == [b"sea"] and feed.queue.empty()
     (sent,) = (orjson.loads(v) for _, v in records)
-    assert sent["kind"] == "scored" and sent["parts"][0]["ids"] == [f"e{i}" for i in range(5)]
+    assert sent["kind"] == "summary" and sent["parts"][0]["ids"] == [f"e{i}" for i in range(5)]
+    assert sent["parts"][0]["summary"]["rows"] == 5
 
     runtime.owned = True  # what the assignment of the key's partition sets
     assert feed.route(_batch(scorer, 8, first=5)) == []
