@@ -33,7 +33,7 @@ from streams.adapters.faust_app import faust_app, faust_worker
 from streams.config.settings import Settings
 from streams.contracts.messages import Label
 from streams.contracts.names import monitor_app_id
-from streams.monitors.input import MonitorInput
+from streams.monitors.input import MonitorInput, Observe
 from streams.monitors.runtime import MonitorRuntime, Send
 from streams.monitors.summaries import (
     Reduced,
@@ -176,6 +176,18 @@ async def _record_call(monitor: MonitorRuntime, value: bytes | None, step: str) 
         await monitor.on_labels([tuple(item) for item in record["items"]], step)
 
 
+def record_observer(monitor: MonitorRuntime) -> Observe:
+    """``observe(value, next_offset)``: one ``monitor-input`` record through ``monitor``, the
+    offset that follows it recorded with its effect (:class:`MonitorInput`'s callback)."""
+
+    async def observe(value: bytes | None, next_offset: int) -> None:
+        # the record's offset names its join step: replayed after a crash, it applies once
+        step = f"input:{next_offset - 1}"
+        await _observe(monitor, lambda: _record_call(monitor, value, step), next_offset)
+
+    return observe
+
+
 class MonitorFeed:
     """Where a worker's scored batches go for monitoring, reduced by ``reducer``.
 
@@ -270,12 +282,7 @@ def add_monitor_agent(
     from ``feed``, the worker's own batches, while this process owns them; snapshot on a
     timer; hand over on a stop."""
 
-    async def observe(value: bytes | None, next_offset: int) -> None:
-        # the record's offset names its join step: replayed after a crash, it applies once
-        step = f"input:{next_offset - 1}"
-        await _observe(monitor, lambda: _record_call(monitor, value, step), next_offset)
-
-    reader = MonitorInput(settings, bootstrap, monitor, observe, feed)
+    reader = MonitorInput(settings, bootstrap, monitor, record_observer(monitor), feed)
     app.task(reader.run)
     if feed is not None:
         app.task(feed.run)
@@ -329,6 +336,7 @@ __all__ = [
     # re-exported from streams.adapters.faust_app: the command line and bench import them here
     "faust_app",
     "faust_worker",
+    "record_observer",
     "scored_parts",
     "scored_records",
     "sender",
