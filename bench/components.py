@@ -2,8 +2,9 @@
 
 The throughput ratio (monitoring on / off) says what monitoring costs the whole path; this
 says where. The ``monitoring:`` rows, and their total, are the path of a worker that owns the
-model's monitors (the default): the feature columns (the scorer's own, in-process), the drift
-monitors, the label-join store, and the label side (join, label monitors, window, online
+model's monitors (the default): the batch's summaries (its feature columns, the scorer's own,
+counted on the reference bins, and the detectors' block inputs), the drift monitors observing
+them, the label-join store, and the label side (join, label monitors, window, online
 challenger). The ``owner in another process:`` rows are what the ``monitor-input`` topic adds
 when the monitors run elsewhere: encoding a batch's summaries and join columns, and decoding
 them (the transport; the summaries themselves are made either way, ``monitoring: summaries``),
