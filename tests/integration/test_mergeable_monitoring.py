@@ -157,3 +157,83 @@ def test_one_worker_and_four_give_the_same_monitoring(
     assert one["counts"].keys() == four["counts"].keys()
     assert ("data_drift", "salary") in one_alerts
     assert one_alerts == four_alerts  # the same findings: kinds and features
+
+
+async def _nothing(topic: str, payloads: list[bytes]) -> None:
+    return None
+
+
+def test_a_successor_replays_summary_and_label_records_once_each(
+    services: Endpoints, tmp_path: Path, unique: str
+) -> None:
+    """The owner snapshots before two summary records and a label record, observes them and
+    dies; its successor replays all three from the snapshot's offset: the same events, labels
+    and metrics as an owner that never crashed (each summary applied once to the snapshot's
+    state, each join step answered as the first time)."""
+    registry = Registry(tmp_path / "registry")
+    result = train(synthetic("agrawal", rows=1500, seed=4), TrainOptions(name="x", folds=3))
+    models = {"calm": f"calm-{unique}", "crash": f"crash-{unique}"}
+    for name in models.values():
+        card = result.card.model_copy(update={"name": name})
+        registry.promote(name, registry.register(result.payload, card).version)
+    settings = load_settings(registry=registry.root, redis_url=services.redis)
+    events, labels = _events()
+    events, labels = events[:600], labels[:600]
+
+    def records(model: str) -> list[bytes]:
+        card = registry.card(f"{model}@champion")
+        scorer = OnnxScorer.from_registry(registry, f"{model}@champion")
+        feed = MonitorFeed(model, None, make_reducer(settings, card, None))
+        out: list[bytes] = []
+        for s in (0, 300):
+            raw = [
+                RawRecord(orjson.dumps(e), b"k", "events", 0, s + i, 1)
+                for i, e in enumerate(events[s : s + 300])
+            ]
+            batch = BatchScorer(model).process(raw, ModelSet(scorer, card_event_model(card)))
+            out += [value for _, value in feed.route(batch)]
+        return [*out, orjson.dumps({"kind": "labels", "items": labels})]
+
+    async def feed(runtime: MonitorRuntime, values: list[bytes], first: int) -> None:
+        observe = record_observer(runtime)
+        for offset, value in enumerate(values, start=first):
+            await observe(value, offset + 1)
+
+    def runtime(model: str) -> MonitorRuntime:
+        card = registry.card(f"{model}@champion")
+        return MonitorRuntime(settings, model, card, services.redis, _nothing)
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        calm = runtime(models["calm"])
+        await calm.take_ownership()
+        calm.owned = True
+        await feed(calm, records(models["calm"]), 0)
+        expected = calm.monitor.health()
+        await calm.close()
+
+        owner = runtime(models["crash"])
+        await owner.take_ownership()
+        owner.owned = True
+        values = records(models["crash"])
+        await feed(owner, values[:1], 0)
+        await owner.tick(force=True)  # the snapshot: record 1 is next
+        await feed(owner, values[1:], 1)
+        assert owner.monitor.labels == len(labels)
+        await owner.redis.aclose()  # dies: nothing after the snapshot is saved
+
+        successor = runtime(models["crash"])
+        await successor.start()
+        await successor.take_ownership()
+        successor.owned = True
+        assert successor.input_next == 1 and successor.monitor.events == 300
+        await feed(successor, values[1:], 1)  # the replay
+        got = successor.monitor.health()
+        await successor.close()
+        return expected, got
+
+    expected, got = asyncio.run(run())
+    assert got["events"] == expected["events"] == 600
+    assert got["labels"] == expected["labels"] == 600
+    assert got["scopes"] == expected["scopes"]
+    assert got["metrics"] == expected["metrics"]
+    assert got["counts"] == expected["counts"]
