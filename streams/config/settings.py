@@ -247,9 +247,10 @@ class Settings(OperationsSettings):
     window_features_rate: float = Field(
         default=2_000.0,
         gt=0,
-        description="At most this many events per second keep their features in the label "
-        "join, for the retraining window and the online challenger; the others keep their "
-        "predictions only (every label still counts in the metrics).",
+        description="At most this many events per second, per worker, keep their features in "
+        "the label join (the only features sent to the monitors' owner), for the retraining "
+        "window and the online challenger; the others keep their predictions only (every "
+        "label still counts in the metrics).",
     )
     # Closed loop.
     retrain_policy: Annotated[Mapping[str, Any], section(RetrainPolicy, build=False)] = Field(
