@@ -5,7 +5,7 @@ the owner of the model's monitors feeds the summaries to
 :meth:`~monitoring.model_monitor.ModelMonitor.observe_summary`, wherever they were made. A
 summary holds, for the features and for the score (:class:`FeatureCounts`):
 
-- per numeric column the window's counts (:class:`~monitoring.windows.NumericCounts`):
+- per numeric column the window's counts (:class:`NumericCounts`):
   missing and out-of-range counts, sum and sum of squares of the present values, the KS
   histogram on the reference's bins (``ks_bins`` levels of the card's CDF) and the PSI bin
   counts of the columns whose PSI bins are not read off that histogram;
@@ -36,7 +36,42 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitoring.errors import BatchError
-from monitoring.windows import NumericCounts
+
+
+@dataclass
+class NumericCounts:
+    """What a window keeps of a block of rows of numeric columns: mergeable by addition.
+
+    Per column: missing values, present values outside the training range, the sum and the
+    sum of squares of the present values, the KS histogram (``ks``, ``(columns, ks_bins)``)
+    and the PSI bin counts of the columns whose PSI bins are not read off the KS histogram
+    (``psi``). The counts of two blocks added are those of the two blocks together.
+    """
+
+    rows: int
+    missing: NDArray[np.int64]
+    out_of_range: NDArray[np.int64]
+    sums: NDArray[np.float64]
+    squares: NDArray[np.float64]
+    ks: NDArray[np.int64]
+    psi: NDArray[np.int64]
+
+    @property
+    def present(self) -> NDArray[np.int64]:
+        """Present values per column."""
+        return self.rows - self.missing
+
+    def merge(self, other: NumericCounts) -> NumericCounts:
+        """The counts of both blocks."""
+        return NumericCounts(
+            self.rows + other.rows,
+            self.missing + other.missing,
+            self.out_of_range + other.out_of_range,
+            self.sums + other.sums,
+            self.squares + other.squares,
+            self.ks + other.ks,
+            self.psi + other.psi,
+        )
 
 
 @dataclass
@@ -213,4 +248,4 @@ def merge_summaries(summaries: Sequence[BatchSummary]) -> list[BatchSummary]:
     return list(merged.values())
 
 
-__all__ = ["BatchSummary", "FeatureCounts", "merge_summaries"]
+__all__ = ["BatchSummary", "FeatureCounts", "NumericCounts", "merge_summaries"]

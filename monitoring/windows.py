@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from scipy.special import kolmogorov
 
 from models.card import FeatureSpec, Profile
+from monitoring.summary import NumericCounts
 
 PSI_FLOOR = 1e-4
 MIN_PRESENT = 50  # fewer present values in a window: no PSI/KS verdict
@@ -134,73 +135,6 @@ def _ks_edges(ref: NumericReference, bins: int) -> NDArray[np.float64] | None:
     edges[levels <= ref.knots_p[0]] = -np.inf
     edges[levels > ref.knots_p[-1]] = np.inf
     return edges
-
-
-@dataclass
-class NumericCounts:
-    """What a window keeps of a block of rows of numeric columns: mergeable by addition.
-
-    Per column: missing values, present values outside the training range, the sum and the
-    sum of squares of the present values, the KS histogram (``ks``, ``(columns, ks_bins)``)
-    and the PSI bin counts of the columns whose PSI bins are not read off the KS histogram
-    (``psi``). The counts of two blocks added are those of the two blocks together.
-    """
-
-    rows: int
-    missing: NDArray[np.int64]
-    out_of_range: NDArray[np.int64]
-    sums: NDArray[np.float64]
-    squares: NDArray[np.float64]
-    ks: NDArray[np.int64]
-    psi: NDArray[np.int64]
-
-    @property
-    def present(self) -> NDArray[np.int64]:
-        """Present values per column."""
-        return self.rows - self.missing
-
-    def merge(self, other: NumericCounts) -> NumericCounts:
-        """The counts of both blocks."""
-        return NumericCounts(
-            self.rows + other.rows,
-            self.missing + other.missing,
-            self.out_of_range + other.out_of_range,
-            self.sums + other.sums,
-            self.squares + other.squares,
-            self.ks + other.ks,
-            self.psi + other.psi,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Compact JSON-able form: the histograms as ``[width, flat counts]``."""
-        return {
-            "rows": self.rows,
-            "missing": self.missing.tolist(),
-            "oor": self.out_of_range.tolist(),
-            "sum": self.sums.tolist(),
-            "sq": self.squares.tolist(),
-            "ks": [self.ks.shape[1], self.ks.ravel().tolist()],
-            "psi": [self.psi.shape[1], self.psi.ravel().tolist()],
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> NumericCounts:
-        """Inverse of :meth:`to_json`."""
-        missing = np.asarray(doc["missing"], dtype=np.int64)
-        return cls(
-            int(doc["rows"]),
-            missing,
-            np.asarray(doc["oor"], dtype=np.int64),
-            np.asarray(doc["sum"], dtype=np.float64),
-            np.asarray(doc["sq"], dtype=np.float64),
-            _matrix(doc["ks"], missing.size),
-            _matrix(doc["psi"], missing.size),
-        )
-
-
-def _matrix(doc: list[Any], rows: int) -> NDArray[np.int64]:
-    width, flat = doc
-    return np.asarray(flat, dtype=np.int64).reshape(rows, int(width))
 
 
 class NumericWindow:
@@ -461,7 +395,6 @@ __all__ = [
     "MIN_PRESENT",
     "CategoricalReference",
     "CategoricalWindow",
-    "NumericCounts",
     "NumericReference",
     "NumericWindow",
     "ks_pvalue",
