@@ -215,6 +215,12 @@ class Settings(OperationsSettings):
         default=True,
         description="Workers own the monitors; false when `driftline monitor` runs apart.",
     )
+    monitor_local_feed: bool = Field(
+        default=True,
+        description="The owner's own scored batches reach its monitors in process (faster); "
+        "false: through monitor-input like every other worker's, so that a crashed owner's "
+        "successor replays them too (no event lost to the monitors on a crash).",
+    )
     monitor: Annotated[MonitorConfig, section(MonitorConfig, build=True)] = Field(
         default_factory=MonitorConfig,
         description='Detector settings (JSON), e.g. {"psi_threshold": 0.25, "window": 2000}.',

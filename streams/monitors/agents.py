@@ -194,9 +194,10 @@ class MonitorFeed:
     To the ``monitor-input`` topic, encoded (:func:`scored_records`), unless this process owns
     the model's monitors: then straight to them through a queue of at most ``max_events``
     events. When the monitors fall that far behind, batches take the topic again, so that
-    scoring never waits on monitoring. A crash loses what the queue holds to the monitors only
-    (as a crash loses what followed the last snapshot); the predictions themselves are sent
-    and committed by the scoring loop either way.
+    scoring never waits on monitoring. A crash loses to the monitors what they had observed of
+    the queue since the last snapshot (the topic's records are replayed, these are not); with
+    ``monitor_local_feed`` false every batch takes the topic. The predictions themselves are
+    sent and committed by the scoring loop either way.
 
     The monitors see the queue ``merge_events`` at a time, or what gathered within
     ``linger_s`` of the first batch, merged (:func:`merge_reduced`): each call costs a Redis
@@ -229,7 +230,9 @@ class MonitorFeed:
 
     def route(self, result: BatchResult) -> list[Encoded]:
         """Take ``result`` in-process when possible; return the records still to send."""
-        if self.monitor is not None and self.monitor.owned and self.queued_events < self.max_events:
+        monitor = self.monitor
+        local = monitor is not None and monitor.owned and monitor.settings.monitor_local_feed
+        if local and self.queued_events < self.max_events:
             reduced = self.reducer.reduce(result.scored)
             self.queue.put_nowait(reduced)
             self.queued_events += _events(reduced)

@@ -66,3 +66,17 @@ def test_batches_stay_in_process_only_while_the_monitors_are_owned(
     assert len(feed.route(_batch(scorer, 3, first=29))) == 1
     assert feed.queue.qsize() == 2
     asyncio.run(runtime.redis.aclose())
+
+
+def test_without_the_local_feed_the_owners_batches_take_the_topic_too(
+    sea_result: TrainResult, tmp_path: Path
+) -> None:
+    scorer = OnnxScorer(sea_result.card, sea_result.payload)
+    settings = load_settings(data_dir=tmp_path, monitor_local_feed=False)
+    runtime = MonitorRuntime(settings, "sea", scorer.card, "redis://127.0.0.1:1/0", _no_send)
+    feed = MonitorFeed("sea", runtime, runtime.reducer)
+    runtime.owned = True
+    records = feed.route(_batch(scorer, 6))
+    assert [k for k, _ in records] == [b"sea"] and feed.queue.empty()
+    assert orjson.loads(records[0][1])["parts"][0]["summary"]["rows"] == 6
+    asyncio.run(runtime.redis.aclose())
