@@ -215,6 +215,12 @@ class Settings(OperationsSettings):
         default=True,
         description="Workers own the monitors; false when `driftline monitor` runs apart.",
     )
+    monitor_local_feed: bool = Field(
+        default=True,
+        description="The owner's own scored batches reach its monitors in process (faster); "
+        "false: through monitor-input like every other worker's, so that a crashed owner's "
+        "successor replays them too (no event lost to the monitors on a crash).",
+    )
     monitor: Annotated[MonitorConfig, section(MonitorConfig, build=True)] = Field(
         default_factory=MonitorConfig,
         description='Detector settings (JSON), e.g. {"psi_threshold": 0.25, "window": 2000}.',
@@ -247,9 +253,10 @@ class Settings(OperationsSettings):
     window_features_rate: float = Field(
         default=2_000.0,
         gt=0,
-        description="At most this many events per second keep their features in the label "
-        "join, for the retraining window and the online challenger; the others keep their "
-        "predictions only (every label still counts in the metrics).",
+        description="At most this many events per second, per worker, keep their features in "
+        "the label join (the only features sent to the monitors' owner), for the retraining "
+        "window and the online challenger; the others keep their predictions only (every "
+        "label still counts in the metrics).",
     )
     # Closed loop.
     retrain_policy: Annotated[Mapping[str, Any], section(RetrainPolicy, build=False)] = Field(

@@ -42,6 +42,7 @@ from streams.monitors.agents import (
     sender,
 )
 from streams.monitors.runtime import MonitorRuntime
+from streams.monitors.summaries import make_reducer
 from streams.ops.liveness import exit_for_restart
 from streams.scoring.batch import BatchScorer, ModelSet
 from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
@@ -190,7 +191,12 @@ def create_app(
             **producer_options(settings),
         )
 
-    feed = MonitorFeed(runtime.model, runtime.monitor)
+    reducer = (
+        runtime.monitor.reducer
+        if runtime.monitor is not None
+        else make_reducer(settings, runtime.cards()[0], runtime.card_of)
+    )
+    feed = MonitorFeed(runtime.model, runtime.monitor, reducer)
     loop = ScoringLoop(
         settings,
         consumer,
