@@ -100,7 +100,7 @@ def test_a_refit_follows_each_doubling_of_the_post_drift_labels_once(
             await step_all()
             staged = await first.lifecycle.stage(model)
             plan = await first.refits.plan(model)
-            await _label(first, model, 1000, seed=6)
+            await _label(first, model, 1100, seed=6)  # twice what the refit trained on
             await step_all()
             return staged, plan, await first.lifecycle.stage(model)
         finally:
@@ -109,12 +109,12 @@ def test_a_refit_follows_each_doubling_of_the_post_drift_labels_once(
 
     staged, plan, superseding = asyncio.run(run())
     requests = [e["request_id"] for e in _history(registry, model, "request")]
-    assert requests == ["drift-1-refit-1000", "drift-1-refit-2000"], "one per milestone"
+    assert requests == ["drift-1-refit-1000", "drift-1-refit-2200"], "one per milestone"
     assert staged["phase"] == "shadow" and staged["version"] == "3"
     assert staged["rows"] == 1100, "the post-drift events only, not the 300 before"
     assert staged["watch"]["version"] == "2", "the champion's watch goes on in the shadow"
-    assert plan["next"] == 2000
-    assert superseding["version"] == "4" and superseding["rows"] == 2100
+    assert plan["next"] == 2200
+    assert superseding["version"] == "4" and superseding["rows"] == 2200
     assert superseding["watch"]["version"] == "2"
     rejected = _history(registry, model, "reject")
     assert [r["version"] for r in rejected] == ["3"] and "superseded by 4" in rejected[0]["reason"]
