@@ -6,7 +6,12 @@ recent labelled events — or, with ``DRIFTLINE_RETRAIN_SQL``, on the rows of a 
 data) for the gates. A candidate that passes every gate is registered, made the challenger and
 put in **shadow**; from there :class:`~streams.control.stages.StageStepper` promotes or rejects
 it and watches the new champion. A request that finds too few labelled events (or a SQL window
-it cannot read) is deferred and retried when there are enough.
+it cannot read) is deferred and retried when there are enough. Which events a candidate learns
+from is :mod:`~streams.control.window`'s; its shadow test starts from the holdout events
+neither model saw (:mod:`~streams.control.holdout_pairs`). During a watch a drift request is
+deferred, while a refit (:mod:`~streams.control.refits`) or the online challenger's request
+trains and stages its candidate, the watch carried in its stage; a refit on twice the
+post-drift events replaces a post-drift candidate still in shadow.
 
 The retrainer is a Faust app of its own, app id (and consumer group) ``driftline-retrainer``:
 

@@ -5,7 +5,11 @@
   rejects it.
 - After any promotion (by the test or by hand) the new champion is **watched**: if its live
   accuracy falls below the previous champion's by a margin, it is rolled back automatically;
-  after ``watch_s`` it is stable.
+  after ``watch_s`` it is stable. A candidate staged during a watch (a refit, the online
+  challenger's request) carries the watch in its shadow stage; the watch goes on judging the
+  champion and, on a rollback, drops the candidate; a rejected candidate leaves it going.
+- A promoted candidate of the post-drift window starts (or moves on) the model's refit schedule
+  (:mod:`streams.control.refits`).
 
 :class:`StageStepper` advances a model by what was observed since its last step; the retrainer
 steps every model on a timer (:mod:`streams.control.retrainer`). However many retrainers run,
