@@ -21,7 +21,7 @@ from models.registry import Registry
 from models.workflow import TrainOptions, train
 from streams.config.settings import load_settings
 from streams.contracts.messages import RetrainRequest
-from streams.contracts.names import health_key, window_key
+from streams.contracts.names import health_key, pairs_key, window_key
 from streams.control.retrainer import Retrainer
 from tests.conftest import Endpoints
 
@@ -156,3 +156,38 @@ def test_the_watch_defers_a_drift_request_but_not_the_challenger_and_still_rolls
     assert after == {}
     assert [r["version"] for r in _history(registry, model, "rollback")] == ["3"]
     assert "was rolled back" in _history(registry, model, "reject")[-1]["reason"]
+
+
+def test_a_candidate_the_test_rejects_leaves_the_watch_going(
+    services: Endpoints, tmp_path: Path, unique: str
+) -> None:
+    model = f"keep-{unique}"
+    registry = _registry_with(tmp_path / "registry", model, versions=3)  # champion 3
+    base = _retrainers(services, registry, n=1)[0]
+    quick = base.settings.model_copy(update={"sequential": {"min_pairs": 200}})
+    retrainer = Retrainer(quick, services.kafka, services.redis)
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            await _label(retrainer, model, 800, seed=8)
+            await retrainer.lifecycle.set_stage(model, **_watch("3", "2"))
+            better = "challenger +0.050 accuracy over 800 labels (p=1e-9)"
+            request = RetrainRequest(
+                request_id=f"c-{unique}", model=model, version="3", reason=better
+            )
+            assert await retrainer.handle(request) == "shadow"
+            staged = await retrainer.lifecycle.stage(model)
+            # live, the candidate is wrong where the champion is right: significantly worse
+            for _ in range(300):
+                await retrainer.redis.xadd(pairs_key(model, staged["version"]), {"p": b"10"})
+            await retrainer.stages.step(model)
+            return staged, await retrainer.lifecycle.stage(model)
+        finally:
+            await retrainer.redis.aclose()
+            await base.redis.aclose()
+
+    staged, after = asyncio.run(run())
+    assert staged["phase"] == "shadow" and staged["watch"]["version"] == "3"
+    assert after == _watch("3", "2") | {"until": staged["watch"]["until"]}, "the watch goes on"
+    assert registry.aliases(model)["champion"].version == "3"
+    assert "not better than champion 3" in _history(registry, model, "reject")[-1]["reason"]
