@@ -63,11 +63,6 @@ from streams.scoring.routing import Routing, save_routing
 log = logging.getLogger("driftline.retrainer")
 
 
-def stage_version(raw: bytes | None) -> str | None:
-    """The version a stored stage is about (None: no stage)."""
-    return orjson.loads(raw).get("version") if raw else None
-
-
 class Retrainer:
     """Handles retrain requests and steps the shadow and watch stages of every model."""
 
@@ -176,10 +171,12 @@ class Retrainer:
         # post-drift events) the candidate in shadow now, whatever its test saw since.
         over = seen if stage.get("phase") == "watch" else None
         if stage.get("phase") == "shadow":
+            replaced = stage["version"]
             over = await self.lifecycle.stage_raw(model)
             stage = orjson.loads(over) if over else {}
-            if stage.get("version") != stage_version(seen):
-                over = b"\x00"  # that candidate's test ended while this one trained
+            if stage.get("version") != replaced:
+                reason = f"the test of {replaced}, which it was to replace, ended meanwhile"
+                return await self._defer(request, reason)
         watch = stage if stage.get("phase") == "watch" else stage.get("watch")
         carry = {"watch": watch} if watch else {}
         if not await self.lifecycle.claim_stage(model, request.request_id, over, **carry):
