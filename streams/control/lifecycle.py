@@ -85,7 +85,8 @@ class Lifecycle:
 
     async def stage(self, model: str) -> dict[str, Any]:
         """The stage a model is in (empty when none)."""
-        return orjson.loads(await self.stage_raw(model) or b"{}")  # type: ignore[no-any-return]
+        raw = await self.stage_raw(model)
+        return orjson.loads(raw) if raw else {}
 
     async def stage_raw(self, model: str) -> bytes | None:
         """The model's stage as stored (None when none): what a compare-and-set compares."""
