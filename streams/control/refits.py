@@ -6,8 +6,8 @@ concept, not enough to match a model trained on more of the new one. So when a c
 trained on the post-drift window is promoted, the retrainer keeps a **refit schedule** in
 Redis (``driftline:{<name>}:refit``): the start of that window, and the next milestone of
 labelled events since it, twice the events the last candidate trained on (500, 1,000, 2,000,
-4,000, … when each refit comes on time) up to ``refit_until``. At each milestone the stage
-timer hands the retrainer a refit request (reason ``refit``, id
+4,000, … when each refit comes on time) up to ``refit_until`` and the window's size. At each
+milestone the stage timer hands the retrainer a refit request (reason ``refit``, id
 ``<drift request>-refit-<milestone>``): it trains on the post-drift window only and goes
 through the gates and the shadow test like any candidate, while the watch of the champion
 before it still guards (:mod:`streams.control.stages`). A refit replaces a candidate of the
@@ -32,7 +32,7 @@ from streams.control.lifecycle import Lifecycle
 REFIT_REASON = "refit"
 # How many more post-drift rows a refit needs than the candidate in shadow to replace it: a
 # test restarted for a few more rows would never end.
-SUPERSEDE_FACTOR = 1.5  # a refit brings 2
+SUPERSEDE_FACTOR = 1.5  # a refit has twice the events of the last; below that, it waits
 
 
 def next_milestone(rows: int, first: int) -> int:
@@ -55,6 +55,11 @@ class Refits:
         self.redis = lifecycle.redis
         self.settings = lifecycle.settings
 
+    @property
+    def last_milestone(self) -> int:
+        """No refit past ``refit_until`` events, nor past what the window keeps."""
+        return min(self.settings.refit_until, self.settings.window_size)
+
     async def plan(self, model: str) -> dict[str, Any]:
         """The model's schedule: ``since`` (UNIX s), ``origin`` (the drift request),
         ``next`` (labelled events), ``counted``, ``last`` (window id); empty when none."""
@@ -63,13 +68,13 @@ class Refits:
 
     async def begin(self, model: str, since: float, rows: int, origin: str) -> None:
         """A candidate trained on ``rows`` events labelled since ``since`` was promoted: the
-        next refit comes at the milestone above ``rows`` (none past ``refit_until``)."""
+        next refit comes when there are twice as many (none past :attr:`last_milestone`)."""
         plan = await self.plan(model)
         if plan.get("since") != since:
             plan = {"since": since, "origin": origin, "counted": 0, "last": ""}
         first = self.settings.retrain_min_rows
         plan["next"] = max(int(plan.get("next", 0)), next_milestone(rows, first))
-        if not self.settings.refit_until or plan["next"] > self.settings.refit_until:
+        if plan["next"] > self.last_milestone:
             await self.end(model)
             return
         await self.redis.set(refit_key(model), orjson.dumps(plan))
@@ -97,7 +102,7 @@ class Refits:
                 await self.redis.set(refit_key(model), orjson.dumps(plan))
             return None
         plan["next"] = next_milestone(counted, self.settings.retrain_min_rows)
-        if plan["next"] > self.settings.refit_until:
+        if plan["next"] > self.last_milestone:
             await self.end(model)
         else:
             await self.redis.set(refit_key(model), orjson.dumps(plan))
