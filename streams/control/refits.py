@@ -32,7 +32,7 @@ from streams.control.lifecycle import Lifecycle
 REFIT_REASON = "refit"
 # How many more post-drift rows a refit needs than the candidate in shadow to replace it: a
 # test restarted for a few more rows would never end.
-SUPERSEDE_FACTOR = 1.5  # a refit has twice the events of the last; below that, it waits
+SUPERSEDE_FACTOR = 1.5  # a refit comes with twice the events of the one before
 
 
 def next_milestone(rows: int, first: int) -> int:
