@@ -8,7 +8,8 @@ category's indicator, the score and the error stream; Page-Hinkley on the same v
 DDM on the errors). A change counts as found at the end of the batch holding the first alarm
 after it, within 20,000 events; delays are in events. Stationary streams of 1,000,000 events
 per feature family give the false alarms per million. Beside each change, Lorden's bound
-where it is known (:func:`~bench.detection_streams.lorden_bound`).
+where it is known (:func:`~bench.detection_streams.lorden_bound`). Then the label-free
+performance estimate against the realized accuracy (:mod:`bench.estimation`).
 
 The model of each family is a logistic regression trained on 50,000 stationary rows of it;
 its card holds the reference profiles the monitors compare against.
@@ -24,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river import drift
 
+from bench import estimation
 from bench.detection_streams import (
     AFTER,
     BATCH,
@@ -202,12 +204,14 @@ def run(quick: bool = False, say: Callable[[str], None] = print) -> dict[str, An
         per_million = {c: len(h) / stationary_events * 1e6 for c, h in alarms.items()}
         stationary.append({"family": family, "events": stationary_events, **per_million})
         say(f"{family:9s} stationary {stationary_events:,} events: {per_million}")
+    estimated = estimation.run(models, _scores, quick, seeds, say)
     return {
         "quick": quick,
         "seeds": seeds,
         "train_rows": train_rows,
         "changes": changes,
         "stationary": stationary,
+        "estimation": estimated,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -220,7 +224,7 @@ def _cell(res: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    """The report as two Markdown tables: delays, then stationary false alarms."""
+    """The report as three Markdown tables: delays, stationary false alarms, estimates."""
     head = "| change | family | " + " | ".join(CONTENDERS) + " | bound at ≤ 1 per 1M |"
     lines = [
         f"Median (worst) delay in events over {report['seeds']} seeds; a change found in fewer "
@@ -243,6 +247,7 @@ def render(report: dict[str, Any]) -> str:
     for row in report["stationary"]:
         cells = " | ".join(f"{row[c]:,.1f}" for c in CONTENDERS)
         lines.append(f"| {row['family']} | {row['events']:,} | {cells} |")
+    lines += ["", *estimation.render(report["estimation"], report["seeds"])]
     lines += ["", f"({report['seconds']:,.0f} s)"]
     return "\n".join(lines)
 

@@ -11,7 +11,9 @@ A :class:`Scenario` changes the stream at event ``CHANGE``: a mean shift or a sc
 ``x0`` (in the family's standard deviations), a gradual ramp of its mean, the share of
 category ``a``, the class prior, one coefficient of the labelling function flipped (a
 partial concept drift), or the correlation of ``x0`` and ``x1`` broken with both marginals
-unchanged.
+unchanged. These move ``x0`` after the labels were drawn, so the labels do not follow it.
+A ``covariate`` shift moves ``x0``'s latent value (in its standard deviations) before the
+labels are drawn: the features move and ``P(label | features)`` stays as trained.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Scenario:
 
     name: str
     family: str
-    kind: str  # stationary, mean, ramp, scale, category, prior, concept, correlation
+    kind: str  # stationary, mean, ramp, scale, category, prior, concept, correlation, covariate
     size: float = 0.0
 
 
@@ -80,9 +82,16 @@ def _latent(rng: np.random.Generator, n: int, broken: bool) -> NDArray[np.float6
 
 
 def _draw(
-    rng: np.random.Generator, n: int, family: str, share: float, broken: bool, flip: bool
+    rng: np.random.Generator,
+    n: int,
+    family: str,
+    share: float,
+    broken: bool,
+    flip: bool,
+    shift: float = 0.0,
 ) -> tuple[NDArray[np.float64], NDArray[np.object_], NDArray[np.int64]]:
     z = _latent(rng, n, broken)
+    z[:, 0] += shift
     cat = np.where(rng.random(n) < share, "a", rng.choice(CATEGORIES[1:], size=n)).astype(object)
     w = WEIGHTS.copy()
     if flip:
@@ -117,7 +126,8 @@ def stream(scenario: Scenario, seed: int, events: int) -> Chunk:
         take = rng.permutation(np.concatenate([pos[:k], neg[: n - k]]))
         ax, ac, ay = px[take], pc[take], py[take]
     else:
-        ax, ac, ay = _draw(rng, n, family, share, kind == "correlation", kind == "concept")
+        shift = scenario.size if kind == "covariate" else 0.0
+        ax, ac, ay = _draw(rng, n, family, share, kind == "correlation", kind == "concept", shift)
     sd = family_sd(family)
     if kind == "mean":
         ax[:, 0] += scenario.size * sd

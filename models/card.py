@@ -162,6 +162,25 @@ class Metrics(_Frozen):
     curves: HoldoutCurves | None = None
 
 
+class Calibrator(_Frozen):
+    """Isotonic map from the positive-class score to a calibrated probability, fitted on the
+    holdout (:func:`models.calibration.fit_calibrator`).
+
+    Piecewise linear through the knots ``(x[i], y[i])`` (``x`` non-decreasing), flat beyond
+    the ends: ``numpy.interp(score, x, y)``, no scikit-learn needed to apply it.
+    ``calibration_error`` is the expected calibration error (10 equal-width bins) of the
+    calibrated scores, each holdout row calibrated by a map fitted without its fold (5
+    folds), so that it is not the fit's own optimism; ``brier`` is their Brier score.
+    """
+
+    kind: Literal["isotonic"] = "isotonic"
+    x: list[float]
+    y: list[float]
+    rows: int
+    calibration_error: float
+    brier: float
+
+
 class GroupMetrics(_Frozen):
     """Outcome rates of one sensitive group; rates undefined on an empty denominator are None."""
 
@@ -276,6 +295,9 @@ class ModelCard(_Frozen):
     thresholds: Thresholds
     parity: ParityInfo
     reference: ReferenceProfile
+    # None on cards written before calibrators were fitted: the estimator then takes the raw
+    # scores as probabilities (monitoring.estimation).
+    calibrator: Calibrator | None = None
 
     def to_json(self) -> bytes:
         """Serialise to indented JSON bytes."""
@@ -307,6 +329,7 @@ __all__ = [
     "CARD_SCHEMA_VERSION",
     "MODEL_NAME",
     "CalibrationCurve",
+    "Calibrator",
     "DataInfo",
     "FairnessReport",
     "FairnessSnapshot",

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from models.calibration import fit_calibrator
 from models.card import (
     DataInfo,
     FairnessReport,
@@ -231,6 +232,7 @@ def train(
         thresholds=thresholds,
         parity=parity,
         reference=reference_profile(train_ds, p_hold),
+        calibrator=fit_calibrator(hold_ds.y, p_hold, seed=opts.seed),
     )
     return TrainResult(card=card, payload=exported.payload, pipeline=model)
 

@@ -1,7 +1,8 @@
 """The detection benchmark, run ``--quick`` in memory and from the command line.
 
-It checks that every contender is measured on every change and on the stationary stream and
-that the table and the JSON carry them; the floors themselves are the full run's to judge.
+It checks that every contender is measured on every change and on the stationary stream, that
+the label-free estimate is measured, and that the table and the JSON carry them; the floors
+themselves are the full run's to judge.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bench import estimation
 from bench.detection import CONTENDERS, render, scenarios
 from bench.detection_streams import CHANGE, Scenario, lorden_bound, stream
 from streams.cli.main import main
@@ -35,10 +37,18 @@ def test_quick_run_measures_every_contender_on_every_change(
         assert row["Driftline"]["median"] > 0
     (stationary,) = report["stationary"]
     assert stationary["events"] == 100_000 and stationary["Driftline"] == 0.0
+    # the label-free estimate holds under the covariate shift, not under the concept drift
+    estimated = report["estimation"]
+    assert [r["change"] for r in estimated] == [s.name for s, _ in estimation.scenarios(True)]
+    follow, concept = estimated
+    assert follow["windows"] == concept["windows"] == 20
+    assert abs(follow["mean_difference"]) < 0.03 and concept["mean_difference"] > 0.1
     assert table.strip() == render(report).strip()
     assert all(c in table for c in CONTENDERS) and "| mean +0.25σ | gaussian |" in table
-    assert table.count("\n| ") == len(report["changes"]) + 1 + 2  # rows and both headers
-    assert progress.count("\n") == len(report["changes"]) + 2  # a line each, and the JSON's
+    # rows and the three tables' headers
+    assert table.count("\n| ") == len(report["changes"]) + 1 + 2 + len(estimated) + 1
+    # a line each, and the JSON's
+    assert progress.count("\n") == len(report["changes"]) + 2 + len(estimated)
 
 
 def test_streams_change_at_the_change_point_only() -> None:
