@@ -276,6 +276,12 @@ class Settings(OperationsSettings):
     )
     retrain_min_rows: int = Field(default=500, ge=50)
     retrain_holdout: float = Field(default=0.25, gt=0, lt=0.9)
+    refit_until: int = Field(
+        default=16_000,
+        ge=0,
+        description="After a drift-triggered promotion, retrain on the events labelled since "
+        "the drift each time they double (from retrain_min_rows), up to this many; 0: off.",
+    )
     retrain_db: str | None = Field(
         default=None, description="Database of retrain_sql: a SQLAlchemy URL or SQLite file path."
     )
