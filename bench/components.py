@@ -2,10 +2,14 @@
 
 The throughput ratio (monitoring on / off) says what monitoring costs the whole path; this
 says where. The ``monitoring:`` rows, and their total, are the path of a worker that owns the
-model's monitors (the default): the feature columns (the scorer's own, in-process), the drift
-monitors, the label-join store, and the label side (join, label monitors, window, online
+model's monitors (the default): the batch's summaries (its feature columns, the scorer's own,
+counted on the reference bins, and the detectors' block inputs), the drift monitors observing
+them, the label-join store, and the label side (join, label monitors, window, online
 challenger). The ``owner in another process:`` rows are what the ``monitor-input`` topic adds
-when the monitors run elsewhere: encoding, decoding, and reading the features from the input.
+when the monitors run elsewhere: encoding a batch's summaries and join columns, and decoding
+them (the transport; the summaries themselves are made either way, ``monitoring: summaries``),
+with every event past the feature budget (no features travel: the steady state above
+``DRIFTLINE_WINDOW_FEATURES_RATE`` events/s).
 
 Beside them, figures that are parts of a row or another input, not summed into the total:
 ``scoring: ONNX call alone`` (one ``OnnxScorer.predict_batch`` per batch), ``scoring, half
@@ -35,6 +39,7 @@ from streams.config.settings import load_settings
 from streams.contracts.messages import card_event_model
 from streams.monitors.agents import scored_parts, scored_records
 from streams.monitors.runtime import MonitorRuntime
+from streams.monitors.summaries import Reduced, make_reducer
 from streams.scoring.batch import BatchScorer, ModelSet, RawRecord, Scored
 
 
@@ -52,6 +57,7 @@ CLEAN = "scoring: decode, validate, score, encode"
 MALFORMED = "scoring, half malformed (dead letters), per record"
 MONITORS_ALONE = "monitors alone: observe_batch + observe_labels"
 CHALLENGER_ALONE = "monitors alone: online challenger (logreg), per label"
+TRANSPORT = "owner in another process: monitor-input transport (encode + decode)"
 
 
 def malformed(i: int, row: dict[str, float]) -> bytes:
@@ -86,18 +92,22 @@ def malformed_slowdown(costs: dict[str, float]) -> float:
     return costs[MALFORMED] / costs[CLEAN]
 
 
-def _renamed(parts: list[Scored], tag: str) -> list[Scored]:
+def _renamed(reduced: list[Reduced], tag: str) -> list[Reduced]:
     return [
-        Scored(
-            p.variant,
-            p.version,
-            [f"{e}-{tag}" for e in p.event_ids],
-            p.features,
-            p.labels,
-            p.scores,
-            p.numeric,
+        Reduced(
+            r.summary,
+            Scored(
+                r.part.variant,
+                r.part.version,
+                [f"{e}-{tag}" for e in r.part.event_ids],
+                r.part.features,
+                r.part.labels,
+                r.part.scores,
+            ),
+            r.groups,
+            r.slices,
         )
-        for p in parts
+        for r in reduced
     ]
 
 
@@ -133,16 +143,23 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
     out[MALFORMED] = _per_event(lambda: batch_scorer.process(mixed, models), batch, repeat)
     out.update(_monitors_alone(scorer, batch, repeat))
     result = batch_scorer.process(records, models)
+    parts = result.scored  # what the owner's own batches bring (in-process)
+    settings = load_settings(redis_url=world.redis_url, window_size=100)
+    # past the feature budget: no event keeps its features (the steady state at high rates)
+    lean = make_reducer(load_settings(window_features_rate=1e-9), scorer.card, None)
+    lean.budget.tokens = 0.0
+    reduced = lean.reduce(parts)
     out["owner in another process: encode input (worker)"] = _per_event(
-        lambda: scored_records(result), batch, repeat
+        lambda: scored_records(reduced), batch, repeat
     )
-    raw = scored_records(result)
+    raw = scored_records(reduced)
     out["owner in another process: decode input (owner)"] = _per_event(
         lambda: [scored_parts(orjson.loads(r)) for r in raw], batch, repeat
     )
-    decoded = [p for r in raw for p in scored_parts(orjson.loads(r))]
-    parts = result.scored  # what the owner's own batches bring (in-process)
-    settings = load_settings(redis_url=world.redis_url, window_size=100)
+    out[TRANSPORT] = (
+        out["owner in another process: encode input (worker)"]
+        + out["owner in another process: decode input (owner)"]
+    )
 
     async def measure() -> None:
         async def send(topic: str, payloads: list[bytes]) -> None:
@@ -150,30 +167,22 @@ def monitoring_cost(world: World, batch: int = 1024, repeat: int = 10) -> dict[s
 
         name = f"bench-cost-{time.time_ns()}"
         monitor = MonitorRuntime(settings, name, scorer.card, world.redis_url, send)
-        await monitor.on_scored(_renamed(parts, "warm"))
+        reducer = monitor.reducer
+        await monitor.on_scored(_renamed(reducer.reduce(parts), "warm"))
         mon = monitor.monitor
-        numeric, categorical = monitor.feature_columns(parts[0])
-        out["owner in another process: feature vectors from the input"] = _per_event(
-            lambda: [monitor.feature_columns(p) for p in decoded], batch, repeat
+        out["monitoring: summaries (reference bins, detector inputs)"] = _per_event(
+            lambda: reducer.reduce(parts), batch, repeat
         )
-        out["monitoring: feature vectors"] = _per_event(
-            lambda: [monitor.feature_columns(p) for p in parts], batch, repeat
-        )
+        mine = reducer.reduce(parts)
         out["monitoring: drift monitors"] = _per_event(
-            lambda: [
-                mon.observe_batch(numeric, categorical, p.scores, p.version, p.variant)
-                for p in parts
-            ],
-            batch,
-            repeat,
+            lambda: [mon.observe_summary(r.summary) for r in mine], batch, repeat
         )
         started = time.perf_counter()
         for k in range(repeat):
-            await monitor.on_scored(_renamed(parts, str(k)))
+            await monitor.on_scored(_renamed(mine, str(k)))
         whole = (time.perf_counter() - started) / repeat / batch * 1e6
         out["monitoring: label-join store (Redis) and bookkeeping"] = max(
-            0.0,
-            whole - out["monitoring: feature vectors"] - out["monitoring: drift monitors"],
+            0.0, whole - out["monitoring: drift monitors"]
         )
         labels = [(f"{e}-{k}", int(y)) for k in range(repeat) for e, y in _labelled(parts)]
         started = time.perf_counter()
@@ -245,6 +254,7 @@ __all__ = [
     "MALFORMED",
     "MONITORS_ALONE",
     "ONNX_ALONE",
+    "TRANSPORT",
     "malformed",
     "malformed_slowdown",
     "monitoring_cost",

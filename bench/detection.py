@@ -8,7 +8,8 @@ category's indicator, the score and the error stream; Page-Hinkley on the same v
 DDM on the errors). A change counts as found at the end of the batch holding the first alarm
 after it, within 20,000 events; delays are in events. Stationary streams of 1,000,000 events
 per feature family give the false alarms per million. Beside each change, Lorden's bound
-where it is known (:func:`~bench.detection_streams.lorden_bound`).
+where it is known (:func:`~bench.detection_streams.lorden_bound`). Then the label-free
+performance estimate against the realized accuracy (:mod:`bench.estimation`).
 
 The model of each family is a logistic regression trained on 50,000 stationary rows of it;
 its card holds the reference profiles the monitors compare against.
@@ -24,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river import drift
 
+from bench import attribution, estimation
 from bench.detection_streams import (
     AFTER,
     BATCH,
@@ -39,10 +41,21 @@ from bench.detection_streams import (
 from models.data import Dataset
 from models.workflow import TrainOptions, TrainResult, train
 from monitoring import ModelMonitor, MonitorConfig
+from monitoring.multivariate import MultivariateDrift, Reconstruction, reconstruction_block
+from monitoring.sequential_drift import calibrate
 
-CONTENDERS: tuple[str, ...] = ("Driftline", "River ADWIN", "River Page-Hinkley + DDM")
+# Driftline is its monitors and the multivariate detector together (one budget); the two
+# columns after it say which of them found the change.
+CONTENDERS: tuple[str, ...] = (
+    "Driftline",
+    "Driftline without PCA",
+    "Driftline PCA only",
+    "River ADWIN",
+    "River Page-Hinkley + DDM",
+)
 NAMES = tuple(f"x{j}" for j in range(FEATURES))
 CATEGORIES = ("a", "b", "c", "d")
+SILENT = "correlation of x4, x7 0.8 → 0 (the score ignores both)"
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -55,6 +68,7 @@ def scenarios(quick: bool) -> list[Scenario]:
             Scenario("variance × 1.5", g, "scale", 1.5),
             Scenario("category mix 25 → 55 %", g, "category", 0.55),
             Scenario("one coefficient flips (concept)", g, "concept"),
+            Scenario(SILENT, g, "correlation", feature=4),
         ]
     out = [Scenario(f"mean +{s:g}σ", g, "mean", s) for s in (0.1, 0.25, 0.5, 1.0)]
     out += [
@@ -64,12 +78,14 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("prior shift 50 → 75 % positives", g, "prior", 0.75),
         Scenario("one coefficient flips (concept)", g, "concept"),
         Scenario("correlation 0.8 → 0, marginals kept", g, "correlation"),
+        Scenario(SILENT, g, "correlation", feature=4),
     ]
     for family in FAMILIES[1:]:
         out += [
             Scenario("mean +0.25σ", family, "mean", 0.25),
             Scenario("mean +0.5σ", family, "mean", 0.5),
             Scenario("variance × 1.5", family, "scale", 1.5),
+            Scenario(SILENT, family, "correlation", feature=4),
         ]
     return out
 
@@ -96,12 +112,21 @@ def _scores(model: TrainResult, chunk: Chunk) -> NDArray[np.float64]:
     return np.asarray(model.pipeline.predict_proba(matrix)[:, 1], dtype=np.float64)
 
 
-def driftline(model: TrainResult, chunk: Chunk, p: NDArray[np.float64]) -> list[int]:
-    """Batch ends at which Driftline's monitors raised a finding (one entry per finding)."""
+def driftline(
+    model: TrainResult, chunk: Chunk, p: NDArray[np.float64]
+) -> tuple[list[int], list[int]]:
+    """Batch ends at which Driftline's monitors raised a finding (one entry per finding), and
+    those of the multivariate detector (the card's PCA), both on the model's one budget."""
     card = model.card
-    mon = ModelMonitor(card, MonitorConfig())
+    config = MonitorConfig()
+    mon = ModelMonitor(card, config)
+    pca = Reconstruction.from_card(card)
+    multi = None
+    if pca is not None:
+        multi = MultivariateDrift(pca, calibrate(card, config).events, config.detector_block)
     pred = (p >= 0.5).astype(np.int64)
     hits: list[int] = []
+    pca_hits: list[int] = []
     for s in range(0, chunk.y.size, BATCH):
         e = min(s + BATCH, chunk.y.size)
         num = {n: chunk.numeric[s:e, j] for j, n in enumerate(NAMES)}
@@ -110,7 +135,10 @@ def driftline(model: TrainResult, chunk: Chunk, p: NDArray[np.float64]) -> list[
         )
         found += mon.observe_labels(chunk.y[s:e], pred[s:e], p[s:e], None, card.version, "champion")
         hits += [e] * len(found)
-    return hits
+        if multi is not None:
+            block = reconstruction_block(chunk.numeric[s:e], multi.model)
+            pca_hits += [e] * len(multi.update(block, {}))
+    return hits, pca_hits
 
 
 def _batch_end(i: int) -> int:
@@ -146,8 +174,11 @@ def river(model: TrainResult, chunk: Chunk, p: NDArray[np.float64], kind: str) -
 
 def _alarms(model: TrainResult, chunk: Chunk) -> dict[str, list[int]]:
     p = _scores(model, chunk)
+    monitors, pca = driftline(model, chunk, p)
     return {
-        "Driftline": driftline(model, chunk, p),
+        "Driftline": sorted(monitors + pca),
+        "Driftline without PCA": monitors,
+        "Driftline PCA only": pca,
         "River ADWIN": river(model, chunk, p, "adwin"),
         "River Page-Hinkley + DDM": river(model, chunk, p, "ph"),
     }
@@ -202,12 +233,16 @@ def run(quick: bool = False, say: Callable[[str], None] = print) -> dict[str, An
         per_million = {c: len(h) / stationary_events * 1e6 for c, h in alarms.items()}
         stationary.append({"family": family, "events": stationary_events, **per_million})
         say(f"{family:9s} stationary {stationary_events:,} events: {per_million}")
+    estimated = estimation.run(models, _scores, quick, seeds, say)
+    explained = attribution.run(models["gaussian"], quick, seeds, say)
     return {
         "quick": quick,
         "seeds": seeds,
         "train_rows": train_rows,
         "changes": changes,
         "stationary": stationary,
+        "estimation": estimated,
+        "attribution": explained,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -220,7 +255,7 @@ def _cell(res: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    """The report as two Markdown tables: delays, then stationary false alarms."""
+    """The report as three Markdown tables: delays, stationary false alarms, estimates."""
     head = "| change | family | " + " | ".join(CONTENDERS) + " | bound at ≤ 1 per 1M |"
     lines = [
         f"Median (worst) delay in events over {report['seeds']} seeds; a change found in fewer "
@@ -243,6 +278,9 @@ def render(report: dict[str, Any]) -> str:
     for row in report["stationary"]:
         cells = " | ".join(f"{row[c]:,.1f}" for c in CONTENDERS)
         lines.append(f"| {row['family']} | {row['events']:,} | {cells} |")
+    lines += ["", *estimation.render(report["estimation"], report["seeds"])]
+    if "attribution" in report:
+        lines += ["", *attribution.render(report["attribution"])]
     lines += ["", f"({report['seconds']:,.0f} s)"]
     return "\n".join(lines)
 

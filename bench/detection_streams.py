@@ -2,16 +2,20 @@
 
 Each event has 8 numeric features and one categorical feature ``c`` (``a``, ``b``, ``c``,
 ``d``; ``a`` a quarter of the time) and a 0/1 label. The numeric features come from a
-latent standard normal vector (``x0`` and ``x1`` correlated at 0.8, the rest independent)
+latent standard normal vector (``x0`` and ``x1`` correlated at 0.8, so are ``x4`` and ``x7``,
+which the label ignores; the rest independent)
 mapped through the marginal of a *family* (a Gaussian copula): ``gaussian``, ``skewed``
 (lognormal), ``heavy`` (Student's t, 3 degrees of freedom) or ``discrete`` (Poisson, mean 3).
 The label is Bernoulli of a logistic function of the latent values and the category.
 
 A :class:`Scenario` changes the stream at event ``CHANGE``: a mean shift or a scale change of
-``x0`` (in the family's standard deviations), a gradual ramp of its mean, the share of
-category ``a``, the class prior, one coefficient of the labelling function flipped (a
-partial concept drift), or the correlation of ``x0`` and ``x1`` broken with both marginals
-unchanged.
+one feature (``x0`` unless told; in the family's standard deviations), a gradual ramp of its
+mean, the share of category ``a``, the class prior, one coefficient of the labelling function
+flipped (a partial concept drift), or the correlation of ``x0`` and ``x1`` (or of ``x4`` and
+``x7``, which leaves the score unchanged) broken with both marginals unchanged.
+These move the feature after the labels were drawn, so the labels do not follow it.
+A ``covariate`` shift moves ``x0``'s latent value (in its standard deviations) before the
+labels are drawn: the features move and ``P(label | features)`` stays as trained.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ class Scenario:
 
     name: str
     family: str
-    kind: str  # stationary, mean, ramp, scale, category, prior, concept, correlation
+    kind: str  # stationary, mean, ramp, scale, category, prior, concept, correlation, covariate
     size: float = 0.0
+    feature: int = 0  # the column shifted; for a correlation break, 0 (x0-x1) or 4 (x4-x7)
 
 
 @dataclass(frozen=True)
@@ -72,17 +77,28 @@ def family_sd(family: str) -> float:
     return _SD.get(family, float(np.sqrt(3.0)))
 
 
-def _latent(rng: np.random.Generator, n: int, broken: bool) -> NDArray[np.float64]:
+PAIRS = ((0, 1), (4, 7))  # latent columns correlated at 0.8
+
+
+def _latent(rng: np.random.Generator, n: int, broken: int | None) -> NDArray[np.float64]:
     z = rng.normal(size=(n, FEATURES))
-    if not broken:
-        z[:, 1] = 0.8 * z[:, 0] + 0.6 * z[:, 1]
+    for a, b in PAIRS:
+        if a != broken:
+            z[:, b] = 0.8 * z[:, a] + 0.6 * z[:, b]
     return z
 
 
 def _draw(
-    rng: np.random.Generator, n: int, family: str, share: float, broken: bool, flip: bool
+    rng: np.random.Generator,
+    n: int,
+    family: str,
+    share: float,
+    broken: int | None,
+    flip: bool,
+    shift: float = 0.0,
 ) -> tuple[NDArray[np.float64], NDArray[np.object_], NDArray[np.int64]]:
     z = _latent(rng, n, broken)
+    z[:, 0] += shift
     cat = np.where(rng.random(n) < share, "a", rng.choice(CATEGORIES[1:], size=n)).astype(object)
     w = WEIGHTS.copy()
     if flip:
@@ -94,7 +110,7 @@ def _draw(
 
 def training_set(family: str, seed: int, rows: int) -> Chunk:
     """Stationary rows to train the model on (its card holds the reference profiles)."""
-    x, c, y = _draw(np.random.default_rng([seed, 1]), rows, family, 0.25, False, False)
+    x, c, y = _draw(np.random.default_rng([seed, 1]), rows, family, 0.25, None, False)
     return Chunk(x, c.reshape(-1, 1), y)
 
 
@@ -103,29 +119,31 @@ def stream(scenario: Scenario, seed: int, events: int) -> Chunk:
     rng = np.random.default_rng([seed, 2])
     kind, family = scenario.kind, scenario.family
     cut = events if kind == "stationary" else min(CHANGE, events)
-    x, c, y = _draw(rng, cut, family, 0.25, False, False)
+    x, c, y = _draw(rng, cut, family, 0.25, None, False)
     if cut == events:
         return Chunk(x, c, y)
     n = events - cut
     share = scenario.size if kind == "category" else 0.25
     if kind == "prior":
         # The same P(x | y) with more positives: draw a pool, keep positives at the new share.
-        px, pc, py = _draw(rng, 4 * n, family, share, False, False)
+        px, pc, py = _draw(rng, 4 * n, family, share, None, False)
         pos, neg = np.flatnonzero(py == 1), np.flatnonzero(py == 0)
         k = round(scenario.size * n)
         # Shuffled: positives and negatives mixed evenly over the rest of the stream.
         take = rng.permutation(np.concatenate([pos[:k], neg[: n - k]]))
         ax, ac, ay = px[take], pc[take], py[take]
     else:
-        ax, ac, ay = _draw(rng, n, family, share, kind == "correlation", kind == "concept")
-    sd = family_sd(family)
+        shift = scenario.size if kind == "covariate" else 0.0
+        broken = scenario.feature if kind == "correlation" else None
+        ax, ac, ay = _draw(rng, n, family, share, broken, kind == "concept", shift)
+    sd, j = family_sd(family), scenario.feature
     if kind == "mean":
-        ax[:, 0] += scenario.size * sd
+        ax[:, j] += scenario.size * sd
     elif kind == "ramp":
-        ax[:, 0] += scenario.size * sd * np.minimum(1.0, np.arange(1, n + 1) / AFTER)
+        ax[:, j] += scenario.size * sd * np.minimum(1.0, np.arange(1, n + 1) / AFTER)
     elif kind == "scale":
-        center = float(np.median(x[:, 0]))
-        ax[:, 0] = center + (ax[:, 0] - center) * scenario.size
+        center = float(np.median(x[:, j]))
+        ax[:, j] = center + (ax[:, j] - center) * scenario.size
     return Chunk(np.vstack([x, ax]), np.concatenate([c, ac]), np.concatenate([y, ay]))
 
 
@@ -154,6 +172,7 @@ __all__ = [
     "CHANGE",
     "FAMILIES",
     "FEATURES",
+    "WEIGHTS",
     "Chunk",
     "Scenario",
     "family_sd",

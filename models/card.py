@@ -162,6 +162,25 @@ class Metrics(_Frozen):
     curves: HoldoutCurves | None = None
 
 
+class Calibrator(_Frozen):
+    """Isotonic map from the positive-class score to a calibrated probability, fitted on the
+    holdout (:func:`models.calibration.fit_calibrator`).
+
+    Piecewise linear through the knots ``(x[i], y[i])`` (``x`` non-decreasing), flat beyond
+    the ends: ``numpy.interp(score, x, y)``, no scikit-learn needed to apply it.
+    ``calibration_error`` is the expected calibration error (10 equal-width bins) of the
+    calibrated scores, each holdout row calibrated by a map fitted without its fold (5
+    folds), so that it is not the fit's own optimism; ``brier`` is their Brier score.
+    """
+
+    kind: Literal["isotonic"] = "isotonic"
+    x: list[float]
+    y: list[float]
+    rows: int
+    calibration_error: float
+    brier: float
+
+
 class GroupMetrics(_Frozen):
     """Outcome rates of one sensitive group; rates undefined on an empty denominator are None."""
 
@@ -256,8 +275,52 @@ class TrainingInfo(_Frozen):
     seconds: float
 
 
+class FeatureImportance(_Frozen):
+    """How much each feature moves the model's score, normalised to sum to 1.
+
+    ``score_permutation``: the mean absolute change of the score's logit when the feature's
+    column is shuffled on ``rows`` holdout rows. It is measured on the score, not on accuracy,
+    because it weighs the features that explain a *score* shift (linear in a coefficient,
+    where an accuracy drop is near quadratic).
+    """
+
+    method: Literal["score_permutation"] = "score_permutation"
+    rows: int
+    values: dict[str, float]
+
+
+# Squared residuals of the PCA below this are rounding (features with few distinct values, such
+# as counts, reconstruct exactly) and count as 0, in the card's reference and live alike.
+PCA_TINY = 1e-12
+
+
+class PcaReference(_Frozen):
+    """A PCA of the standardised numeric training features, for multivariate drift.
+
+    ``components`` (``kept`` rows over ``columns``) are the principal axes kept (enough for
+    ``explained_variance`` to reach the card's share); ``error`` is the profile of the
+    holdout's ``log(offset + e)``, ``e`` the squared reconstruction error (its quantiles
+    standardise the live error; the log spreads a skewed error evenly), and ``column_error``
+    the mean squared residual per column.
+    """
+
+    columns: list[str]
+    mean: list[float]
+    scale: list[float]
+    components: list[list[float]]
+    explained_variance: list[float]
+    kept: int
+    offset: float
+    error: Profile
+    column_error: list[float]
+
+
 class ModelCard(_Frozen):
-    """The full card of one registered model version."""
+    """The full card of one registered model version.
+
+    ``importance`` and ``pca`` are None on cards written before they were recorded: the
+    attribution of findings and the multivariate detector are then off.
+    """
 
     schema_version: int = CARD_SCHEMA_VERSION
     name: str
@@ -276,6 +339,11 @@ class ModelCard(_Frozen):
     thresholds: Thresholds
     parity: ParityInfo
     reference: ReferenceProfile
+    # None on cards written before calibrators were fitted: the estimator then takes the raw
+    # scores as probabilities (monitoring.estimation).
+    calibrator: Calibrator | None = None
+    importance: FeatureImportance | None = None
+    pca: PcaReference | None = None
 
     def to_json(self) -> bytes:
         """Serialise to indented JSON bytes."""
@@ -306,10 +374,13 @@ class ModelCard(_Frozen):
 __all__ = [
     "CARD_SCHEMA_VERSION",
     "MODEL_NAME",
+    "PCA_TINY",
     "CalibrationCurve",
+    "Calibrator",
     "DataInfo",
     "FairnessReport",
     "FairnessSnapshot",
+    "FeatureImportance",
     "FeatureSpec",
     "GroupMetrics",
     "HoldoutCurves",
@@ -320,6 +391,7 @@ __all__ = [
     "OnnxInfo",
     "OnnxInput",
     "ParityInfo",
+    "PcaReference",
     "Profile",
     "QueryInfo",
     "ReferenceProfile",

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from models.calibration import fit_calibrator
 from models.card import (
     DataInfo,
     FairnessReport,
@@ -28,6 +29,7 @@ from models.card import (
 from models.data import Dataset
 from models.errors import ConfigError
 from models.evaluation import cross_validate, holdout_curves, holdout_metrics
+from models.explain import fit_pca, score_importance
 from models.export import check_parity, export_onnx
 from models.fairness import apply_thresholds, choose_thresholds, fairness_snapshot, reweigh
 from models.profile import reference_profile
@@ -231,6 +233,9 @@ def train(
         thresholds=thresholds,
         parity=parity,
         reference=reference_profile(train_ds, p_hold),
+        calibrator=fit_calibrator(hold_ds.y, p_hold, seed=opts.seed),
+        importance=score_importance(model, x_ho, ds.feature_names, opts.seed),
+        pca=fit_pca(train_ds.numeric, hold_ds.numeric, ds.numeric_names),
     )
     return TrainResult(card=card, payload=exported.payload, pipeline=model)
 

@@ -10,7 +10,9 @@ Nothing here imports Faust, Kafka or Redis clients; functions take and return pl
   a bounded set of its values;
 - :class:`StateStore`, :class:`AlertSink`, :class:`DriftMonitor` — extension points, with
   in-memory implementations for tests;
-- :func:`history_point` — one compact point of a model's monitoring timeline.
+- :func:`history_point` — one compact point of a model's monitoring timeline;
+- :class:`PerformanceEstimator`, :func:`expected_confusion` — performance estimated from
+  calibrated scores, before any label (:mod:`monitoring.estimation`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from monitoring.timeline import history_point
 if TYPE_CHECKING:
     from monitoring.challenger import OnlineChallenger
     from monitoring.detectors import ChangeDetector
+    from monitoring.estimation import ExpectedConfusion, expected_confusion
+    from monitoring.estimator import PerformanceEstimator
     from monitoring.model_monitor import ModelMonitor
     from monitoring.retrain_policy import RetrainPolicy, RetrainRequestDecision
     from monitoring.sequential import PairedMSPRT
@@ -50,6 +54,9 @@ if TYPE_CHECKING:
 _LAZY = {
     "OnlineChallenger": "monitoring.challenger",
     "ChangeDetector": "monitoring.detectors",
+    "ExpectedConfusion": "monitoring.estimation",
+    "expected_confusion": "monitoring.estimation",
+    "PerformanceEstimator": "monitoring.estimator",
     "ModelMonitor": "monitoring.model_monitor",
     "RetrainPolicy": "monitoring.retrain_policy",
     "RetrainRequestDecision": "monitoring.retrain_policy",
@@ -81,6 +88,7 @@ __all__ = [
     "BatchError",
     "ChangeDetector",
     "DriftMonitor",
+    "ExpectedConfusion",
     "Finding",
     "InMemoryAlertSink",
     "InMemoryStateStore",
@@ -91,12 +99,14 @@ __all__ = [
     "MonitoringError",
     "OnlineChallenger",
     "PairedMSPRT",
+    "PerformanceEstimator",
     "RetrainPolicy",
     "RetrainRequestDecision",
     "SliceCounter",
     "Slices",
     "SnapshotError",
     "StateStore",
+    "expected_confusion",
     "history_point",
     "load_state",
     "save_state",

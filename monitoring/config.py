@@ -129,7 +129,12 @@ class MonitorConfig:
     error_replay_limit : int
         Errors kept per concept-drift detector to rebuild it after a restore.
     ks_bins : int
-        Resolution of the histogram on which KS is computed (error at most ``1/ks_bins``).
+        Bins of the histogram on which KS is computed: the reference CDF's levels
+        ``k / ks_bins`` (the deciles among them when a multiple of 10, so that PSI is read off
+        it). KS is read at those levels only, a lower bound of the exact distance within
+        ``1 / ks_bins``. Every worker's batch summary carries this histogram per numeric
+        feature, so it sets what monitoring sends per batch: at 20, a summary of 20 features
+        is about 3 KB. A snapshot taken with a multiple of it is rebinned on restore.
     slice_by : str or None
         A context attribute whose values slice the labelled events: per slice, cumulative
         and rolling counts, accuracy and F1 (see :mod:`monitoring.slices`). None: no slices.
@@ -173,7 +178,7 @@ class MonitorConfig:
     drift_all_variants: bool = False
     replay_limit: int = 500
     error_replay_limit: int = 5000
-    ks_bins: int = 200
+    ks_bins: int = 20
     slice_by: str | None = None
     slice_top: int = 10
 

@@ -21,7 +21,7 @@ Both return :data:`Check` tuples: ``(key, finding or None, periodic)``. A period
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from monitoring.errors import SnapshotError
 from monitoring.findings import Check, Finding
 from monitoring.rate_drift import CategoricalDrift
 from monitoring.sequential_drift import NumericDrift, ScoreDrift, calibrate
+from monitoring.summary import FeatureCounts
 from monitoring.window_checks import window_checks, window_stats
 from monitoring.windows import (
     CategoricalReference,
@@ -85,6 +86,9 @@ class FeatureMonitor:
 
     def __init__(self, card: ModelCard, config: MonitorConfig) -> None:
         self.config = config
+        self.ref = card.version  # the card whose reference bins the counts are on
+        # versions this variant's monitor was on before: their summaries come too late
+        self.retired: list[str] = []
         specs = {s.name: s for s in card.features}
         self.numeric = [s.name for s in card.features if s.kind == "numeric"]
         self.categorical = [s.name for s in card.features if s.kind == "categorical"]
@@ -101,11 +105,13 @@ class FeatureMonitor:
         self.cat_windows = [CategoricalWindow(r) for r in self.cat_refs]
         cusum = config.stream_detector == "cusum"
         self.detectors = [] if cusum else [stream_detector(config) for _ in self.numeric]
+        h = calibrate(card, config).events
+        counts = [_profile(profiles, n, "categorical").count for n in self.categorical]
+        # Built whatever the detector: its normal scores are part of every summary.
+        self.normal = NumericDrift(self.num_refs, h)
         self.cusum: tuple[NumericDrift, CategoricalDrift] | None = None
         if cusum:
-            h = calibrate(card, config).events
-            counts = [_profile(profiles, n, "categorical").count for n in self.categorical]
-            self.cusum = NumericDrift(self.num_refs, h), CategoricalDrift(self.cat_refs, counts, h)
+            self.cusum = self.normal, CategoricalDrift(self.cat_refs, counts, h)
         self.ks_tests = sum(r.knots_x is not None for r in self.num_refs)
         self._mean = np.array([r.mean for r in self.num_refs])
         self._std = np.array([r.std for r in self.num_refs])
@@ -121,32 +127,51 @@ class FeatureMonitor:
         # per feature, the last closed window's statistics; not snapshotted (for the timeline)
         self.last: dict[str, dict[str, float | None]] = {}
 
+    def summarise(
+        self, matrix: NDArray[np.float64], cats: Sequence[NDArray[np.object_]]
+    ) -> FeatureCounts:
+        """The counts of a batch (numeric matrix in ``self.numeric`` order, categorical
+        columns) on this monitor's reference bins, without observing them."""
+        return FeatureCounts(
+            self.window.count(matrix),
+            self.normal.summarise(matrix) if self.numeric else np.zeros((4, 0)),
+            [w.count(col) for w, col in zip(self.cat_windows, cats, strict=True)],
+        )
+
     def observe(
         self, matrix: NDArray[np.float64], cats: list[NDArray[np.object_]], details: dict[str, Any]
     ) -> list[Check]:
-        """Feed one batch (numeric matrix in ``self.numeric`` order, categorical columns)."""
+        """Feed one batch (numeric matrix in ``self.numeric`` order, categorical columns),
+        cut where the open window ends."""
         checks: list[Check] = []
-        n = matrix.shape[0]
-        start = 0
-        sums = np.zeros(len(self.numeric))
-        present = np.zeros(len(self.numeric), dtype=np.int64)
+        start, n = 0, matrix.shape[0]
         while start < n:
-            take = min(n - start, self.config.window - self.rows)
-            s, p = self.window.add(matrix[start : start + take])
-            sums += s
-            present += p
-            for w, col in zip(self.cat_windows, cats, strict=True):
-                w.add(col[start : start + take])
-            self.rows += take
-            start += take
-            if self.rows >= self.config.window:
-                checks += self._close(details)
-        self.block_sums += sums
-        self.block_present += present
-        self.block_rows += n
+            end = min(n, start + max(self.config.window - self.rows, 1))
+            part = [c[start:end] for c in cats]
+            checks += self.observe_counts(self.summarise(matrix[start:end], part), details)
+            start = end
+        return checks
+
+    def observe_counts(self, counts: FeatureCounts, details: dict[str, Any]) -> list[Check]:
+        """Feed the counts of a block (:meth:`summarise`, or merged summaries).
+
+        The window closes once it holds ``config.window`` rows or more, and the detectors
+        update once ``config.detector_block`` rows or more have come since they last did.
+        """
+        checks: list[Check] = []
+        num = counts.numeric
+        self.window.add_counts(num)
+        for w, c in zip(self.cat_windows, counts.categorical, strict=True):
+            w.add_counts(num.rows, c)
+        self.rows += num.rows
+        if self.rows >= self.config.window:
+            checks += self._close(details)
+        self.block_sums += num.sums
+        self.block_present += num.present
+        self.block_rows += num.rows
         if self.cusum is not None:
-            self.cusum[0].add(matrix)
-            self.cusum[1].add(cats)
+            self.cusum[0].pending += counts.normal
+            self.cusum[1].add_counts(counts.categorical)
         if self.block_rows >= self.config.detector_block:
             if self.cusum is None:
                 checks += self._detect(self.block_sums, self.block_present, details)
@@ -228,6 +253,8 @@ class FeatureMonitor:
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state: open window counts and detectors."""
         return {
+            "ref": self.ref,
+            "retired": list(self.retired),
             "rows": self.rows,
             "windows": self.windows,
             "block": {
@@ -249,6 +276,7 @@ class FeatureMonitor:
         if len(state["numeric"]["missing"]) != len(self.numeric):
             raise SnapshotError("feature snapshot has another number of numeric features")
         self.rows, self.windows = int(state["rows"]), int(state["windows"])
+        self.retired = [str(v) for v in state.get("retired", ())]  # absent before summaries
         block = state.get("block")  # absent from snapshots older than block updates
         if block is not None:
             self.block_rows = int(block["rows"])
@@ -280,7 +308,8 @@ class ScoreMonitor:
         self.window = NumericWindow([self.ref], config.ks_bins)
         cusum = config.stream_detector == "cusum"
         self.detector = None if cusum else stream_detector(config)
-        self.cusum = ScoreDrift(self.ref, h) if cusum else None
+        self.normal = ScoreDrift(self.ref, h)  # its summaries are part of every summary
+        self.cusum = self.normal if cusum else None
         self.rows = 0
         self.windows = 0
         self.streaks: dict[str, int] = {}  # consecutive failed windows per drift check
@@ -288,31 +317,39 @@ class ScoreMonitor:
         self.block_count = 0
         self.last: dict[str, float | None] = {}  # last closed window; not snapshotted
 
+    def summarise(self, scores: NDArray[np.float64]) -> FeatureCounts:
+        """The counts of a batch of positive-class scores, without observing them."""
+        col = np.asarray(scores, dtype=np.float64).reshape(-1, 1)
+        return FeatureCounts(self.window.count(col), self.normal.summarise(col), [])
+
     def observe(self, scores: NDArray[np.float64], details: dict[str, Any]) -> list[Check]:
-        """Feed one batch of positive-class scores."""
+        """Feed one batch of positive-class scores, cut where the open window ends."""
         checks: list[Check] = []
-        col = scores.reshape(-1, 1)
         start, n = 0, scores.shape[0]
         while start < n:
-            take = min(n - start, self.config.window - self.rows)
-            self.window.add(col[start : start + take])
-            self.rows += take
-            start += take
-            if self.rows >= self.config.window:
-                self.windows += 1
-                res = self.window.results()[0]
-                self.last = window_stats(res)
-                base = {**details, "window": self.windows}
-                checks += window_checks(
-                    "prediction_drift", None, res, self.config, base, self.streaks
-                )
-                self.window.reset()
-                self.rows = 0
-        ok = scores[~np.isnan(scores)]
-        self.block_sum += float(ok.sum())
-        self.block_count += int(ok.size)
+            end = min(n, start + max(self.config.window - self.rows, 1))
+            checks += self.observe_counts(self.summarise(scores[start:end]), details)
+            start = end
+        return checks
+
+    def observe_counts(self, counts: FeatureCounts, details: dict[str, Any]) -> list[Check]:
+        """Feed the counts of a block of scores (:meth:`summarise`, or merged summaries)."""
+        checks: list[Check] = []
+        num = counts.numeric
+        self.window.add_counts(num)
+        self.rows += num.rows
+        if self.rows >= self.config.window:
+            self.windows += 1
+            res = self.window.results()[0]
+            self.last = window_stats(res)
+            base = {**details, "window": self.windows}
+            checks += window_checks("prediction_drift", None, res, self.config, base, self.streaks)
+            self.window.reset()
+            self.rows = 0
+        self.block_sum += float(num.sums[0])
+        self.block_count += int(num.present[0])
         if self.cusum is not None:
-            self.cusum.add(col)
+            self.cusum.pending += counts.normal
         if self.block_count < self.config.detector_block:
             return checks
         if self.cusum is not None:
@@ -371,6 +408,19 @@ class ScoreMonitor:
         self.streaks = {str(k): int(v) for k, v in state.get("streaks", {}).items()}
 
 
+def fits(monitor: FeatureMonitor | ScoreMonitor, counts: FeatureCounts) -> bool:
+    """Whether ``counts`` are on ``monitor``'s bins: the shapes of its window and detectors."""
+    window = monitor.window
+    cats = monitor.cat_windows if isinstance(monitor, FeatureMonitor) else []
+    num = counts.numeric
+    return (
+        num.ks.shape == window.ks_hist.shape
+        and num.psi.shape == window.psi_shape
+        and counts.normal.shape == (4, len(window.refs))
+        and len(counts.categorical) == len(cats)
+    )
+
+
 def _profile(profiles: Mapping[str, Profile], name: str, kind: str) -> Profile:
     prof = profiles.get(name)
     if prof is None:  # a card without a profile for a feature: nothing to compare against
@@ -378,4 +428,4 @@ def _profile(profiles: Mapping[str, Profile], name: str, kind: str) -> Profile:
     return prof
 
 
-__all__ = ["Check", "FeatureMonitor", "ScoreMonitor", "stream_detector"]
+__all__ = ["Check", "FeatureMonitor", "ScoreMonitor", "fits", "stream_detector"]

@@ -29,9 +29,12 @@ class Finding:
         or ``data_quality``.
     detector : str
         The test that fired: ``psi``, ``ks``, ``cusum``, ``adwin``, ``pagehinkley``, ``ddm``,
-        ``f1_drop``, ``accuracy_drop``, ``dp_gap``, ``eo_gap``, ``missing_rate`` or
-        ``out_of_range``. A ``cusum`` finding's details say which test (``location``,
-        ``scale``, ``category``) and alternative fired; its statistic is the CUSUM's value.
+        ``f1_drop``, ``accuracy_drop``, ``estimated_f1_drop``, ``estimated_accuracy_drop``,
+        ``dp_gap``, ``eo_gap``, ``missing_rate`` or ``out_of_range``. An ``estimated_*``
+        finding comes from calibrated scores before any label (:mod:`monitoring.estimator`);
+        its details say ``estimated: true``. A ``cusum`` finding's details say which test
+        (``location``, ``scale``, ``category``) and alternative fired; its statistic is the
+        CUSUM's value.
     statistic : float
         The observed value of the test statistic (PSI, KS p-value, rolling F1, gap, rate, ...).
     threshold : float

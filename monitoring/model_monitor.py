@@ -24,15 +24,20 @@ from numpy.typing import NDArray
 
 from models.card import ModelCard
 from monitoring.config import MonitorConfig
-from monitoring.drift import Check, FeatureMonitor, ScoreMonitor
+from monitoring.drift import Check, FeatureMonitor, ScoreMonitor, fits
 from monitoring.errors import BatchError, MonitoringError, SnapshotError
 from monitoring.finding_ledger import FindingLedger
 from monitoring.findings import Finding
 from monitoring.labels import LabelMonitor
-from monitoring.monitor_inputs import GroupCodes, feature_columns, sensitive_groups
-from monitoring.monitor_snapshot import SNAPSHOT_SCHEMA_VERSION, check_snapshot
+from monitoring.monitor_inputs import GroupCodes, sensitive_groups
+from monitoring.monitor_snapshot import SNAPSHOT_SCHEMA_VERSION, check_snapshot, rebinned
 from monitoring.sequential_drift import calibrate
 from monitoring.slices import Slices, slice_values
+from monitoring.summariser import Summariser
+from monitoring.summary import BatchSummary
+
+# Reference cards a variant's feature monitor remembers having left (see observe_summary).
+_RETIRED = 8
 
 
 class ModelMonitor:
@@ -74,6 +79,9 @@ class ModelMonitor:
         self.numeric = [f.name for f in card.features if f.kind == "numeric"]
         self.categorical = [f.name for f in card.features if f.kind == "categorical"]
         self._features: dict[str, FeatureMonitor] = {}
+        self._summariser = Summariser(card, self.config)
+        # Events whose summaries came on the bins of a card their variant's monitor had left.
+        self.unreferenced = 0
         self._scores: dict[str, ScoreMonitor] = {}
         self._labels: dict[str, LabelMonitor] = {}
         spec = card.sensitive
@@ -106,6 +114,7 @@ class ModelMonitor:
                 f"card {card.name}@{card.version} does not match model {self.card.name}'s features"
             )
         self._cards[card.version] = card
+        self._summariser.add_card(card)
 
     def _card(self, version: str) -> ModelCard:
         return self._cards.get(version, self.card)
@@ -121,6 +130,9 @@ class ModelMonitor:
         groups: NDArray[np.object_] | None = None,
     ) -> list[Finding]:
         """Feed one scored micro-batch; return the findings it raised.
+
+        The batch is summarised (:meth:`summarise`) and the summary observed
+        (:meth:`observe_summary`): the same path as a summary made by another worker.
 
         Parameters
         ----------
@@ -140,34 +152,71 @@ class ModelMonitor:
         BatchError
             Arrays of different lengths.
         """
-        p = np.asarray(scores, dtype=np.float64).reshape(-1)
-        n = p.shape[0]
+        summary = self.summarise(numeric, categorical, scores, version, variant, groups)
+        return self.observe_summary(summary)
+
+    def summarise(
+        self,
+        numeric: Mapping[str, NDArray[np.float64]],
+        categorical: Mapping[str, NDArray[np.object_]],
+        scores: NDArray[np.floating],
+        version: str,
+        variant: str,
+        groups: NDArray[np.object_] | None = None,
+    ) -> BatchSummary:
+        """The :class:`~monitoring.summary.BatchSummary` of a batch, as a worker makes it
+        (:class:`~monitoring.summariser.Summariser` with this monitor's cards)."""
+        return self._summariser.summarise(numeric, categorical, scores, version, variant, groups)
+
+    def observe_summary(self, summary: BatchSummary) -> list[Finding]:
+        """Feed the summary of scored events (one batch's, or several merged); return the
+        findings it raised.
+
+        A variant's feature monitor counts on the reference bins of one card: a summary on
+        another card's bins (a new version promoted) starts the variant's monitor afresh on
+        that card, and summaries that still come on the bins it left (a worker that has not
+        swapped yet) count as events but not in the feature monitor (``unreferenced``).
+
+        Raises
+        ------
+        BatchError
+            The summary is on the bins of a card this monitor does not know
+            (:meth:`add_card`), or its shapes are not those of the card's features.
+        """
+        version, variant, n = summary.version, summary.variant, summary.rows
         scope = f"{version}/{variant}"
         details = {"version": version, "variant": variant}
-        if groups is not None and self.card.sensitive is not None:
-            if len(groups) != n:
-                raise BatchError(f"{len(groups)} groups for {n} scores", **details)
-            if variant != "shadow":  # a shadow scores the champion's events once more
-                self.ungrouped_events += int(np.count_nonzero(groups == ""))
+        card = self._cards.get(summary.ref)
+        if card is None:
+            raise BatchError(
+                f"summary counted on the bins of card {summary.ref!r}, unknown here", **details
+            )
+        if self.card.sensitive is not None and variant != "shadow":
+            # a shadow scores the champion's events once more
+            self.ungrouped_events += summary.ungrouped
         emit = variant == self.config.champion_variant or self.config.drift_all_variants
+        fm = self._features.get(variant) if emit else None
+        if emit and (fm is None or fm.ref != summary.ref):
+            retired = [] if fm is None else [*fm.retired, fm.ref]
+            if summary.ref not in retired:
+                fm = self._features[variant] = FeatureMonitor(card, self.config)
+                fm.retired = retired[-_RETIRED:]
+            else:
+                fm = None
+                self.unreferenced += n
+        sm = self._scores.get(scope)
+        if sm is None:
+            sm = self._scores[scope] = ScoreMonitor(card.reference.score, self.config, self._h)
+        if (fm is not None and not fits(fm, summary.features)) or not fits(sm, summary.score):
+            raise BatchError("summary shapes do not match the card's features", **details)
         self.events += n
         self.batches += 1
         self._scope_events[scope] = self._scope_events.get(scope, 0) + n
         findings: list[Finding] = []
-        if emit:
-            fm = self._features.get(variant)
-            if fm is None:
-                fm = self._features[variant] = FeatureMonitor(self.card, self.config)
-            matrix, cats = feature_columns(
-                numeric, categorical, self.numeric, self.categorical, n, details
-            )
-            findings += self._record(variant, fm.observe(matrix, cats, details), "events")
-        sm = self._scores.get(scope)
-        if sm is None:
-            sm = self._scores[scope] = ScoreMonitor(
-                self._card(version).reference.score, self.config, self._h
-            )
-        checks = sm.observe(p, details)
+        if fm is not None:
+            checks = fm.observe_counts(summary.features, details)
+            findings += self._record(variant, checks, "events")
+        checks = sm.observe_counts(summary.score, details)
         if emit:
             findings += self._record(scope, checks, "events")
         self._expire()
@@ -301,6 +350,7 @@ class ModelMonitor:
             "labels": self.labels,
             "sensitive": None if self.card.sensitive is None else self.card.sensitive.name,
             "ungrouped": {"events": self.ungrouped_events, "labels": self.ungrouped_labels},
+            "unreferenced": self.unreferenced,
             "slices": None if self._slices is None else self._slices.describe(),
             "scopes": dict(sorted(self._scope_events.items())),
             "active": found.active_findings(),
@@ -322,6 +372,7 @@ class ModelMonitor:
             "batches": self.batches,
             "labels": self.labels,
             "ungrouped": [self.ungrouped_events, self.ungrouped_labels],
+            "unreferenced": self.unreferenced,
             "scopes": dict(self._scope_events),
             "groups": list(self._groups.names),
             "feature_state": {v: m.snapshot() for v, m in self._features.items()},
@@ -345,7 +396,7 @@ class ModelMonitor:
         fresh = ModelMonitor(self.card, self.config)
         fresh._cards = self._cards
         try:
-            fresh._load(state)
+            fresh._load(rebinned(state, self.config.ks_bins))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise SnapshotError(f"malformed monitor snapshot: {exc!r}") from exc
         self.__dict__.update(fresh.__dict__)
@@ -357,8 +408,12 @@ class ModelMonitor:
         self.ungrouped_events, self.ungrouped_labels = map(int, state.get("ungrouped", (0, 0)))
         self._scope_events = {str(k): int(v) for k, v in state["scopes"].items()}
         self._groups = GroupCodes(str(g) for g in state["groups"])
+        self.unreferenced = int(state.get("unreferenced", 0))  # absent before schema 2
         for variant, fs in state["feature_state"].items():
-            fm = self._features[variant] = FeatureMonitor(self.card, self.config)
+            card = self._cards.get(str(fs.get("ref", self.card.version)))
+            if card is None:  # counted on the bins of a card not known here: start afresh
+                continue
+            fm = self._features[variant] = FeatureMonitor(card, self.config)
             fm.restore(fs)
         for scope, ss in state["score_state"].items():
             version = scope.rsplit("/", 1)[0]

@@ -5,17 +5,21 @@
 process, after :func:`check_snapshot` has made sure it is of the same model, feature schema and
 histogram resolution.
 
-Snapshot format (``schema_version`` 1), a JSON object::
+Snapshot format (``schema_version`` 2), a JSON object::
 
-    schema_version   1
+    schema_version   2 (1 is read too: its feature monitors were on the champion card's bins)
     model, version   the card's name and version; feature names (checked on restore)
     features         {"numeric": [...], "categorical": [...]}
     config           the MonitorConfig as a dict (informational)
     events, batches, labels           counters
     ungrouped        [events, labels] whose sensitive group was unknown (0, 0 without one)
+    unreferenced     events whose summaries came on the bins of a card their variant's
+                      feature monitor had left (0 in schema 1)
     groups           sensitive group names, in code order
-    feature_state    {variant: {rows, windows, numeric: {rows, missing, out_of_range,
-                      psi_counts, ks_hist (sparse: [[bin...], [count...]] per feature)},
+    feature_state    {variant: {ref (the card version of its bins; absent in schema 1: the
+                      champion's), retired (versions it was on before), rows, windows,
+                      numeric: {rows, missing, out_of_range, psi_counts, ks_hist
+                      (sparse: [[bin...], [count...]] per feature)},
                       categorical: {feature: {rows, counts}},
                       detectors: {feature: detector} (empty with CUSUM),
                       cusum: null or [numeric, categorical] CUSUM state}}
@@ -48,7 +52,9 @@ from typing import Any
 
 from monitoring.errors import SnapshotError
 
-SNAPSHOT_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION = 2
+# Schema 1 lacks only what schema 2 added, each read with its default.
+READABLE_SCHEMA_VERSIONS = (1, SNAPSHOT_SCHEMA_VERSION)
 
 
 def check_snapshot(
@@ -66,7 +72,7 @@ def check_snapshot(
     Examples
     --------
     >>> features = {"numeric": ["x0"], "categorical": []}
-    >>> state = {"schema_version": 1, "model": "sea", "features": features, "config": {}}
+    >>> state = {"schema_version": 2, "model": "sea", "features": features, "config": {}}
     >>> check_snapshot(state, "sea", features, ks_bins=20)
     >>> check_snapshot(state, "credit", features, ks_bins=20)
     Traceback (most recent call last):
@@ -74,9 +80,10 @@ def check_snapshot(
     monitoring.errors.SnapshotError: snapshot is of model 'sea', not 'credit'
     """
     found = state.get("schema_version") if isinstance(state, Mapping) else None
-    if found != SNAPSHOT_SCHEMA_VERSION:
+    if found not in READABLE_SCHEMA_VERSIONS:
         raise SnapshotError(
-            f"snapshot schema_version {found!r} is not {SNAPSHOT_SCHEMA_VERSION}", found=found
+            f"snapshot schema_version {found!r} is not one of {READABLE_SCHEMA_VERSIONS}",
+            found=found,
         )
     if state.get("model") != model:
         raise SnapshotError(
@@ -86,11 +93,48 @@ def check_snapshot(
     if state.get("features") != features:
         raise SnapshotError("snapshot has another feature schema", found=state.get("features"))
     saved_bins = (state.get("config") or {}).get("ks_bins", ks_bins)
-    if saved_bins != ks_bins:
+    if not isinstance(saved_bins, int) or saved_bins <= 0 or saved_bins % ks_bins:
         raise SnapshotError(
-            f"snapshot KS histograms have {saved_bins} bins, config has {ks_bins}",
+            f"snapshot KS histograms have {saved_bins} bins, config has {ks_bins} "
+            "(a snapshot restores only with the same number of bins or a multiple of it)",
             found=saved_bins,
         )
 
 
-__all__ = ["SNAPSHOT_SCHEMA_VERSION", "check_snapshot"]
+def rebinned(state: Mapping[str, Any], ks_bins: int) -> dict[str, Any]:
+    """``state`` with its KS histograms summed into ``ks_bins`` bins (their count was a
+    multiple of it: the coarse bins' edges are levels of the fine ones, so it is exact).
+
+    Examples
+    --------
+    >>> window = {"ks_hist": [[[0, 1, 9], [2, 3, 4]]]}
+    >>> scores = {"v/c": {"window": window}}
+    >>> state = {"config": {"ks_bins": 10}, "feature_state": {}, "score_state": scores}
+    >>> rebinned(state, 5)["score_state"]["v/c"]["window"]["ks_hist"]
+    [[[0, 4], [5, 4]]]
+    """
+    saved = int((state.get("config") or {}).get("ks_bins", ks_bins))
+    if saved == ks_bins:
+        return dict(state)
+    factor = saved // ks_bins
+
+    def window(w: Mapping[str, Any]) -> dict[str, Any]:
+        rows = []
+        for idx, vals in w["ks_hist"]:
+            sums: dict[int, int] = {}
+            for i, v in zip(idx, vals, strict=True):
+                sums[i // factor] = sums.get(i // factor, 0) + v
+            rows.append([sorted(sums), [sums[i] for i in sorted(sums)]])
+        return {**w, "ks_hist": rows}
+
+    out = dict(state)
+    out["feature_state"] = {
+        k: {**f, "numeric": window(f["numeric"])} for k, f in state["feature_state"].items()
+    }
+    out["score_state"] = {
+        k: {**sc, "window": window(sc["window"])} for k, sc in state["score_state"].items()
+    }
+    return out
+
+
+__all__ = ["READABLE_SCHEMA_VERSIONS", "SNAPSHOT_SCHEMA_VERSION", "check_snapshot", "rebinned"]

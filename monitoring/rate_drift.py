@@ -53,11 +53,16 @@ class CategoricalDrift:
 
     def add(self, columns: Sequence[NDArray[np.object_]]) -> None:
         """Count a batch (one column per feature; unseen and missing values are not counted)."""
+        self.add_counts([Counter(c for c in col.tolist() if isinstance(c, str)) for col in columns])
+
+    def add_counts(self, counts: Sequence[Mapping[str, int]]) -> None:
+        """Add a block's count of each value, per feature (unseen and missing ones are not
+        counted)."""
         offset = 0
-        for f, col in enumerate(columns):
+        for f, values in enumerate(counts):
             index = self._index[f]
-            for value, n in Counter(col.tolist()).items():
-                i = index.get(value) if isinstance(value, str) else None
+            for value, n in values.items():
+                i = index.get(value)
                 if i is not None:
                     self.pending_hits[offset + i] += n
                     self.pending_counts[f] += n

@@ -20,7 +20,8 @@ summaries, never per event:
   the error odds rising (×1.25, ×1.6, ×2.5) against the holdout error rate.
 
 :func:`calibrate` spreads the budget (``false_alarms_per_million`` events per model) over
-every detector of the model, so adding a feature adds no false alarm: each threshold grows
+every detector of the model (the PCA's reconstruction error's too,
+:mod:`monitoring.multivariate`), so adding a feature adds no false alarm: each threshold grows
 with the log of the detector count. Each reference is a sample (the training rows, the
 holdout), so every allowance is widened by ``GUARD_SE`` of its standard errors.
 """
@@ -76,11 +77,14 @@ def calibrate(card: ModelCard, config: MonitorConfig) -> Calibration:
     >>> card = train(synthetic("sea", rows=600, seed=1), TrainOptions(name="s", folds=2)).card
     >>> cal = calibrate(card, MonitorConfig())
     >>> cal.detectors, round(cal.events, 1), round(cal.labels, 1)
-    (67, 12.5, 18.0)
+    (83, 12.7, 18.2)
     """
     specs = {s.name: s for s in card.features}
     per_numeric = len(LOCATION_SHIFTS) + len(SCALE_SHIFTS)
-    count = per_numeric * (1 + sum(s.kind == "numeric" for s in card.features))
+    # The score, every numeric feature, and the PCA's reconstruction error when the card has
+    # one (monitoring.multivariate): each a location and a scale bank.
+    watched = 1 + sum(s.kind == "numeric" for s in card.features) + (card.pca is not None)
+    count = per_numeric * watched
     for name, spec in specs.items():
         if spec.kind == "categorical":
             prof = card.reference.features.get(name)

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from scipy.special import kolmogorov
 
 from models.card import FeatureSpec, Profile
+from monitoring.summary import NumericCounts
 
 PSI_FLOOR = 1e-4
 MIN_PRESENT = 50  # fewer present values in a window: no PSI/KS verdict
@@ -113,6 +114,15 @@ class NumericReference:
         )
 
 
+def _bin_counts(below: NDArray[np.intp], seen: int, out: NDArray[np.int64]) -> None:
+    """Counts per bin from how many values lie below each inner edge (``np.diff`` with
+    ``prepend``/``append`` cost more than the search itself)."""
+    k = below.size
+    out[0] = below[0]
+    out[1:k] = below[1:] - below[:-1]
+    out[k] = seen - below[-1]
+
+
 def _ks_edges(ref: NumericReference, bins: int) -> NDArray[np.float64] | None:
     """Where ``F_ref`` (the reference CDF, linear between the knots) reaches k / ``bins``,
     k = 1 .. ``bins`` - 1: a value falls in KS bin k when it is at least the k-th edge and
@@ -170,23 +180,28 @@ class NumericWindow:
         return out
 
     @property
+    def psi_shape(self) -> tuple[int, ...]:
+        """Shape of the counts' ``psi`` (:meth:`count`)."""
+        return tuple(self._psi.shape)
+
+    @property
     def ks_hist(self) -> NDArray[np.int64]:
         """Per feature, the histogram of ``F_ref(x)`` on ``ks_bins`` bins."""
         return self._ks[:, : self.ks_bins]
 
-    def add(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        """Count a block of rows; return the per-column sums and counts of present values.
+    def count(self, matrix: NDArray[np.float64]) -> NumericCounts:
+        """The counts of a block of rows, without adding them (:meth:`add_counts` does).
 
         ``matrix`` is ``(rows, features)``; Fortran order (contiguous columns) is fastest.
         """
         n = matrix.shape[0]
         nan = np.isnan(matrix)
         present = n - nan.sum(axis=0)
-        self.rows += n
-        self.missing += n - present
         with np.errstate(invalid="ignore"):
-            self.out_of_range += ((matrix < self._lo) | (matrix > self._hi)).sum(axis=0)
-        sums = np.where(nan, 0.0, matrix).sum(axis=0)
+            oor = ((matrix < self._lo) | (matrix > self._hi)).sum(axis=0)
+        clean = np.where(nan, 0.0, matrix)
+        ks = np.zeros_like(self._ks)
+        psi_counts = np.zeros_like(self._psi)
         for j, ref in enumerate(self.refs):
             ks_edges = self._ks_edges[j]
             psi_edges = None if self._psi_from_ks[j] else ref.inner_edges
@@ -199,12 +214,32 @@ class NumericWindow:
             seen = int(present[j])
             ordered = np.sort(matrix[:, j])[:seen]
             if ks_edges is not None:
-                below = np.searchsorted(ordered, ks_edges, side="left")
-                self._ks[j] += np.diff(below, prepend=0, append=seen)
+                _bin_counts(ordered.searchsorted(ks_edges), seen, ks[j])
             if psi_edges is not None:
-                below = np.searchsorted(ordered, psi_edges, side="left")
-                self._psi[j, : self._psi_sizes[j]] += np.diff(below, prepend=0, append=seen)
-        return sums, present.astype(np.int64)
+                _bin_counts(ordered.searchsorted(psi_edges), seen, psi_counts[j])
+        return NumericCounts(
+            rows=n,
+            missing=(n - present).astype(np.int64),
+            out_of_range=oor.astype(np.int64),
+            sums=clean.sum(axis=0),
+            squares=np.einsum("ij,ij->j", clean, clean),
+            ks=ks,
+            psi=psi_counts,
+        )
+
+    def add_counts(self, counts: NumericCounts) -> None:
+        """Add the counts of a block (:meth:`count`, possibly merged from several)."""
+        self.rows += counts.rows
+        self.missing += counts.missing
+        self.out_of_range += counts.out_of_range
+        self._ks += counts.ks
+        self._psi += counts.psi
+
+    def add(self, matrix: NDArray[np.float64]) -> NumericCounts:
+        """Count a block of rows into the window; return its counts (sums included)."""
+        counts = self.count(matrix)
+        self.add_counts(counts)
+        return counts
 
     def results(self) -> list[dict[str, Any]]:
         """Per column: present count, PSI, KS distance and p-value, missing and range rates."""
@@ -302,14 +337,24 @@ class CategoricalWindow:
         self.counts: Counter[str] = Counter()
         self.rows = 0
 
-    def add(self, values: NDArray[np.object_]) -> None:
-        """Count a block of values."""
-        self.rows += int(values.shape[0])
+    def count(self, values: NDArray[np.object_]) -> Counter[str]:
+        """The counts of a block of values, by category (``""``: missing), not added."""
+        counts: Counter[str] = Counter()
         for key, n in Counter(values.tolist()).items():
             if key is None or (isinstance(key, float) and math.isnan(key)):
-                self.counts[""] += n
+                counts[""] += n
             else:
-                self.counts[str(key)] += n
+                counts[str(key)] += n
+        return counts
+
+    def add_counts(self, rows: int, counts: Mapping[str, int]) -> None:
+        """Add the counts of a block of ``rows`` values (:meth:`count`, possibly merged)."""
+        self.rows += rows
+        self.counts.update(counts)
+
+    def add(self, values: NDArray[np.object_]) -> None:
+        """Count a block of values."""
+        self.add_counts(int(values.shape[0]), self.count(values))
 
     def results(self) -> dict[str, Any]:
         """Present count, PSI (unseen categories pooled in one bin), missing and unseen rates."""

@@ -20,7 +20,16 @@ from models.errors import ConfigError
 from models.gates import run_gates
 from models.history import History
 from models.registry import ALIASES, Registry
-from streams.cli.options import PERCENT, POSITIVE_INT, Args, argument, command, group, option
+from streams.cli.options import (
+    PERCENT,
+    POSITIVE_INT,
+    Args,
+    argument,
+    command,
+    group,
+    option,
+    registry_option,
+)
 from streams.cli.output import print_card, print_json, stdout_console
 from streams.config.settings import load_settings
 from streams.contracts.messages import ModelUpdate
@@ -32,11 +41,6 @@ from streams.scoring.routing import Routing, save_routing
 def registry_of(args: Args) -> Registry:
     """The registry that ``--registry`` (or its setting) names."""
     return Registry(Path(args.registry) if args.registry else load_settings().registry)
-
-
-def registry_option() -> click.Option:
-    """``--registry DIR``, the ``registry`` setting."""
-    return option("--registry", setting="registry", metavar="DIR", help="model registry directory")
 
 
 def _json(what: str = "as JSON") -> click.Option:
@@ -334,7 +338,6 @@ __all__ = [
     "promote_command",
     "register",
     "registry_of",
-    "registry_option",
     "rollback_command",
     "route_command",
     "show_command",

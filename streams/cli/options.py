@@ -142,6 +142,22 @@ def option(
     )
 
 
+def registry_option() -> click.Option:
+    """``--registry DIR``, the ``registry`` setting."""
+    return option("--registry", setting="registry", metavar="DIR", help="model registry directory")
+
+
+def redis_url_option(help: str) -> click.Option:
+    """``--redis-url URL``, the ``redis_url`` setting; unset means the local services' Redis."""
+    return option(
+        "--redis-url",
+        setting="redis_url",
+        metavar="URL",
+        help=help,
+        default_text="the one `driftline services up` started",
+    )
+
+
 def argument(name: str, *, metavar: str, optional: bool = False, **kwargs: Any) -> click.Argument:
     """Return a positional argument (described in its command's help: click shows no help)."""
     return click.Argument([name], metavar=metavar, required=not optional, **kwargs)
@@ -265,5 +281,7 @@ __all__ = [
     "group",
     "name_env_vars",
     "option",
+    "redis_url_option",
+    "registry_option",
     "walk",
 ]

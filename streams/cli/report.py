@@ -30,7 +30,15 @@ from streams.adapters.redis_history import (
     read_slices,
     registry_changes,
 )
-from streams.cli.options import POSITIVE_INT, Args, argument, command, option
+from streams.cli.options import (
+    POSITIVE_INT,
+    Args,
+    argument,
+    command,
+    option,
+    redis_url_option,
+    registry_option,
+)
 from streams.config.settings import Settings, env_name, load_settings
 from streams.errors import StreamsError
 from streams.local.services import LocalServices
@@ -134,16 +142,8 @@ def register(root: click.Group) -> None:
                     help="versions to evaluate besides the champion: comma-separated, or all",
                     default_text="the champion only; the latest version when there is no champion",
                 ),
-                option(
-                    "--registry", setting="registry", metavar="DIR", help="model registry directory"
-                ),
-                option(
-                    "--redis-url",
-                    setting="redis_url",
-                    metavar="URL",
-                    help="Redis holding the live history",
-                    default_text="the one `driftline services up` started",
-                ),
+                registry_option(),
+                redis_url_option("Redis holding the live history"),
                 option(
                     "--points",
                     type=POSITIVE_INT,

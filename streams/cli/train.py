@@ -15,8 +15,15 @@ from models.table import dataset_from_table
 from models.training import ESTIMATORS
 from models.workflow import MITIGATIONS, TrainOptions, train
 from streams.adapters.sql import read_query, sql_url
-from streams.cli.models import registry_of, registry_option
-from streams.cli.options import NON_NEGATIVE_INT, POSITIVE_INT, Args, command, option
+from streams.cli.models import registry_of
+from streams.cli.options import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    Args,
+    command,
+    option,
+    registry_option,
+)
 from streams.cli.output import print_card, print_json, progress, stdout_console
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.cli.options import Args, command, option
+from streams.cli.options import Args, command, option, redis_url_option, registry_option
 from streams.config.settings import env_name, load_settings
 from streams.local.services import LocalServices
 from streams.ui import bind, serve
@@ -48,16 +48,8 @@ def register(root: click.Group) -> None:
                     metavar="PORT",
                     help="port to listen on; 0 picks a free one (printed)",
                 ),
-                option(
-                    "--registry", setting="registry", metavar="DIR", help="model registry directory"
-                ),
-                option(
-                    "--redis-url",
-                    setting="redis_url",
-                    metavar="URL",
-                    help="Redis the workers write to",
-                    default_text="the one `driftline services up` started",
-                ),
+                registry_option(),
+                redis_url_option("Redis the workers write to"),
             ],
         )
     )

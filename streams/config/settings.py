@@ -226,6 +226,12 @@ class Settings(OperationsSettings):
         default=True,
         description="Workers own the monitors; false when `driftline monitor` runs apart.",
     )
+    monitor_local_feed: bool = Field(
+        default=True,
+        description="The owner's own scored batches reach its monitors in process (faster); "
+        "false: through monitor-input like every other worker's, so that a crashed owner's "
+        "successor replays them too (no event lost to the monitors on a crash).",
+    )
     monitor: Annotated[MonitorConfig, section(MonitorConfig, build=True)] = Field(
         default_factory=MonitorConfig,
         description='Detector settings (JSON), e.g. {"psi_threshold": 0.25, "window": 2000}.',
@@ -258,9 +264,10 @@ class Settings(OperationsSettings):
     window_features_rate: float = Field(
         default=2_000.0,
         gt=0,
-        description="At most this many events per second keep their features in the label "
-        "join, for the retraining window and the online challenger; the others keep their "
-        "predictions only (every label still counts in the metrics).",
+        description="At most this many events per second, per worker, keep their features in "
+        "the label join (the only features sent to the monitors' owner), for the retraining "
+        "window and the online challenger; the others keep their predictions only (every "
+        "label still counts in the metrics).",
     )
     # Closed loop.
     retrain_policy: Annotated[Mapping[str, Any], section(RetrainPolicy, build=False)] = Field(
@@ -280,6 +287,12 @@ class Settings(OperationsSettings):
     )
     retrain_min_rows: int = Field(default=500, ge=50)
     retrain_holdout: float = Field(default=0.25, gt=0, lt=0.9)
+    refit_until: int = Field(
+        default=16_000,
+        ge=0,
+        description="After a drift-triggered promotion, retrain on the events labelled since "
+        "the drift each time they double (from retrain_min_rows), up to this many; 0: off.",
+    )
     retrain_db: str | None = Field(
         default=None, description="Database of retrain_sql: a SQLAlchemy URL or SQLite file path."
     )

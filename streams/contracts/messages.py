@@ -59,6 +59,8 @@ class Event(_Message):
     # Names that a producer may also send inside ``features`` although the model does not
     # read them (the card's sensitive column): the worker moves them to ``context``.
     context_features: ClassVar[tuple[str, ...]] = ()
+    # The card's feature schema (name -> "numeric" or "categorical"); empty for a plain Event.
+    feature_kinds: ClassVar[Mapping[str, str]] = {}
 
 
 class Prediction(_Message):
@@ -164,8 +166,8 @@ class ModelUpdate(_Message):
 # Numbers must survive the model's float32 input: larger ones are refused, not saturated.
 # One strict float (which takes JSON integers, never booleans or strings) rather than an
 # int | float union: a union tries each branch and costs twice as much on every event.
-_F32_MAX = 3.4028234663852886e38
-_Number = Annotated[float, Strict(), AllowInfNan(False), Field(ge=-_F32_MAX, le=_F32_MAX)]
+F32_MAX = 3.4028234663852886e38
+_Number = Annotated[float, Strict(), AllowInfNan(False), Field(ge=-F32_MAX, le=F32_MAX)]
 _Category = StrictStr | StrictInt
 
 
@@ -205,6 +207,7 @@ def event_model(
     )
     event = create_model(f"{model}_event", __base__=Event, features=(feature_type, ...))
     event.context_features = tuple(context_features)
+    event.feature_kinds = dict(features)
     return event
 
 
@@ -241,6 +244,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 __all__ = [
     "CONTRACTS",
+    "F32_MAX",
     "MAX_CONTEXT",
     "SCHEMA_VERSION",
     "Alert",

@@ -117,6 +117,11 @@ def deferred_key(model: str) -> str:
     return f"{model_prefix(model)}:deferred"
 
 
+def refit_key(model: str) -> str:
+    """The retrainer's refit schedule of ``model`` after a drift-triggered promotion."""
+    return f"{model_prefix(model)}:refit"
+
+
 def champion_seen_key(model: str) -> str:
     """The champion version of ``model`` the retrainer saw last (to notice promotions)."""
     return f"{model_prefix(model)}:champion_seen"
@@ -207,6 +212,7 @@ __all__ = [
     "owner_key",
     "pairs_key",
     "pairs_prefix",
+    "refit_key",
     "request_key",
     "scorer_group",
     "scorer_transactional_id",

@@ -32,6 +32,15 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Sets a stage only while the stage is still what the caller saw (none: ARGV[2] empty).
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+if (ARGV[2] == '' and not current) or current == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
 REQUEST_MEMORY_S = 7 * 86_400  # how long a request's candidate is remembered
 
 Publish = Callable[[ModelUpdate], Awaitable[None]]
@@ -53,6 +62,7 @@ class Lifecycle:
         self.redis = async_redis(redis_url, settings)
         self.publish: Publish | None = None
         self._release = self.redis.register_script(_RELEASE)
+        self._swap = self.redis.register_script(_SWAP)
         self.sql: SqlHistory | None = (
             SqlHistory(settings.history_db, settings.history_flush_s)
             if settings.history_db
@@ -75,8 +85,13 @@ class Lifecycle:
 
     async def stage(self, model: str) -> dict[str, Any]:
         """The stage a model is in (empty when none)."""
-        raw = await self.redis.get(stage_key(model))
+        raw = await self.stage_raw(model)
         return orjson.loads(raw) if raw else {}
+
+    async def stage_raw(self, model: str) -> bytes | None:
+        """The model's stage as stored (None when none): what a compare-and-set compares."""
+        raw = await self.redis.get(stage_key(model))
+        return raw.encode() if isinstance(raw, str) else raw
 
     async def set_stage(self, model: str, **state: Any) -> None:
         """Enter (or update) the model's stage."""
@@ -98,11 +113,23 @@ class Lifecycle:
         """Give the lease back, if it is still ours."""
         await self._release(keys=[stepper_key(model)], args=[token])
 
-    async def claim_stage(self, model: str, request_id: str) -> bool:
+    async def claim_stage(
+        self, model: str, request_id: str, over: bytes | None = None, **carry: Any
+    ) -> bool:
         """Enter the ``staging`` phase (a candidate is being registered) when ``model`` is in
-        no stage; False when it is in one (another candidate, a watch)."""
-        state = {"phase": "staging", "request_id": request_id, "since": time.time()}
-        return bool(await self.redis.set(stage_key(model), orjson.dumps(state), nx=True))
+        no stage, or (``over``) still in exactly the stage the caller saw; False otherwise
+        (another candidate, a watch, a step since). ``carry`` is kept in the staging state
+        (a watch the candidate's stage goes on with)."""
+        state = {"phase": "staging", "request_id": request_id, "since": time.time(), **carry}
+        taken = await self._swap(keys=[stage_key(model)], args=[orjson.dumps(state), over or b""])
+        return bool(taken)
+
+    async def restore_stage(self, model: str, raw: bytes | None) -> None:
+        """Put back the stage a claim replaced (none when ``raw`` is None)."""
+        if raw is None:
+            await self.clear_stage(model)
+        else:
+            await self.redis.set(stage_key(model), raw)
 
     async def claim_request(self, model: str, request_id: str) -> bool:
         """Mark ``request_id`` as given its candidate; False when a retrainer already did."""

@@ -6,7 +6,12 @@ recent labelled events — or, with ``DRIFTLINE_RETRAIN_SQL``, on the rows of a 
 data) for the gates. A candidate that passes every gate is registered, made the challenger and
 put in **shadow**; from there :class:`~streams.control.stages.StageStepper` promotes or rejects
 it and watches the new champion. A request that finds too few labelled events (or a SQL window
-it cannot read) is deferred and retried when there are enough.
+it cannot read) is deferred and retried when there are enough. Which events a candidate learns
+from is :mod:`~streams.control.window`'s; its shadow test starts from the holdout events
+neither model saw (:mod:`~streams.control.holdout_pairs`). During a watch a drift request is
+deferred, while a refit (:mod:`~streams.control.refits`) or the online challenger's request
+trains and stages its candidate, the watch carried in its stage; a refit on twice the
+post-drift events replaces a post-drift candidate still in shadow.
 
 The retrainer is a Faust app of its own, app id (and consumer group) ``driftline-retrainer``:
 
@@ -38,7 +43,6 @@ import orjson
 from faust.streams import Stream
 from pydantic import ValidationError
 
-from models.card import QueryInfo
 from models.data import dataset_from_rows
 from models.errors import ModelError
 from models.gates import run_gates
@@ -47,18 +51,16 @@ from monitoring.sequential import PairedMSPRT
 from streams.adapters.faust_app import faust_app
 from streams.config.settings import Settings
 from streams.contracts.messages import ModelUpdate, RetrainRequest
-from streams.contracts.names import RETRAINER_GROUP, deferred_key, window_key
+from streams.contracts.names import RETRAINER_GROUP, deferred_key
+from streams.control.holdout_pairs import unseen_pairs
 from streams.control.lifecycle import Lifecycle
-from streams.control.sql_window import read_window
+from streams.control.refits import SUPERSEDE_FACTOR, Refits
 from streams.control.stages import StageStepper
+from streams.control.window import LEARN_MORE, TrainingWindow, trigger
 from streams.errors import StreamsError
 from streams.scoring.routing import Routing, save_routing
 
 log = logging.getLogger("driftline.retrainer")
-
-# Retrain-request reasons (their first word, from monitoring.retrain_policy) that mean the data
-# changed: the candidate then learns from what was labelled after the request only.
-DRIFT_REASONS = frozenset({"concept_drift", "performance", "data_drift", "sustained"})
 
 
 class Retrainer:
@@ -71,7 +73,9 @@ class Retrainer:
         self.registry = self.lifecycle.registry
         self.redis = self.lifecycle.redis
         self.record = self.lifecycle.record
-        self.stages = StageStepper(self.lifecycle, self._retry_deferred)
+        self.refits = Refits(self.lifecycle)
+        self.window = TrainingWindow(self.lifecycle, self.refits)
+        self.stages = StageStepper(self.lifecycle, self._retry_deferred, self._refit)
         self.gates = settings.gates
         self.busy = asyncio.Lock()
 
@@ -87,43 +91,33 @@ class Retrainer:
             alert_ids=request.alert_ids,
             version=request.version,
         )
-        stage = await self.lifecycle.stage(model)
-        if stage.get("phase") == "watch":
+        seen = await self.lifecycle.stage_raw(model)
+        stage: dict[str, Any] = orjson.loads(seen) if seen else {}
+        better = trigger(request.reason) in LEARN_MORE
+        if stage.get("phase") == "watch" and not better:
             # A fresh champion that does worse is rolled back first; retrain after that.
-            await self.redis.set(deferred_key(model), request.model_dump_json())
-            await self.record(
-                model,
-                "deferred",
-                request_id=request.request_id,
-                reason=f"watching {stage['version']} after its promotion",
-            )
-            return "deferred"
-        if stage.get("phase") == "shadow":
-            await self.record(
-                model,
-                "skipped",
-                request_id=request.request_id,
-                reason=f"candidate {stage['version']} is already in shadow",
-            )
+            return await self._defer(request, f"watching {stage['version']} after its promotion")
+        if stage.get("phase") == "shadow" and (not better or stage.get("window_since") is None):
+            reason = f"candidate {stage['version']} is already in shadow"
+            await self.record(model, "skipped", request_id=request.request_id, reason=reason)
             return "skipped"
         try:
-            rows, fresh_only, query = await self._training_rows(request)
+            since = await self.window.start(request, stage)
+            rows, query = await self.window.rows(model, since)
         except (ModelError, StreamsError) as exc:  # the SQL window: a database down, a bad query
-            await self.redis.set(deferred_key(model), request.model_dump_json())
-            reason = f"the training window cannot be read: {exc}"
-            await self.record(model, "deferred", request_id=request.request_id, reason=reason)
-            return "deferred"
+            return await self._defer(request, f"the training window cannot be read: {exc}")
+        if stage.get("phase") == "shadow" and len(rows) < SUPERSEDE_FACTOR * stage["rows"]:
+            reason = (
+                f"candidate {stage['version']} is already in shadow, trained on "
+                f"{stage['rows']} of these {len(rows)} labelled events"
+            )
+            await self.record(model, "skipped", request_id=request.request_id, reason=reason)
+            return "skipped"
         if len(rows) < self.settings.retrain_min_rows:
             # Kept, and handled by `step` as soon as there are enough labelled events.
-            await self.redis.set(deferred_key(model), request.model_dump_json())
-            what = "labelled events since the drift" if fresh_only else "labelled events"
-            await self.record(
-                model,
-                "deferred",
-                request_id=request.request_id,
-                reason=f"{len(rows)} {what} in the window, {self.settings.retrain_min_rows} needed",
-            )
-            return "deferred"
+            what = "labelled events since the drift" if since else "labelled events"
+            needed = self.settings.retrain_min_rows
+            return await self._defer(request, f"{len(rows)} {what} in the window, {needed} needed")
         champion = self.registry.load(f"{model}@champion")
         card = champion.card
         try:
@@ -146,6 +140,13 @@ class Retrainer:
             report = run_gates(
                 result.card, result.payload, (card, champion.payload), holdout, self.gates
             )
+            seed = await loop.run_in_executor(
+                None,
+                unseen_pairs,
+                (result.card, result.payload),
+                (card, champion.payload),
+                rows[len(rows) - n_hold :],
+            )
         except ModelError as exc:
             await self.record(model, "failed", request_id=request.request_id, reason=str(exc))
             return "failed"
@@ -166,17 +167,28 @@ class Retrainer:
                 update=ModelUpdate(model=model, action="reject", reason=reason),
             )
             return "rejected"
-        if not await self.lifecycle.claim_stage(model, request.request_id):
+        # The stage this candidate replaces: none, the watch it read, or (a refit on more
+        # post-drift events) the candidate in shadow now, whatever its test saw since.
+        over = seen if stage.get("phase") == "watch" else None
+        if stage.get("phase") == "shadow":
+            replaced = stage["version"]
+            over = await self.lifecycle.stage_raw(model)
+            stage = orjson.loads(over) if over else {}
+            if stage.get("version") != replaced:
+                reason = f"the test of {replaced}, which it was to replace, ended meanwhile"
+                return await self._defer(request, reason)
+        watch = stage if stage.get("phase") == "watch" else stage.get("watch")
+        carry = {"watch": watch} if watch else {}
+        if not await self.lifecycle.claim_stage(model, request.request_id, over, **carry):
             # a watch or another candidate began while this one trained: after it, again
-            await self.redis.set(deferred_key(model), request.model_dump_json())
-            reason = "another stage began while the candidate trained"
-            await self.record(model, "deferred", request_id=request.request_id, reason=reason)
-            return "deferred"
+            return await self._defer(request, "another stage began while the candidate trained")
         if not await self.lifecycle.claim_request(model, request.request_id):
-            await self.lifecycle.clear_stage(model)
+            await self.lifecycle.restore_stage(model, over)
             reason = "another retrainer already staged a candidate for this request"
             await self.record(model, "skipped", request_id=request.request_id, reason=reason)
             return "skipped"
+        test = PairedMSPRT(**self.settings.sequential)
+        test.update(*seed)  # the holdout rows neither model saw: see holdout_pairs
         registered = self.registry.register(result.payload, result.card)
         version = registered.version
         self.registry.promote(model, version, "challenger")
@@ -188,8 +200,19 @@ class Retrainer:
             champion=card.version,
             started=time.time(),
             last_pair="",
-            test=PairedMSPRT(**self.settings.sequential).snapshot(),
+            test=test.snapshot(),
+            pairs=len(seed[0]),
+            champion_correct=int(seed[1].sum()),
+            request_id=request.request_id,
+            rows=len(rows),
+            window_since=since or None,
+            **carry,
         )
+        if stage.get("phase") == "shadow":
+            reason = f"superseded by {version}, trained on {len(rows)} labelled events"
+            old = stage["version"]
+            update = ModelUpdate(model=model, action="reject", version=old, reason=reason)
+            await self.record(model, "reject", version=old, reason=reason, update=update)
         await self.record(
             model,
             "stage",
@@ -197,6 +220,8 @@ class Retrainer:
             stage="shadow",
             champion=card.version,
             request_id=request.request_id,
+            rows=len(rows),
+            seeded_pairs=len(seed[0]),
             update=ModelUpdate(
                 model=model,
                 action="stage",
@@ -207,27 +232,11 @@ class Retrainer:
         )
         return "shadow"
 
-    async def _training_rows(
-        self, request: RetrainRequest
-    ) -> tuple[list[dict[str, Any]], bool, QueryInfo | None]:
-        """The labelled events to train on, whether only those after the request count, and
-        the SQL query they came from (None: the Redis window).
-
-        After a drift (concept, performance, data) the old concept would only teach the
-        candidate the past: it learns from the events labelled since the request. Otherwise
-        (the online challenger did better) it learns from the whole window.
-        """
-        fresh_only = request.reason.split(" ", 1)[0] in DRIFT_REASONS
-        if self.settings.retrain_sql and self.settings.retrain_db:
-            card = self.registry.card(f"{request.model}@champion")
-            since = request.at if fresh_only else 0.0
-            rows, query = await read_window(
-                self.settings.retrain_db, self.settings.retrain_sql, card, since
-            )
-            return rows, fresh_only, query
-        start = f"{int(request.at * 1000)}-0" if fresh_only else "-"
-        entries: list[Any] = await self.redis.xrange(window_key(request.model), min=start) or []
-        return [orjson.loads(fields[b"row"]) for _, fields in entries], fresh_only, None
+    async def _defer(self, request: RetrainRequest, reason: str) -> str:
+        """Keep ``request`` for the stage timer to retry; record why."""
+        await self.redis.set(deferred_key(request.model), request.model_dump_json())
+        await self.record(request.model, "deferred", request_id=request.request_id, reason=reason)
+        return "deferred"
 
     async def _retry_deferred(self, model: str) -> None:
         raw = await self.redis.get(deferred_key(model))
@@ -235,7 +244,8 @@ class Retrainer:
             return
         request = RetrainRequest.model_validate_json(raw)
         try:
-            rows, _, _ = await self._training_rows(request)
+            since = await self.window.start(request, await self.lifecycle.stage(model))
+            rows, _ = await self.window.rows(model, since)
         except (ModelError, StreamsError):
             return  # still unreadable: the request waits, as it said when it was deferred
         if len(rows) < self.settings.retrain_min_rows:
@@ -248,6 +258,15 @@ class Retrainer:
             reason="enough labelled events to train on now",
         )
         await self.handle(request)
+
+    async def _refit(self, model: str, champion: str) -> bool:
+        """Handle the model's refit when its milestone came; whether one did."""
+        request = await self.refits.due(model, champion)
+        if request is None:
+            return False
+        outcome = await self.handle(request)
+        log.info("refit %s for %s: %s", request.request_id, model, outcome)
+        return True
 
     async def handle_message(self, value: bytes | None) -> None:
         """Handle one message of ``retrain-requests``: malformed ones and unknown models are

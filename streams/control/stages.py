@@ -5,7 +5,11 @@
   rejects it.
 - After any promotion (by the test or by hand) the new champion is **watched**: if its live
   accuracy falls below the previous champion's by a margin, it is rolled back automatically;
-  after ``watch_s`` it is stable.
+  after ``watch_s`` it is stable. A candidate staged during a watch (a refit, the online
+  challenger's request) carries the watch in its shadow stage; the watch goes on judging the
+  champion and, on a rollback, drops the candidate; a rejected candidate leaves it going.
+- A promoted candidate of the post-drift window starts (or moves on) the model's refit schedule
+  (:mod:`streams.control.refits`).
 
 :class:`StageStepper` advances a model by what was observed since its last step; the retrainer
 steps every model on a timer (:mod:`streams.control.retrainer`). However many retrainers run,
@@ -29,6 +33,7 @@ from monitoring.sequential import PairedMSPRT
 from streams.contracts.messages import ModelUpdate
 from streams.contracts.names import champion_seen_key, health_key, pairs_key
 from streams.control.lifecycle import Lifecycle
+from streams.control.refits import Refits
 from streams.scoring.routing import Routing, save_routing
 
 log = logging.getLogger("driftline.retrainer")
@@ -43,16 +48,29 @@ STAGING_STALE_S = 600.0
 class StageStepper:
     """Steps each model through shadow → promote (or reject) → watch → stable (or rollback).
 
-    ``on_idle(model)`` runs first whenever a model is in no stage: the retrainer retries a
+    ``on_refit(model, champion)`` runs first in every stage but ``staging``: the retrainer
+    handles a refit whose milestone came (:mod:`streams.control.refits`) and says whether it
+    did. ``on_idle(model)`` runs whenever a model is in no stage: the retrainer retries a
     deferred request there, before a promotion by hand is looked for.
+
+    A candidate staged during a watch (a refit, the online challenger's request) carries
+    that watch in its shadow stage: the champion it is tested against is still rolled back
+    if it does worse than the one before, and the candidate is then dropped with it.
     """
 
-    def __init__(self, lifecycle: Lifecycle, on_idle: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        on_idle: Callable[[str], Awaitable[None]],
+        on_refit: Callable[[str, str], Awaitable[bool]] | None = None,
+    ) -> None:
         self.lifecycle = lifecycle
         self.settings = lifecycle.settings
         self.registry = lifecycle.registry
         self.redis = lifecycle.redis
         self.on_idle = on_idle
+        self.on_refit = on_refit
+        self.refits = Refits(lifecycle)
 
     async def step(self, model: str) -> None:
         """Advance the model's stage by what has been observed since the last step (unless
@@ -71,6 +89,9 @@ class StageStepper:
         stage = await self.lifecycle.stage(model)
         aliases = self.registry.aliases(model)
         champion = aliases["champion"].version if "champion" in aliases else None
+        refit = self.on_refit if stage.get("phase") != "staging" else None
+        if refit is not None and champion is not None and await refit(model, champion):
+            stage = await self.lifecycle.stage(model)
         if not stage:
             await self.on_idle(model)
             seen_key = champion_seen_key(model)
@@ -82,7 +103,11 @@ class StageStepper:
             return
         if stage["phase"] == "staging":
             if time.time() - stage["since"] > STAGING_STALE_S:
-                await self.lifecycle.clear_stage(model)  # its retrainer died registering
+                # its retrainer died registering; a watch it carried goes on
+                if stage.get("watch"):
+                    await self.lifecycle.set_stage(model, **stage["watch"])
+                else:
+                    await self.lifecycle.clear_stage(model)
         elif stage["phase"] == "shadow":
             await self._step_shadow(model, stage)
         elif stage["phase"] == "watch":
@@ -90,6 +115,21 @@ class StageStepper:
 
     async def _step_shadow(self, model: str, stage: dict[str, Any]) -> None:
         version = stage["version"]
+        watch = stage.get("watch")
+        if watch:
+            verdict, reason = await self._judge(model, watch)
+            if verdict == "rollback":
+                await self._rollback(model, watch, reason)
+                save_routing(self.registry, model, Routing())
+                why = f"its champion {watch['version']} was rolled back"
+                update = ModelUpdate(model=model, action="reject", version=version, reason=why)
+                await self.lifecycle.record(
+                    model, "reject", version=version, reason=why, update=update
+                )
+                return
+            if verdict == "stable":
+                await self._stable(model, watch)
+                del stage["watch"]
         after = stage.get("last_pair") or ""
         start = f"({after}" if after else "-"
         entries: list[Any] = await self.redis.xrange(pairs_key(model, version), min=start) or []
@@ -115,7 +155,10 @@ class StageStepper:
         save_routing(self.registry, model, Routing())
         if decision == "reject":
             reason = f"sequential test: not better than champion {stage['champion']} ({stats})"
-            await self.lifecycle.clear_stage(model)
+            if stage.get("watch"):
+                await self.lifecycle.set_stage(model, **stage["watch"])  # the watch goes on
+            else:
+                await self.lifecycle.clear_stage(model)
             await record(
                 model,
                 "reject",
@@ -126,6 +169,9 @@ class StageStepper:
             return
         previous = stage["champion"]
         self.registry.promote(model, version, "champion", if_current=previous)
+        if stage.get("window_since") is not None:  # trained on the events since a drift
+            origin = str(stage.get("request_id") or version)
+            await self.refits.begin(model, stage["window_since"], int(stage["rows"]), origin)
         baseline = stage["champion_correct"] / max(stage["pairs"], 1)
         await record(
             model,
@@ -162,8 +208,17 @@ class StageStepper:
         )
 
     async def _step_watch(self, model: str, stage: dict[str, Any]) -> None:
-        accuracy, labels = await self.live(model, stage["version"])
-        baseline = stage.get("baseline")
+        verdict, reason = await self._judge(model, stage)
+        if verdict == "rollback":
+            await self._rollback(model, stage, reason)
+        elif verdict == "stable":
+            await self.lifecycle.clear_stage(model)
+            await self._stable(model, stage)
+
+    async def _judge(self, model: str, watch: dict[str, Any]) -> tuple[str, str]:
+        """``rollback`` (and why), ``stable`` or ``continue``: the watch's verdict now."""
+        accuracy, labels = await self.live(model, watch["version"])
+        baseline = watch.get("baseline")
         margin = self.settings.rollback_margin
         if (
             baseline is not None
@@ -171,37 +226,44 @@ class StageStepper:
             and labels >= self.settings.rollback_min_labels
             and accuracy < baseline - margin
         ):
-            restored = self.registry.rollback(model, if_current=stage["version"])
-            await self.redis.set(champion_seen_key(model), restored)
-            await self.lifecycle.clear_stage(model)
-            reason = (
+            return "rollback", (
                 f"live accuracy {accuracy:.3f} over {labels} labels < previous champion's "
                 f"{baseline:.3f} - {margin:g}"
             )
-            await self.lifecycle.record(
-                model,
-                "rollback",
-                version=stage["version"],
-                restored=restored,
+        if time.time() > watch["until"]:
+            return "stable", ""
+        return "continue", ""
+
+    async def _rollback(self, model: str, watch: dict[str, Any], reason: str) -> None:
+        restored = self.registry.rollback(model, if_current=watch["version"])
+        await self.redis.set(champion_seen_key(model), restored)
+        await self.lifecycle.clear_stage(model)
+        await self.refits.end(model)  # refits of a champion that did worse would follow it
+        await self.lifecycle.record(
+            model,
+            "rollback",
+            version=watch["version"],
+            restored=restored,
+            reason=reason,
+            update=ModelUpdate(
+                model=model,
+                action="rollback",
+                version=restored,
+                alias="champion",
                 reason=reason,
-                update=ModelUpdate(
-                    model=model,
-                    action="rollback",
-                    version=restored,
-                    alias="champion",
-                    reason=reason,
-                ),
-            )
-        elif time.time() > stage["until"]:
-            await self.lifecycle.clear_stage(model)
-            await self.lifecycle.record(
-                model,
-                "stage",
-                version=stage["version"],
-                stage="stable",
-                accuracy=accuracy,
-                labels=labels,
-            )
+            ),
+        )
+
+    async def _stable(self, model: str, watch: dict[str, Any]) -> None:
+        accuracy, labels = await self.live(model, watch["version"])
+        await self.lifecycle.record(
+            model,
+            "stage",
+            version=watch["version"],
+            stage="stable",
+            accuracy=accuracy,
+            labels=labels,
+        )
 
     async def live(self, model: str, version: str) -> tuple[float | None, int]:
         """Rolling accuracy and labels of ``version`` as champion, over every worker."""

@@ -1,15 +1,17 @@
 """Monitoring agents: one owner per model sees the whole stream, however many workers score it.
 
-Every worker sends what it scored (one record per batch: ids, features, labels, scores, per
-variant) and the labels it consumed to the ``monitor-input`` topic, **keyed by model**: all of
+Every worker reduces what it scored to a mergeable summary per variant, with the label join's
+columns (:mod:`streams.monitors.summaries`: one record per batch, no raw features beyond the
+retraining sample) and sends it, with the labels it consumed, to the ``monitor-input`` topic,
+**keyed by model**: all of
 a model's monitoring input lands on one partition, so exactly one process at a time — the one
 Kafka assigns that partition to (:mod:`streams.monitors.input`) — runs the model's monitors.
 When ownership moves (a rebalance, a restart), the new owner resumes from the model's snapshot
 in Redis and reads on from the offset recorded in it. The owner is a worker
 (``monitor_in_worker``, the default) or ``driftline monitor``, a process of its own.
 
-The owner's own scored batches skip the topic (:class:`MonitorFeed`): encoding them, a broker
-round trip and decoding them again cost more than the monitors themselves.
+The owner's own scored batches skip the topic (:class:`MonitorFeed`), reduced by the same
+code: a broker round trip per batch would only add latency.
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ from faust.streams import Stream
 from pydantic import ValidationError
 
 from models.card import ModelCard
-from models.scorer import NumericColumns
 from streams.adapters.faust_app import faust_app, faust_worker
 from streams.config.settings import Settings
 from streams.contracts.messages import Label
 from streams.contracts.names import monitor_app_id
-from streams.monitors.input import MonitorInput
+from streams.monitors.input import MonitorInput, Observe
 from streams.monitors.runtime import MonitorRuntime, Send
+from streams.monitors.summaries import (
+    Reduced,
+    Reducer,
+    decode_record,
+    encode_record,
+    merge_reduced,
+    split_scored,
+)
 from streams.scoring.batch import BatchResult, BatchScorer, Encoded, RawRecord, Scored
 
 log = logging.getLogger("driftline.monitor")
@@ -61,84 +70,26 @@ def sender(deliver: Deliver, model: str) -> Send:
     return send
 
 
-def scored_records(result: BatchResult, max_events: int = 256) -> list[bytes]:
-    """The monitoring input of one scored batch, in records of at most ``max_events`` events.
+def scored_records(reduced: Sequence[Reduced]) -> list[bytes]:
+    """The monitoring input of one reduced batch (:meth:`Reducer.reduce`): one record."""
+    return [encode_record(reduced)] if reduced else []
 
-    Small records keep every message far below the broker's size limit whatever the batch
-    size, and let the monitor's consumer interleave them with labels. Record ``k`` holds
-    slice ``k`` of every variant: a shadow scores the champion's events in the same order,
-    so an event's champion and shadow predictions always travel (and are joined) together.
+
+def _events(parts: Sequence[Reduced]) -> int:
+    return max((r.summary.rows for r in parts), default=0)
+
+
+def scored_parts(record: dict[str, Any], reducer: Reducer | None = None) -> list[Reduced]:
+    """The parts of one ``monitor-input`` record of scored events, decoded (the owner's side).
+
+    A record of the format before summaries (``kind`` ``scored``: each event's features) is
+    reduced here by ``reducer``, as its worker would now have done.
     """
-    longest = max((len(part.event_ids) for part in result.scored), default=0)
-    out = []
-    for i in range(0, longest, max_events):
-        j = i + max_events
-        parts = [
-            {
-                "variant": part.variant,
-                "version": part.version,
-                "ids": part.event_ids[i:j],
-                "features": part.features[i:j],
-                "labels": part.labels[i:j].tolist(),
-                "scores": part.scores[i:j].tolist(),
-                "context": part.context[i:j] if part.context else None,
-            }
-            for part in result.scored
-            if part.event_ids[i:j]
-        ]
-        out.append(orjson.dumps({"kind": "scored", "parts": parts}))
-    return out
-
-
-def _events(parts: Sequence[Scored]) -> int:
-    return max((len(p.event_ids) for p in parts), default=0)
-
-
-def merge_scored(batches: Sequence[Sequence[Scored]]) -> list[Scored]:
-    """The parts of several batches as one: one part per (variant, version), in order."""
-    if len(batches) == 1:
-        return list(batches[0])
-    groups: dict[tuple[str, str], list[Scored]] = {}
-    for parts in batches:
-        for part in parts:
-            groups.setdefault((part.variant, part.version), []).append(part)
-    return [
-        Scored(
-            variant,
-            version,
-            [e for p in same for e in p.event_ids],
-            [f for p in same for f in p.features],
-            np.concatenate([p.labels for p in same]),
-            np.concatenate([p.scores for p in same]),
-            _merged_numeric(same),
-            _merged_context(same),
-        )
-        for (variant, version), same in groups.items()
-    ]
-
-
-def _merged_context(parts: Sequence[Scored]) -> list[dict[str, Any] | None] | None:
-    """The parts' contexts end to end (None for each event of a part without any)."""
-    if not any(p.context for p in parts):
-        return None
-    return [c for p in parts for c in (p.context or [None] * len(p.event_ids))]
-
-
-def _merged_numeric(parts: Sequence[Scored]) -> NumericColumns | None:
-    """The parts' numeric columns end to end, when every part has the same ones."""
-    blocks = [p.numeric for p in parts]
-    first = blocks[0]
-    if first is None:
-        return None
-    same = [b for b in blocks if b is not None and b.keys() == first.keys()]
-    if len(same) != len(blocks):
-        return None
-    return {name: np.concatenate([b[name] for b in same]) for name in first}
-
-
-def scored_parts(record: dict[str, Any]) -> list[Scored]:
-    """The parts of one record of :func:`scored_records`, decoded (the owner's side)."""
-    return [
+    if record["kind"] == "summary":
+        return decode_record(record)
+    if reducer is None:
+        raise ValueError("a record with features needs a reducer")
+    parts = [
         Scored(
             p["variant"],
             p["version"],
@@ -150,6 +101,7 @@ def scored_parts(record: dict[str, Any]) -> list[Scored]:
         )
         for p in record["parts"]
     ]
+    return reducer.reduce(parts)
 
 
 def add_label_forwarder(
@@ -218,25 +170,38 @@ async def _observe(
 
 async def _record_call(monitor: MonitorRuntime, value: bytes | None, step: str) -> None:
     record = orjson.loads(value or b"")
-    if record["kind"] == "scored":
-        await monitor.on_scored(scored_parts(record), step)
+    if record["kind"] in ("summary", "scored"):
+        await monitor.on_scored(scored_parts(record, monitor.reducer), step)
     else:
         await monitor.on_labels([tuple(item) for item in record["items"]], step)
 
 
+def record_observer(monitor: MonitorRuntime) -> Observe:
+    """``observe(value, next_offset)``: one ``monitor-input`` record through ``monitor``, the
+    offset that follows it recorded with its effect (:class:`MonitorInput`'s callback)."""
+
+    async def observe(value: bytes | None, next_offset: int) -> None:
+        # the record's offset names its join step: replayed after a crash, it applies once
+        step = f"input:{next_offset - 1}"
+        await _observe(monitor, lambda: _record_call(monitor, value, step), next_offset)
+
+    return observe
+
+
 class MonitorFeed:
-    """Where a worker's scored batches go for monitoring.
+    """Where a worker's scored batches go for monitoring, reduced by ``reducer``.
 
     To the ``monitor-input`` topic, encoded (:func:`scored_records`), unless this process owns
     the model's monitors: then straight to them through a queue of at most ``max_events``
     events. When the monitors fall that far behind, batches take the topic again, so that
-    scoring never waits on monitoring. A crash loses what the queue holds to the monitors only
-    (as a crash loses what followed the last snapshot); the predictions themselves are sent
-    and committed by the scoring loop either way.
+    scoring never waits on monitoring. A crash loses to the monitors what they had observed of
+    the queue since the last snapshot (the topic's records are replayed, these are not); with
+    ``monitor_local_feed`` false every batch takes the topic. The predictions themselves are
+    sent and committed by the scoring loop either way.
 
     The monitors see the queue ``merge_events`` at a time, or what gathered within
-    ``linger_s`` of the first batch: each call costs a Redis round trip and a few numpy calls
-    per feature whatever its size, so that observing a scoring batch at a time (256 events)
+    ``linger_s`` of the first batch, merged (:func:`merge_reduced`): each call costs a Redis
+    round trip whatever its size, so that observing a scoring batch at a time (256 events)
     cost 6.2 µs per event where 4,096 at a time cost 3.4.
     """
 
@@ -244,28 +209,40 @@ class MonitorFeed:
         self,
         model: str,
         monitor: MonitorRuntime | None,
+        reducer: Reducer,
         max_events: int = 16_384,
         merge_events: int = 4_096,
         linger_s: float = 0.05,
+        record_events: int = 4_096,
     ) -> None:
         self.model = model
         self.key = model.encode()
         self.monitor = monitor
-        self.queue: asyncio.Queue[list[Scored]] = asyncio.Queue()
+        self.reducer = reducer
+        self.queue: asyncio.Queue[list[Reduced]] = asyncio.Queue()
         self.queued_events = 0  # in the queue or being observed
         self.local_batches = 0
         self.max_events = max_events
         self.merge_events = merge_events
         self.linger_s = linger_s
+        # events per monitor-input record: ~40 bytes each, far below the broker's limit
+        self.record_events = record_events
 
     def route(self, result: BatchResult) -> list[Encoded]:
         """Take ``result`` in-process when possible; return the records still to send."""
-        if self.monitor is not None and self.monitor.owned and self.queued_events < self.max_events:
-            self.queue.put_nowait(result.scored)
-            self.queued_events += _events(result.scored)
+        monitor = self.monitor
+        local = monitor is not None and monitor.owned and monitor.settings.monitor_local_feed
+        if local and self.queued_events < self.max_events:
+            reduced = self.reducer.reduce(result.scored)
+            self.queue.put_nowait(reduced)
+            self.queued_events += _events(reduced)
             self.local_batches += 1
             return []
-        return [(self.key, value) for value in scored_records(result)]
+        return [
+            (self.key, value)
+            for chunk in split_scored(result.scored, self.record_events)
+            for value in scored_records(self.reducer.reduce(chunk))
+        ]
 
     async def run(self) -> None:
         """Feed the monitors from the queue (an app task of the owner)."""
@@ -281,7 +258,8 @@ class MonitorFeed:
                 batches.append(self.queue.get_nowait())
                 events += _events(batches[-1])
             try:
-                await _observe(monitor, functools.partial(monitor.on_scored, merge_scored(batches)))
+                merged = merge_reduced(batches)
+                await _observe(monitor, functools.partial(monitor.on_scored, merged))
             finally:
                 self.queued_events -= events
                 for _ in batches:
@@ -307,12 +285,7 @@ def add_monitor_agent(
     from ``feed``, the worker's own batches, while this process owns them; snapshot on a
     timer; hand over on a stop."""
 
-    async def observe(value: bytes | None, next_offset: int) -> None:
-        # the record's offset names its join step: replayed after a crash, it applies once
-        step = f"input:{next_offset - 1}"
-        await _observe(monitor, lambda: _record_call(monitor, value, step), next_offset)
-
-    reader = MonitorInput(settings, bootstrap, monitor, observe, feed)
+    reader = MonitorInput(settings, bootstrap, monitor, record_observer(monitor), feed)
     app.task(reader.run)
     if feed is not None:
         app.task(feed.run)
@@ -366,7 +339,7 @@ __all__ = [
     # re-exported from streams.adapters.faust_app: the command line and bench import them here
     "faust_app",
     "faust_worker",
-    "merge_scored",
+    "record_observer",
     "scored_parts",
     "scored_records",
     "sender",

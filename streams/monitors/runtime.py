@@ -39,7 +39,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -48,7 +47,7 @@ import orjson
 from models.card import ModelCard
 from monitoring.alerts import AlertPolicy
 from monitoring.challenger import OnlineChallenger
-from monitoring.errors import MonitoringError
+from monitoring.errors import BatchError, MonitoringError
 from monitoring.findings import Finding
 from monitoring.model_monitor import ModelMonitor
 from monitoring.retrain_policy import RetrainPolicy
@@ -63,11 +62,12 @@ from streams.adapters.sql_history import SqlHistory
 from streams.config.settings import Settings
 from streams.contracts.names import health_key, pairs_prefix, state_key, window_key
 from streams.monitors.alerts import AlertPath, Send, encode_alert
-from streams.monitors.entries import FeatureBudget, add_entries, entry_lines
+from streams.monitors.entries import add_entries, entry_lines
 from streams.monitors.guard import RedisGuard
 from streams.monitors.labelled import LabelSide
 from streams.monitors.retraining import Retraining
 from streams.monitors.snapshot import Parts, StatePath
+from streams.monitors.summaries import Reduced, feature_columns, make_reducer
 from streams.scoring.batch import Scored
 
 log = logging.getLogger("driftline.monitor")
@@ -145,7 +145,8 @@ class MonitorRuntime:
         )
         self.retraining = Retraining(model, self.retrain, settings.topic_retrain_requests)
         self.labels = LabelSide(self.monitor, self.challenger, self.records, self.guard)
-        self.budget = FeatureBudget(settings.window_features_rate, settings.window_size)
+        # Reduces the scored batches of this process (and old records with features).
+        self.reducer = make_reducer(settings, card, card_loader)
         # Read on every use: the worker's health wraps it to count alerts.
         self.send = send
         self.card_loader = card_loader
@@ -155,6 +156,7 @@ class MonitorRuntime:
         self.window_key = window_key(model)
         self.pairs_prefix = pairs_prefix(model)
         self.restored = False
+        self.unmonitored = 0  # events whose summaries the monitors could not take
         self._last_snapshot = 0.0
         self._started = False
         self._starting = asyncio.Lock()
@@ -245,6 +247,7 @@ class MonitorRuntime:
     def add_card(self, card: ModelCard) -> None:
         """Make a newly served version known to the monitors."""
         self.monitor.add_card(card)
+        self.reducer.add_card(card)
         self._known_versions.add(card.version)
 
     def _learn_version(self, version: str) -> None:
@@ -268,8 +271,9 @@ class MonitorRuntime:
         await self.redis.aclose()
 
     # -- per batch ----------------------------------------------------------------------
-    async def on_scored(self, scored: Sequence[Scored], step: str | None = None) -> None:
-        """Feed the monitors with what a batch was scored on; keep it for the label join.
+    async def on_scored(self, scored: Sequence[Reduced], step: str | None = None) -> None:
+        """Feed the monitors with the summaries of scored events; keep the events' join
+        entries for the label join.
 
         ``step`` names the monitor-input record the batch came from: its join step applies
         once, however often the record is replayed (:mod:`streams.adapters.redis_join`).
@@ -279,25 +283,25 @@ class MonitorRuntime:
         ids: list[str] = []
         lines: list[bytes] = []
         pending: dict[str, dict[str, Any]] = {}  # events that more than one variant scored
-        shared = any(part.variant == "shadow" for part in scored)
-        for part in scored:
-            if part.version not in self._known_versions:
-                self._learn_version(part.version)
-            if part.variant == "champion":
+        shared = any(r.part.variant == "shadow" for r in scored)
+        for r in scored:
+            part = r.part
+            for version in {part.version, r.summary.ref}:
+                if version not in self._known_versions:
+                    self._learn_version(version)
+            if part.variant == "champion" and part.event_ids:
                 self.champion_version = part.version
-            numeric, categorical = self.feature_columns(part)
-            groups = self.monitor.groups_of(numeric, categorical, part.context)
-            findings += self.monitor.observe_batch(
-                numeric, categorical, part.scores, part.version, part.variant, groups
-            )
-            glist = groups.tolist() if groups is not None else None
-            slist = self.monitor.slices_of(part.context)  # None: not sliced, or no context
-            keep = self.budget.take(len(part.event_ids)) if part.variant != "shadow" else 0
+            try:
+                findings += self.monitor.observe_summary(r.summary)
+            except BatchError as exc:  # not countable here; its labels still join
+                self.unmonitored += r.summary.rows
+                log.error("monitoring %s: a summary left out: %s", self.model, exc)
+            keep = len(part.features)
             if shared:  # a shadow scores the champion's events; canary and champion split
-                add_entries(pending, part, keep, glist, slist)
+                add_entries(pending, part, keep, r.groups, r.slices)
             else:
                 ids += part.event_ids
-                lines += entry_lines(part, keep, glist, slist)
+                lines += entry_lines(part, keep, r.groups, r.slices)
         if pending:
             ids = list(pending)
             lines = [orjson.dumps(entry) for entry in pending.values()]
@@ -319,25 +323,9 @@ class MonitorRuntime:
     def feature_columns(
         self, part: Scored
     ) -> tuple[dict[str, np.ndarray[Any, Any]], dict[str, np.ndarray[Any, Any]]]:
-        """The monitored features of ``part`` as columns: numeric ones as the scorer read
-        them when it gave them (in-process), else read from the events' features."""
-        mon = self.monitor
-        features = part.features
-        num: dict[str, np.ndarray[Any, Any]] = {}
-        given = part.numeric
-        if given is not None and all(n in given for n in mon.numeric):
-            num = {n: given[n] for n in mon.numeric}
-        elif mon.numeric:
-            # numpy turns None into NaN for a float array: missing values stay missing.
-            row = itemgetter(*mon.numeric)
-            matrix = np.array(list(map(row, features)), dtype=np.float64)
-            matrix = matrix.reshape(len(features), len(mon.numeric))
-            num = {n: matrix[:, j] for j, n in enumerate(mon.numeric)}
-        cat = {
-            n: np.array([None if f[n] is None else str(f[n]) for f in features], dtype=object)
-            for n in mon.categorical
-        }
-        return num, cat
+        """The monitored features of ``part`` as columns
+        (:func:`streams.monitors.summaries.feature_columns`)."""
+        return feature_columns(part, self.monitor.numeric, self.monitor.categorical)
 
     # -- alerts and retraining ----------------------------------------------------------
     async def _alert(self, findings: list[Finding]) -> None:
@@ -386,6 +374,7 @@ class MonitorRuntime:
             retrain_requests=self.retrain_requests,
             challenger=self.challenger.metrics() if self.challenger else None,
             resumed=self.restored,
+            unmonitored=self.unmonitored,
             owner_epoch=self.fence.epoch,
             fenced_writes=self.guard.refused,
             at=time.time(),

@@ -43,6 +43,7 @@ from streams.monitors.agents import (
     sender,
 )
 from streams.monitors.runtime import MonitorRuntime
+from streams.monitors.summaries import make_reducer
 from streams.ops.liveness import exit_for_restart
 from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet
 from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
@@ -159,7 +160,7 @@ class CommittedFeed:
         """Hold ``result`` for the monitors in process, or return its records to send."""
         carried, self.carried = self.carried, []
         monitor = self.feed.monitor
-        if monitor is not None and monitor.owned:
+        if monitor is not None and monitor.owned and monitor.settings.monitor_local_feed:
             self.held.append(result)
             return carried
         return carried + self.feed.route(result)
@@ -222,7 +223,12 @@ def create_app(
             **transactional_options(settings, runtime.model),
         )
 
-    feed = MonitorFeed(runtime.model, runtime.monitor)
+    reducer = (
+        runtime.monitor.reducer
+        if runtime.monitor is not None
+        else make_reducer(settings, runtime.cards()[0], runtime.card_of)
+    )
+    feed = MonitorFeed(runtime.model, runtime.monitor, reducer)
     held = CommittedFeed(feed) if exactly_once else None
     loop = ScoringLoop(
         settings,

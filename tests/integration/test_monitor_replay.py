@@ -56,14 +56,14 @@ def test_a_replayed_label_record_joins_as_it_did_before_the_crash(
     async def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
         calm = runtime(models["calm"])  # no crash: each record once
         await calm.take_ownership()
-        await calm.on_scored(await scored(models["calm"]), "input:0")
+        await calm.on_scored(calm.reducer.reduce(await scored(models["calm"])), "input:0")
         await calm.on_labels(labels, "input:1")
         expected = calm.monitor.health()
         await calm.close()
 
         owner = runtime(models["crash"])
         await owner.take_ownership()
-        await owner.on_scored(await scored(models["crash"]), "input:0")
+        await owner.on_scored(owner.reducer.reduce(await scored(models["crash"])), "input:0")
         owner.input_next = 1
         await owner.tick(force=True)  # the snapshot: record 1 is next
         await owner.on_labels(labels, "input:1")

@@ -51,7 +51,7 @@ async def _serve(
         ids = [event["event_id"] for event, _ in batch]
         labels, proba = scorer.predict_batch(rows)
         part = Scored("champion", scorer.version, ids, rows, labels, proba[:, 1])
-        await runtime.on_scored([part])
+        await runtime.on_scored(runtime.reducer.reduce([part]))
         await runtime.on_labels([(eid, int(y)) for eid, (_, y) in zip(ids, batch, strict=True)])
         await runtime.tick(force=True)
 

@@ -53,7 +53,9 @@ async def _serve(
         ids = [event["event_id"] for event, _ in batch]
         labels, proba = scorer.predict_batch(rows)
         await runtime.on_scored(
-            [Scored("champion", scorer.version, ids, rows, labels, proba[:, 1])]
+            runtime.reducer.reduce(
+                [Scored("champion", scorer.version, ids, rows, labels, proba[:, 1])]
+            )
         )
         await runtime.on_labels([(eid, int(y)) for eid, (_, y) in zip(ids, batch, strict=True)])
         await runtime.tick(force=True)

@@ -3,6 +3,7 @@ committed; an aborted transaction's batches never reach them."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -24,7 +25,7 @@ def test_the_owner_sees_a_batch_at_its_commit_and_never_an_aborted_one(
         load_settings(data_dir=tmp_path), "sea", scorer.card, "redis://127.0.0.1:1/0", _no_send
     )
     runtime.owned = True
-    feed = MonitorFeed("sea", runtime, max_events=4)
+    feed = MonitorFeed("sea", runtime, runtime.reducer, max_events=4)
     held = CommittedFeed(feed)
 
     assert held.route(_batch(scorer, 4)) == []
@@ -41,3 +42,4 @@ def test_the_owner_sees_a_batch_at_its_commit_and_never_an_aborted_one(
     records = held.route(_batch(scorer, 2, first=16))
     ids = [orjson.loads(v)["parts"][0]["ids"] for _, v in records]
     assert ids == [[f"e{i}" for i in range(8, 16)], ["e16", "e17"]]
+    asyncio.run(runtime.redis.aclose())

@@ -42,13 +42,14 @@ def test_batches_stay_in_process_only_while_the_monitors_are_owned(
     runtime = MonitorRuntime(
         load_settings(data_dir=tmp_path), "sea", scorer.card, "redis://127.0.0.1:1/0", _no_send
     )
-    feed = MonitorFeed("sea", runtime, max_events=20)
+    feed = MonitorFeed("sea", runtime, runtime.reducer, max_events=20)
 
     # not (yet) the owner: every event goes to the monitor-input topic, keyed by the model
     records = feed.route(_batch(scorer, 5))
     assert [k for k, _ in records] == [b"sea"] and feed.queue.empty()
     (sent,) = (orjson.loads(v) for _, v in records)
-    assert sent["kind"] == "scored" and sent["parts"][0]["ids"] == [f"e{i}" for i in range(5)]
+    assert sent["kind"] == "summary" and sent["parts"][0]["ids"] == [f"e{i}" for i in range(5)]
+    assert sent["parts"][0]["summary"]["rows"] == 5
 
     runtime.owned = True  # what the assignment of the key's partition sets
     assert feed.route(_batch(scorer, 8, first=5)) == []
@@ -64,4 +65,18 @@ def test_batches_stay_in_process_only_while_the_monitors_are_owned(
     assert runtime.owned is False
     assert len(feed.route(_batch(scorer, 3, first=29))) == 1
     assert feed.queue.qsize() == 2
+    asyncio.run(runtime.redis.aclose())
+
+
+def test_without_the_local_feed_the_owners_batches_take_the_topic_too(
+    sea_result: TrainResult, tmp_path: Path
+) -> None:
+    scorer = OnnxScorer(sea_result.card, sea_result.payload)
+    settings = load_settings(data_dir=tmp_path, monitor_local_feed=False)
+    runtime = MonitorRuntime(settings, "sea", scorer.card, "redis://127.0.0.1:1/0", _no_send)
+    feed = MonitorFeed("sea", runtime, runtime.reducer)
+    runtime.owned = True
+    records = feed.route(_batch(scorer, 6))
+    assert [k for k, _ in records] == [b"sea"] and feed.queue.empty()
+    assert orjson.loads(records[0][1])["parts"][0]["summary"]["rows"] == 6
     asyncio.run(runtime.redis.aclose())
