@@ -180,7 +180,8 @@ class FeatureEvidence:
             self.weights = decay**2 * self.weights + totals
 
     def _starts(self) -> NDArray[np.intp]:
-        return np.concatenate([[0], np.cumsum(self._sizes)[:-1]]).astype(np.intp)
+        # where each categorical feature's counts begin (none without categorical features)
+        return np.cumsum([0, *self._sizes])[:-1].astype(np.intp)
 
     def deviates(self) -> NDArray[np.float64]:
         """Per scale and feature (numeric, then categorical), the drift evidence as a normal
