@@ -92,7 +92,7 @@ class FeatureMonitor:
         if cusum:
             self.cusum = self.normal, CategoricalDrift(self.cat_refs, counts, h)
         # drift evidence (why it drifted) and, with a PCA in the card, multivariate drift
-        self.explain = FeatureExplanations(card, config, self.numeric, self.cat_refs)
+        self.explain = FeatureExplanations(card, config, self.num_refs, self.cat_refs, counts)
         self.ks_tests = sum(r.knots_x is not None for r in self.num_refs)
         self._mean = np.array([r.mean for r in self.num_refs])
         self._std = np.array([r.std for r in self.num_refs])

@@ -16,6 +16,12 @@
 ``explained_by`` is ``[[feature, share], ...]``, largest share first (at most
 ``EXPLAINED_TOP``); an empty list means no feature drifted beyond noise, which points to a
 concept drift. A card without importances gives no ``explained_by`` at all.
+
+"Beyond noise" is a floor on each feature's evidence (a normal deviate) that grows with the
+number of features and half-lives looked at (:func:`blame_floor`): on a stationary stream the
+largest of 80 deviates (20 features, 4 half-lives) passes 3 in about one batch in sixteen
+(measured: 6 %), so a fixed floor of 3 would blame a feature for every concept drift that
+long; at most ``BLAME_RATE`` of the explanations of a stationary stream name a feature.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import ndtri
 
 from models.card import ModelCard
-from monitoring.attribution import FeatureEvidence
+from monitoring.attribution import FLOOR, FeatureEvidence
 from monitoring.config import MonitorConfig
 from monitoring.findings import Check
 from monitoring.multivariate import (
@@ -39,10 +46,11 @@ from monitoring.multivariate import (
 )
 from monitoring.sequential_drift import calibrate
 from monitoring.summary import FeatureCounts
-from monitoring.windows import CategoricalReference
+from monitoring.windows import CategoricalReference, NumericReference
 
 EXPLAINED_KINDS = frozenset({"prediction_drift", "performance", "concept_drift"})
 EXPLAINED_TOP = 5  # features named in a finding's explained_by
+BLAME_RATE = 1e-3  # explanations of a stationary stream that may name a feature (at most)
 
 
 class FeatureExplanations:
@@ -55,10 +63,12 @@ class FeatureExplanations:
     config : MonitorConfig
         ``stream_detector`` (the multivariate detector runs with ``cusum`` only) and
         ``detector_block``.
-    numeric : sequence of str
-        The numeric features, in the summaries' column order.
+    numeric : sequence of NumericReference
+        The numeric features' references, in the summaries' column order.
     categorical : sequence of CategoricalReference
         The categorical features' references, in the summaries' order.
+    reference_rows : sequence of int
+        Rows behind each categorical reference (the numeric ones say theirs).
 
     Examples
     --------
@@ -85,17 +95,20 @@ class FeatureExplanations:
         self,
         card: ModelCard,
         config: MonitorConfig,
-        numeric: Sequence[str],
+        numeric: Sequence[NumericReference],
         categorical: Sequence[CategoricalReference],
+        reference_rows: Sequence[int],
     ) -> None:
         self._categories = [r.categories for r in categorical]
         shares = {r.name: r.fractions.tolist() for r in categorical}
-        self.evidence = FeatureEvidence(numeric, shares)
+        rows = [*(r.count for r in numeric), *reference_rows]
+        names = [r.name for r in numeric]
+        self.evidence = FeatureEvidence(names, shares, reference_rows=rows)
         self.model: Reconstruction | None = None
         self.multi: MultivariateDrift | None = None
         self._columns: NDArray[np.intp] | None = None
         model = Reconstruction.from_card(card)
-        position = {n: j for j, n in enumerate(numeric)}
+        position = {n: j for j, n in enumerate(names)}
         usable = model is not None and all(c in position for c in model.columns)
         if model is not None and usable and config.stream_detector == "cusum":
             self.model = model
@@ -140,6 +153,20 @@ class FeatureExplanations:
             self.multi.restore(multi)
 
 
+def blame_floor(evidence: FeatureEvidence, rate: float = BLAME_RATE) -> float:
+    """The evidence below which a feature counts as not drifted: the normal deviate that all
+    of ``evidence``'s features and half-lives together pass with probability ``rate`` at most
+    (Bonferroni), and never below :data:`~monitoring.attribution.FLOOR`.
+
+    Examples
+    --------
+    >>> round(blame_floor(FeatureEvidence([f"x{i}" for i in range(20)], {})), 2)
+    4.21
+    """
+    looks = max(len(evidence.numeric) + len(evidence.categorical), 1) * evidence.half_lives.size
+    return max(FLOOR, float(ndtri(1.0 - rate / looks)))
+
+
 def explain_checks(
     checks: Sequence[Check],
     evidence: FeatureEvidence | None,
@@ -158,7 +185,7 @@ def explain_checks(
     for key, finding, periodic in checks:
         if finding is not None and finding.kind in EXPLAINED_KINDS:
             if ranked is None:  # one ranking for every finding of the call
-                top = evidence.explain(importance, top=EXPLAINED_TOP)
+                top = evidence.explain(importance, blame_floor(evidence), EXPLAINED_TOP)
                 ranked = [[name, round(share, 4)] for name, share in top]
             details = {**finding.details, "explained_by": ranked}
             finding = dataclasses.replace(finding, details=details)
@@ -166,4 +193,11 @@ def explain_checks(
     return out
 
 
-__all__ = ["EXPLAINED_KINDS", "EXPLAINED_TOP", "FeatureExplanations", "explain_checks"]
+__all__ = [
+    "BLAME_RATE",
+    "EXPLAINED_KINDS",
+    "EXPLAINED_TOP",
+    "FeatureExplanations",
+    "blame_floor",
+    "explain_checks",
+]
