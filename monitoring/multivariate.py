@@ -40,6 +40,7 @@ RECONSTRUCTION_ERROR = "reconstruction_error"
 # 0.009 (lognormal) and 0.028 (Poisson, whose error has near-atoms), against a guard of 0.02.
 PCA_MODEL_ERROR = 0.02
 _TINY_RESIDUAL = math.sqrt(PCA_TINY)
+COLUMNS_TOP = 5  # columns a finding names (a share under 1e-4 reads as 0)
 
 
 class Reconstruction:
@@ -147,14 +148,15 @@ class MultivariateDrift:
     def update(self, block: ReconstructionBlock, details: Mapping[str, Any]) -> list[Check]:
         """Add a block; once ``block_events`` are in, update the CUSUMs. A finding per alarm
         (``data_drift``, detector ``cusum``, test ``multivariate``, no feature), whose details
-        say the alternative, the mean error against the reference's and how each column shares
-        the excess residual."""
+        say the alternative, the mean error against the reference's and how the columns share
+        the excess residual (the ``COLUMNS_TOP`` largest, largest first)."""
         self.pending = self.pending.merge(block)
         if self.pending.events < self.block_events:
             return []
         closed, self.pending = self.pending, ReconstructionBlock.empty(len(self.model.columns))
         self.drift.pending = np.asarray(closed.summary, dtype=np.float64).reshape(4, 1)
         checks: list[Check] = []
+        shares = excess_shares(closed, self.model)
         for _, test, shift, stat in self.drift.flush():
             extra = {
                 **details,
@@ -164,7 +166,7 @@ class MultivariateDrift:
                 "direction": "up" if shift > 0 else "down",
                 "mean_error": closed.error / max(closed.events, 1),
                 "reference_mean_error": float(self.model.column_error.sum()),
-                "columns": [[n, s] for n, s in excess_shares(closed, self.model)],
+                "columns": [[n, round(s, 4)] for n, s in shares[:COLUMNS_TOP]],
             }
             f = Finding("data_drift", "cusum", stat, self.h, None, extra)
             checks.append(("data_drift||multivariate", f, False))
@@ -203,6 +205,7 @@ def merge_blocks(blocks: Sequence[ReconstructionBlock], columns: int) -> Reconst
 
 
 __all__ = [
+    "COLUMNS_TOP",
     "PCA_MODEL_ERROR",
     "RECONSTRUCTION_ERROR",
     "MultivariateDrift",
