@@ -227,3 +227,27 @@ def test_merge_changes_dedupes_sources_and_infers_unexplained_switches() -> None
         ("served", "3", ""),
         ("promote", "2", ""),
     ]
+
+
+def test_the_alerts_table_says_what_explains_each_alert(two_versions: list[ModelCard]) -> None:
+    base = {"at": T0, "version": "1", "statistic": 20.0, "threshold": 12.7}
+    alerts = [
+        {
+            **base,
+            "kind": "prediction_drift",
+            "feature": None,
+            "detector": "cusum",
+            "details": {"explained_by": [["salary", 0.8213], ["age", 0.1787]]},
+        },
+        {
+            **base,
+            "kind": "data_drift",
+            "feature": None,
+            "detector": "cusum",
+            "details": {"test": "multivariate", "columns": [["salary", 0.5], ["loan", 0.5]]},
+        },
+    ]
+    page = render_report(two_versions[:1], LiveHistory(alerts=alerts))
+    assert "<th>explained by</th>" in page
+    assert "<td>salary 0.82, age 0.18</td>" in page
+    assert "<td>columns salary 0.5, loan 0.5</td>" in page
