@@ -63,6 +63,14 @@ RING = 32
 # entries (HSET takes two values per entry; 4,000 failed once batches of 4,096 merged).
 _SLICE = 2000
 RETRY_KEEP_S = 60  # the answer of an unnamed call: for a retry of the same call only
+RETRY_STEP = "once:"
+
+
+def retry_step() -> str:
+    """A step name for a call that no record names, so that retrying it applies it once;
+    its answer is kept :data:`RETRY_KEEP_S` only."""
+    return f"{RETRY_STEP}{uuid.uuid4().hex}"
+
 
 # The keys of both scripts: stats, gen, pg, lg, then the p ring and the l ring, then the
 # owner's fence (its epoch is the last argument: redis_fence).
@@ -292,8 +300,9 @@ class RedisLabelJoin:
         if not ids:
             return []
         # A call of its own (no record to replay) is kept only for a retry of itself.
-        step_key = f"{self.prefix}:step:{step or uuid.uuid4().hex}"
-        keep_s = self.replay_s if step else RETRY_KEEP_S
+        step = step or retry_step()
+        step_key = f"{self.prefix}:step:{step}"
+        keep_s = RETRY_KEEP_S if step.startswith(RETRY_STEP) else self.replay_s
         args: list[str | bytes | float] = [
             mine,
             theirs,
@@ -392,4 +401,4 @@ class RedisLabelJoin:
         return out
 
 
-__all__ = ["RING", "RedisLabelJoin", "join_keys"]
+__all__ = ["RING", "RedisLabelJoin", "join_keys", "retry_step"]

@@ -55,7 +55,7 @@ from monitoring.state import AlertSink, StateStore
 from streams.adapters.redis_alerts import RedisAlertSink
 from streams.adapters.redis_client import async_redis
 from streams.adapters.redis_fence import OwnerFence
-from streams.adapters.redis_join import RedisLabelJoin
+from streams.adapters.redis_join import RedisLabelJoin, retry_step
 from streams.adapters.redis_migrate import migrate_model_keys
 from streams.adapters.redis_state import RedisMonitorRecords, RedisStateStore
 from streams.adapters.sql_history import SqlHistory
@@ -71,6 +71,11 @@ from streams.monitors.summaries import Reduced, feature_columns, make_reducer
 from streams.scoring.batch import Scored
 
 log = logging.getLogger("driftline.monitor")
+
+# How long a label-join step is sent again while Redis fails: a replica takes over within a
+# few seconds (a cluster's node timeout plus its election); the step applies once however
+# often it is sent, and one given up loses its labels for good.
+JOIN_PATIENCE_S = 15.0
 
 
 class MonitorRuntime:
@@ -305,8 +310,9 @@ class MonitorRuntime:
         if pending:
             ids = list(pending)
             lines = [orjson.dumps(entry) for entry in pending.values()]
-        joined = await self.guard(
-            "join", self.join.add_prediction_lines(ids, lines, time.time(), step)
+        step, now = step or retry_step(), time.time()
+        joined = await self.guard.persist(
+            "join", lambda: self.join.add_prediction_lines(ids, lines, now, step), JOIN_PATIENCE_S
         )
         if joined:
             findings += await self.labels.observe(joined)
@@ -316,7 +322,10 @@ class MonitorRuntime:
         """Join labels with their predictions (either order) and feed the label monitors
         (``step``: as for :meth:`on_scored`)."""
         await self.start()
-        joined = await self.guard("join", self.join.add_labels(list(labels), time.time(), step))
+        step, now, items = step or retry_step(), time.time(), list(labels)
+        joined = await self.guard.persist(
+            "join", lambda: self.join.add_labels(items, now, step), JOIN_PATIENCE_S
+        )
         if joined:
             await self._alert(await self.labels.observe(joined))
 
