@@ -3,13 +3,12 @@
 :class:`ModelMonitor` routes a scored batch to the feature monitor of its variant (data drift,
 data quality; the champion only unless ``drift_all_variants``) and to the score monitor of its
 ``(version, variant)`` (prediction drift), and a labelled batch to the label monitor of its
-``(version, variant)`` (metrics, concept drift, performance, fairness); the expected confusion
-sums of a summary go to the label-free estimate of its ``(version, variant)``
-(:mod:`monitoring.scope_estimates`). It remembers the
-findings they raised (:mod:`monitoring.finding_ledger`): counts, the last finding per kind,
-and the *active* conditions behind :meth:`ModelMonitor.health` — a windowed check stays
-active until a later window passes, a change-detector finding for one window of events
-(``window`` scored events, or ``rolling_window`` labels for concept drift).
+``(version, variant)`` (metrics, concept drift, performance, fairness); a summary's expected
+confusion sums, to its estimate without labels (:mod:`monitoring.scope_estimates`). It
+remembers the findings they raised (:mod:`monitoring.finding_ledger`): counts, the last
+finding per kind, and the *active* conditions behind :meth:`ModelMonitor.health` — a
+windowed check stays active until a later window passes, a change-detector finding for one
+window of events (``window`` scored events, or ``rolling_window`` labels for concept drift).
 
 :mod:`monitoring.monitor_inputs` turns a producer's batch into the arrays the monitors read.
 The state of every monitor is one JSON snapshot (:meth:`ModelMonitor.snapshot`), in the format
@@ -315,8 +314,7 @@ class ModelMonitor:
     def metrics(self) -> dict[str, Any]:
         """Per ``"<version>/<variant>"``: cumulative, rolling and group metrics and labels,
         with ``slice_by`` the slices (:meth:`monitoring.slices.Slices.summary`), and the
-        label-free ``estimated`` figures (:meth:`ScopeEstimates.metrics`; a scope with no
-        label yet has only these)."""
+        ``estimated`` figures (:meth:`ScopeEstimates.metrics`: alone before any label)."""
         out = {scope: lm.metrics(self._groups.names) for scope, lm in sorted(self._labels.items())}
         if self._slices is not None:
             for scope, m in out.items():
