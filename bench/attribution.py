@@ -4,10 +4,10 @@ On the Gaussian family's streams (:mod:`bench.detection_streams`), one feature t
 depends on is shifted at event 20,000 (its mean by +0.25σ and −0.5σ, its spread × 1.5; for the
 categorical feature, category ``a``'s share 25 → 40 % and → 55 %; ``--quick``: −0.5σ and
 55 % only). Driftline's monitors watch the stream at their defaults from 8,192 events before
-the change; at the first prediction-drift finding after the change (the
-score moved), the features are ranked as a finding would rank them
-(:class:`monitoring.attribution.FeatureEvidence` from the same per-block summaries, weighted
-by the card's importance) and the run counts as right when the shifted feature is first. A
+the change; the first prediction-drift finding after the change (the score moved) names the
+features that explain it (``details["explained_by"]``, :mod:`monitoring.explanations`: each
+feature's drift evidence from the same per-block summaries, weighted by the card's
+importance) and the run counts as right when the shifted feature is first. A
 shift after which no prediction-drift finding came within 20,000 events did not move the
 score and is not counted (reported beside).
 """
@@ -23,9 +23,6 @@ from numpy.typing import NDArray
 from bench.detection_streams import AFTER, BATCH, CHANGE, FEATURES, WEIGHTS, Scenario, stream
 from models.workflow import TrainResult
 from monitoring import ModelMonitor, MonitorConfig
-from monitoring.attribution import FeatureEvidence
-from monitoring.sequential_drift import NumericDrift
-from monitoring.windows import CategoricalReference, NumericReference
 
 NAMES = tuple(f"x{j}" for j in range(FEATURES))
 # Where the monitors start: 8,192 stationary events before the change. The evidence of the
@@ -59,31 +56,22 @@ def _scores(model: TrainResult, numeric: NDArray[np.float64], cats: NDArray[Any]
 def ranked_at_finding(
     model: TrainResult, sc: Scenario, seed: int
 ) -> list[tuple[str, float]] | None:
-    """The ranking at the first prediction-drift finding after the change; None without one."""
+    """What the first prediction-drift finding after the change says explains it; None
+    without one."""
     card = model.card
     if card.importance is None:
         return None
-    profiles, specs = card.reference.features, {f.name: f for f in card.features}
-    refs = [NumericReference.from_profile(n, profiles[n], specs[n]) for n in NAMES]
-    cref = CategoricalReference.from_profile("c", profiles["c"], specs["c"])
-    summarise = NumericDrift(refs, h=np.inf).summarise
-    index = {c: i for i, c in enumerate(cref.categories)}
-    evidence = FeatureEvidence(NAMES, {"c": cref.fractions.tolist()})
     mon = ModelMonitor(card, MonitorConfig())
     chunk = stream(sc, 300 + seed, CHANGE + AFTER)
     for s in range(START, chunk.y.size, BATCH):
         e = min(s + BATCH, chunk.y.size)
         x, c = chunk.numeric[s:e], chunk.categorical[s:e]
-        p = _scores(model, x, c)
         num = {n: x[:, j] for j, n in enumerate(NAMES)}
-        found = mon.observe_batch(num, {"c": c}, p, card.version, "champion")
-        counts = np.zeros(len(index), dtype=np.int64)
-        for value in c.reshape(-1).tolist():
-            if value in index:
-                counts[index[value]] += 1
-        evidence.add(summarise(x), [counts])
-        if e > CHANGE and any(f.kind == "prediction_drift" for f in found):
-            return evidence.explain(card.importance.values, top=None)
+        found = mon.observe_batch(num, {"c": c}, _scores(model, x, c), card.version, "champion")
+        if e > CHANGE:
+            for f in found:
+                if f.kind == "prediction_drift":
+                    return [(str(n), float(v)) for n, v in f.details["explained_by"]]
     return None
 
 

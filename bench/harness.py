@@ -71,6 +71,7 @@ TARGETS = {
     "p99_ms_at_50": ("<=", 15.0),
     "p99_ms_at_75": ("<=", 50.0),
     "monitoring_cost_fraction": ("<=", 0.10),
+    "exactly_once_ratio": (">=", 0.85),
     "swap_gap_ms": ("<=", 20.0),
     "swap_lost": ("<=", 0.0),
     "worker_peak_rss_mb": ("<=", 300.0),
@@ -188,6 +189,9 @@ def _measure(world: World, plan: Plan, say: Callable[[str], None]) -> dict[str, 
                 "driftline_monitoring_off": lambda: scenarios.throughput(
                     world, "driftline", n, monitoring=False
                 ),
+                "driftline_exactly_once": lambda: scenarios.throughput(
+                    world, "driftline", n, monitoring=True, guarantee="exactly_once"
+                ),
                 "floor": lambda: scenarios.throughput(world, "floor", n),
                 "relay": lambda: scenarios.throughput(world, "relay", n),
                 "quix": lambda: scenarios.throughput(world, "quix", n),
@@ -255,6 +259,13 @@ def monitoring_cost_fraction(on_runs: list[float], off_runs: list[float]) -> flo
     return statistics.median(pairs) if pairs else float("nan")
 
 
+def paired_ratio(runs: list[float], base_runs: list[float]) -> float:
+    """The median over the rounds of ``run / base``: each round's two drains ran back to
+    back, as for :func:`monitoring_cost_fraction`."""
+    pairs = [a / b for a, b in zip(runs, base_runs, strict=True) if b]
+    return statistics.median(pairs) if pairs else float("nan")
+
+
 def verdict(figures: dict[str, Any]) -> dict[str, Any]:
     """Ratios and each target's measured value and pass/fail."""
     on = figures["driftline_monitoring_on"]["events_per_s"]
@@ -269,6 +280,9 @@ def verdict(figures: dict[str, Any]) -> dict[str, Any]:
         "p99_ms_at_75": figures["latency"]["75"]["p99_ms"],
         "monitoring_cost_fraction": monitoring_cost_fraction(
             figures["driftline_monitoring_on"]["runs"], figures["driftline_monitoring_off"]["runs"]
+        ),
+        "exactly_once_ratio": paired_ratio(
+            figures["driftline_exactly_once"]["runs"], figures["driftline_monitoring_on"]["runs"]
         ),
         "swap_gap_ms": figures["hot_swap"]["worst_gap_ms"],
         "swap_lost": float(figures["hot_swap"]["lost"]),
@@ -290,7 +304,12 @@ def verdict(figures: dict[str, Any]) -> dict[str, Any]:
     ratios = {
         f"{contender} / {baseline}": figures[contender]["events_per_s"]
         / figures[baseline]["events_per_s"]
-        for contender in ("driftline_monitoring_on", "driftline_monitoring_off", "floor")
+        for contender in (
+            "driftline_monitoring_on",
+            "driftline_monitoring_off",
+            "driftline_exactly_once",
+            "floor",
+        )
         for baseline in BASELINES
         if baseline != contender
     }
@@ -310,6 +329,7 @@ __all__ = [
     "machine",
     "medians",
     "monitoring_cost_fraction",
+    "paired_ratio",
     "run",
     "verdict",
 ]

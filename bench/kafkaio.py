@@ -111,6 +111,8 @@ class Collector:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=5,
             max_partition_fetch_bytes=4_194_304,
+            # exactly once, an output counts when it is committed, as a reader would see it
+            isolation_level="read_committed",
         )
         await consumer.start()
         try:

@@ -51,14 +51,18 @@ class Throughput:
     peak_rss_mb: float
 
 
-def _extra(world: World, kind: str, monitoring: bool) -> dict[str, str]:
+def _extra(world: World, kind: str, monitoring: bool, guarantee: str) -> dict[str, str]:
     if kind == "quix":
         return {"BENCH_PEER_MODEL": str(world.peer_model())}
     if kind != "driftline":
         return {}
     tuning = os.environ.get("BENCH_WORKER_ENV", "")  # KEY=VALUE,... to try settings
     pairs = dict(item.split("=", 1) for item in tuning.split(",") if "=" in item)
-    return {"DRIFTLINE_MONITORING": "true" if monitoring else "false", **pairs}
+    return {
+        "DRIFTLINE_MONITORING": "true" if monitoring else "false",
+        "DRIFTLINE_PROCESSING_GUARANTEE": guarantee,
+        **pairs,
+    }
 
 
 def throughput(
@@ -67,14 +71,17 @@ def throughput(
     n: int,
     *,
     monitoring: bool = True,
+    guarantee: str = "at_least_once",
     timeout_s: float = 300,
     profile: Path | None = None,
 ) -> Throughput:
-    """Preload ``n`` events, start the contender, time how fast it drains them."""
+    """Preload ``n`` events, start the contender, time how fast it drains them (Driftline:
+    with ``monitoring`` and under ``guarantee``; the collector reads committed, so exactly
+    once a prediction counts when its transaction commits)."""
     topics = world.topics()
     events = event_payloads(world.rows, prefix="t", n=n, partitions=PARTITIONS)
     asyncio.run(preload(world.bootstrap, topics["events"], events))
-    env = world.env(topics, **_extra(world, kind, monitoring))
+    env = world.env(topics, **_extra(world, kind, monitoring, guarantee))
     log = world.root / "logs" / f"{kind}-{topics['events']}.log"
 
     async def drain(pid: int) -> tuple[bool, float, Collected]:
@@ -146,7 +153,8 @@ def latency(
             await col.wait_for(n + len(warm) + len(steady), timeout_s)
             return sent, dict(col.seen.arrived), elapsed
 
-    with running(kind, world.env(topics, **_extra(world, kind, True)), log) as proc, no_gc_pauses():
+    env = world.env(topics, **_extra(world, kind, True, "at_least_once"))
+    with running(kind, env, log) as proc, no_gc_pauses():
         wait_alive(proc, 0.5)
         sent, arrived, elapsed = asyncio.run(offer())
     lat = np.array([(arrived[k] - t) * 1000.0 for k, t in sent.items() if k in arrived])

@@ -13,6 +13,7 @@ _NAMES = {
     "p99_ms_at_50": "p99 latency at 50% load (ms)",
     "p99_ms_at_75": "p99 latency at 75% load (ms)",
     "monitoring_cost_fraction": "throughput lost to monitoring (median of the rounds)",
+    "exactly_once_ratio": "exactly once ÷ at least once (median of the rounds)",
     "swap_gap_ms": "largest gap during a promotion, worst run (ms)",
     "swap_lost": "events lost during a promotion",
     "worker_peak_rss_mb": "worker peak RSS (MiB)",
@@ -43,6 +44,7 @@ def render(report: dict[str, Any]) -> str:
     for key, label in (
         ("driftline_monitoring_on", "Driftline, monitoring on"),
         ("driftline_monitoring_off", "Driftline, monitoring off"),
+        ("driftline_exactly_once", "Driftline, monitoring on, exactly once"),
         ("floor", "floor: librdkafka loop + onnxruntime per batch"),
         ("relay", "relay: librdkafka, bytes in -> bytes out"),
         ("quix", "Quix Streams: per-event apply + onnxruntime"),

@@ -226,13 +226,23 @@ def _live(history: LiveHistory | None) -> list[str]:
             f"v{a.get('version', '')}",
             str(a.get("feature") or ""),
             str(a.get("detector", "")),
+            explained(a.get("details") or {}),
             f"{float(a.get('statistic') or 0.0):.4g}",
             f"{float(a.get('threshold') or 0.0):.4g}",
         ]
         for a in reversed(alerts)
     ]
-    head = ["time", "kind", "version", "feature", "detector", "statistic", "threshold"]
-    out.append(_table(head, rows, numeric_from=5) if rows else "<p>None.</p>")
+    head = [
+        "time",
+        "kind",
+        "version",
+        "feature",
+        "detector",
+        "explained by",
+        "statistic",
+        "threshold",
+    ]
+    out.append(_table(head, rows, numeric_from=6) if rows else "<p>None.</p>")
     out.append(f"<h3>Version changes ({len(history.changes)})</h3>")
     changes = sorted(history.changes, key=lambda c: c.at)[-MAX_ROWS:]
     crow = [
@@ -242,6 +252,27 @@ def _live(history: LiveHistory | None) -> list[str]:
     head = ["time", "action", "version", "previous", "reason"]
     out.append(_table(head, crow) if crow else "<p>None.</p>")
     return out
+
+
+def explained(details: Mapping[str, Any]) -> str:
+    """An alert's explanation as a cell: the features that explain a score or performance
+    finding, or the columns of a multivariate one, with their shares; ``""`` when none.
+
+    Examples
+    --------
+    >>> explained({"explained_by": [["x0", 0.8213], ["x3", 0.1204]]})
+    'x0 0.82, x3 0.12'
+    >>> explained({"explained_by": []}), explained({})
+    ('no feature drifted', '')
+    >>> explained({"test": "multivariate", "columns": [["x4", 0.5], ["x7", 0.5]]})
+    'columns x4 0.5, x7 0.5'
+    """
+    ranked = details.get("explained_by")
+    if ranked is not None:
+        return ", ".join(f"{n} {float(v):.2g}" for n, v in ranked) or "no feature drifted"
+    if details.get("test") == "multivariate" and details.get("columns"):
+        return "columns " + ", ".join(f"{n} {float(v):.2g}" for n, v in details["columns"])
+    return ""
 
 
 def slice_cells(windows: Mapping[str, Any], fmt: Callable[[float | None], str]) -> list[str]:
@@ -353,4 +384,11 @@ def render_report(
     )
 
 
-__all__ = ["LiveHistory", "VersionChange", "merge_changes", "render_report", "slice_cells"]
+__all__ = [
+    "LiveHistory",
+    "VersionChange",
+    "explained",
+    "merge_changes",
+    "render_report",
+    "slice_cells",
+]

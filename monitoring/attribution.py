@@ -118,6 +118,11 @@ class FeatureEvidence:
         Events after which a block's evidence counts half, one scale each. A feature's
         evidence is its largest deviate over the scales: a short one sees a fresh large change
         before the history's noise drowns it, a long one gathers a small change.
+    reference_rows : sequence of float or None
+        Rows behind each feature's reference (numeric, then categorical). A reference is a
+        sample: its own error is added to the variance of each statistic, or a long half-life
+        (tens of thousands of events against a reference of a few thousand rows) would read
+        the reference's noise as drift. None: exact references.
 
     Examples
     --------
@@ -145,9 +150,14 @@ class FeatureEvidence:
         numeric: Sequence[str],
         categorical: Mapping[str, Sequence[float]],
         half_lives: Sequence[float] = HALF_LIVES,
+        reference_rows: Sequence[float] | None = None,
     ) -> None:
         self.numeric = list(numeric)
         self.categorical = list(categorical)
+        rows = np.full(len(self.numeric) + len(self.categorical), np.inf)
+        if reference_rows is not None:
+            rows = np.maximum(np.asarray(reference_rows, dtype=np.float64), 1.0)
+        self._ref_rows = rows
         self.half_lives = np.asarray(half_lives, dtype=np.float64)
         shares = [np.asarray(v, dtype=np.float64) for v in categorical.values()]
         self._shares = [s / s.sum() if s.sum() > 0 else s for s in shares]
@@ -156,6 +166,9 @@ class FeatureEvidence:
         # Per scale, numeric rows: weighted sums of the standardised g and g**2, and the sums
         # of the squared weights of their events (their variance under the reference).
         self.moments = np.zeros((scales, 4, len(self.numeric)))
+        # Per scale, the weighted counts of g and g**2 (unsquared weights: the reference's
+        # error weighs on the weighted sums as their total weight squared).
+        self.totals = np.zeros((scales, 2, len(self.numeric)))
         # Per scale, categorical: weighted counts per category, per feature squared weights.
         self.counts = np.zeros((scales, sum(self._sizes)))
         self.weights = np.zeros((scales, len(self.categorical)))
@@ -174,27 +187,32 @@ class FeatureEvidence:
         m = self.moments
         for row, power in ((0, 1), (1, 2), (2, 1), (3, 2)):
             m[:, row] = decay**power * m[:, row] + numeric[row]
+        if numeric.size:
+            self.totals = decay[:, :, None] * self.totals + numeric[[1, 3]]
         if counts.size:
             self.counts = decay * self.counts + counts
             totals = np.add.reduceat(counts, self._starts())
             self.weights = decay**2 * self.weights + totals
 
     def _starts(self) -> NDArray[np.intp]:
-        return np.concatenate([[0], np.cumsum(self._sizes)[:-1]]).astype(np.intp)
+        # where each categorical feature's counts begin (none without categorical features)
+        return np.cumsum([0, *self._sizes])[:-1].astype(np.intp)
 
     def deviates(self) -> NDArray[np.float64]:
         """Per scale and feature (numeric, then categorical), the drift evidence as a normal
         deviate: about standard normal under the reference, at every scale."""
-        m = self.moments
+        m, t = self.moments, self.totals
+        ref = self._ref_rows[: len(self.numeric)]
         with np.errstate(invalid="ignore", divide="ignore"):
-            loc = np.where(m[:, 1] > 0, m[:, 0] ** 2 / m[:, 1], 0.0)
-            scale = np.where(m[:, 3] > 0, m[:, 2] ** 2 / m[:, 3], 0.0)
+            loc = np.where(m[:, 1] > 0, m[:, 0] ** 2 / (m[:, 1] + t[:, 0] ** 2 / ref), 0.0)
+            scale = np.where(m[:, 3] > 0, m[:, 2] ** 2 / (m[:, 3] + t[:, 1] ** 2 / ref), 0.0)
         dof = (m[:, 1] > 0).astype(np.float64) + (m[:, 3] > 0)
         out = np.zeros((self.half_lives.size, len(self.numeric) + len(self.categorical)))
         out[:, : len(self.numeric)] = chi2_deviate(loc + scale, dof)
         for f, (p, start) in enumerate(zip(self._shares, self._starts(), strict=True)):
             observed = self.counts[:, start : start + p.size]
-            total, v = observed.sum(axis=1), self.weights[:, f]
+            total = observed.sum(axis=1)
+            v = self.weights[:, f] + total**2 / self._ref_rows[len(self.numeric) + f]
             known = p > 0
             ok = (v > 0) & (total > 0) & (known.sum() >= 2)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -219,6 +237,7 @@ class FeatureEvidence:
         """JSON-able state."""
         return {
             "moments": self.moments.tolist(),
+            "totals": self.totals.tolist(),
             "counts": self.counts.tolist(),
             "weights": self.weights.tolist(),
         }
@@ -226,12 +245,16 @@ class FeatureEvidence:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Inverse of :meth:`snapshot`; a snapshot of other features is refused."""
         moments = np.asarray(state["moments"], dtype=np.float64)
+        # absent before the references' error was counted: as if the history were fresh
+        totals = np.asarray(state.get("totals", np.zeros_like(self.totals)), dtype=np.float64)
         counts = np.asarray(state["counts"], dtype=np.float64)
         weights = np.asarray(state["weights"], dtype=np.float64)
-        shapes = (moments.shape, counts.shape, weights.shape)
-        if shapes != (self.moments.shape, self.counts.shape, self.weights.shape):
+        shapes = (moments.shape, counts.shape, weights.shape, totals.shape)
+        mine = (self.moments.shape, self.counts.shape, self.weights.shape, self.totals.shape)
+        if shapes != mine:
             raise SnapshotError(f"evidence snapshot of shapes {shapes} is of other features")
         self.moments, self.counts, self.weights = moments, counts, weights
+        self.totals = totals
 
 
 __all__ = [

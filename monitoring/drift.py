@@ -10,7 +10,9 @@
   of every categorical one, calibrated to the false-alarm budget
   (:mod:`monitoring.sequential_drift`); otherwise one update of a River change detector
   (ADWIN or Page-Hinkley) per numeric feature, fed with the standardised block mean
-  ``(mean - ref_mean) / ref_std * sqrt(n)``, of unit variance whatever the block's size.
+  (:mod:`monitoring.river_drift`);
+- every summary: each feature's drift evidence, and with a PCA in the card the multivariate
+  detector of its reconstruction error (:mod:`monitoring.explanations`).
 
 :class:`ScoreMonitor` does the same for the positive-class score (prediction drift).
 
@@ -29,10 +31,16 @@ from numpy.typing import NDArray
 
 from models.card import ModelCard, Profile
 from monitoring.config import MonitorConfig
-from monitoring.detectors import ChangeDetector
 from monitoring.errors import SnapshotError
+from monitoring.explanations import FeatureExplanations
 from monitoring.findings import Check, Finding
 from monitoring.rate_drift import CategoricalDrift
+from monitoring.river_drift import (
+    block_mean_checks,
+    restore_detector,
+    river_threshold,
+    stream_detector,
+)
 from monitoring.sequential_drift import NumericDrift, ScoreDrift, calibrate
 from monitoring.summary import FeatureCounts
 from monitoring.window_checks import window_checks, window_stats
@@ -42,35 +50,6 @@ from monitoring.windows import (
     NumericReference,
     NumericWindow,
 )
-
-
-def stream_detector(config: MonitorConfig) -> ChangeDetector:
-    """A fresh per-batch change detector as configured."""
-    if config.stream_detector == "adwin":
-        # One update per batch: test for a cut at every update, not every 32nd.
-        params = {"delta": config.adwin_delta, "clock": 1.0}
-    else:
-        params = {
-            "delta": config.pagehinkley_delta,
-            "threshold": config.pagehinkley_threshold,
-            "min_instances": 10,
-            # River's default fading (0.9999) lets the cumulative sums drift on unit-variance
-            # input and alarm every ~10^4 batches; the plain test (1.0) does not.
-            "alpha": 1.0,
-        }
-    return ChangeDetector(config.stream_detector, params, replay_limit=config.replay_limit)
-
-
-def _threshold(config: MonitorConfig) -> float:
-    if config.stream_detector == "adwin":
-        return config.adwin_delta
-    return config.pagehinkley_threshold
-
-
-def _restore_detector(det: ChangeDetector, state: Mapping[str, Any]) -> None:
-    # A detector kind changed in the settings since the snapshot starts afresh.
-    if state.get("kind") == det.kind:
-        det.restore(state)
 
 
 class FeatureMonitor:
@@ -112,6 +91,8 @@ class FeatureMonitor:
         self.cusum: tuple[NumericDrift, CategoricalDrift] | None = None
         if cusum:
             self.cusum = self.normal, CategoricalDrift(self.cat_refs, counts, h)
+        # drift evidence (why it drifted) and, with a PCA in the card, multivariate drift
+        self.explain = FeatureExplanations(card, config, self.num_refs, self.cat_refs, counts)
         self.ks_tests = sum(r.knots_x is not None for r in self.num_refs)
         self._mean = np.array([r.mean for r in self.num_refs])
         self._std = np.array([r.std for r in self.num_refs])
@@ -136,6 +117,7 @@ class FeatureMonitor:
             self.window.count(matrix),
             self.normal.summarise(matrix) if self.numeric else np.zeros((4, 0)),
             [w.count(col) for w, col in zip(self.cat_windows, cats, strict=True)],
+            self.explain.block(matrix),
         )
 
     def observe(
@@ -172,40 +154,24 @@ class FeatureMonitor:
         if self.cusum is not None:
             self.cusum[0].pending += counts.normal
             self.cusum[1].add_counts(counts.categorical)
+        checks += self.explain.observe(counts, details)
         if self.block_rows >= self.config.detector_block:
             if self.cusum is None:
-                checks += self._detect(self.block_sums, self.block_present, details)
+                checks += block_mean_checks(
+                    self.detectors,
+                    self.numeric,
+                    self.block_sums,
+                    self.block_present,
+                    (self._mean, self._std),
+                    self.config,
+                    details,
+                )
             else:
                 checks += self.cusum[0].checks("data_drift", details, feature=True)
                 checks += self.cusum[1].checks(details)
             self.block_rows = 0
             self.block_sums = np.zeros(len(self.numeric))
             self.block_present = np.zeros(len(self.numeric), dtype=np.int64)
-        return checks
-
-    def _detect(
-        self, sums: NDArray[np.float64], present: NDArray[np.int64], details: dict[str, Any]
-    ) -> list[Check]:
-        checks: list[Check] = []
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums / present
-        shift = (means - self._mean) / self._std
-        z = shift * np.sqrt(present)
-        thr = _threshold(self.config)
-        for j, det in enumerate(self.detectors):
-            if present[j] == 0:
-                continue
-            if det.update(float(z[j])):
-                name = self.numeric[j]
-                extra = {
-                    **details,
-                    "batch_mean": float(means[j]),
-                    "reference_mean": float(self._mean[j]),
-                    "z": float(z[j]),
-                    **det.last_change,
-                }
-                f = Finding("data_drift", det.kind, float(shift[j]), thr, name, extra)
-                checks.append((f"data_drift|{name}|{det.kind}", f, False))
         return checks
 
     def _close(self, details: dict[str, Any]) -> list[Check]:
@@ -269,6 +235,7 @@ class FeatureMonitor:
                 n: d.snapshot() for n, d in zip(self.numeric, self.detectors, strict=False)
             },
             "cusum": None if self.cusum is None else [c.snapshot() for c in self.cusum],
+            **self.explain.snapshot(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -288,11 +255,12 @@ class FeatureMonitor:
             w.restore(state["categorical"][w.ref.name])
         for n, d in zip(self.numeric, self.detectors, strict=False):  # none with CUSUM
             if n in state["detectors"]:  # absent when the snapshot's detector was CUSUM
-                _restore_detector(d, state["detectors"][n])
+                restore_detector(d, state["detectors"][n])
         saved = state.get("cusum")  # absent from snapshots older than CUSUM, null without
         if saved and self.cusum is not None:
             self.cusum[0].restore(saved[0])
             self.cusum[1].restore(saved[1])
+        self.explain.restore(state)
 
 
 class ScoreMonitor:
@@ -372,7 +340,7 @@ class ScoreMonitor:
                     "prediction_drift",
                     self.detector.kind,
                     shift,
-                    _threshold(self.config),
+                    river_threshold(self.config),
                     None,
                     extra,
                 )
@@ -403,7 +371,7 @@ class ScoreMonitor:
         if self.cusum is not None and saved.get("kind") == "cusum":
             self.cusum.restore(saved)
         elif self.detector is not None:
-            _restore_detector(self.detector, saved)
+            restore_detector(self.detector, saved)
         self.block_sum, self.block_count = state.get("block", (0.0, 0))
         self.streaks = {str(k): int(v) for k, v in state.get("streaks", {}).items()}
 
@@ -412,12 +380,15 @@ def fits(monitor: FeatureMonitor | ScoreMonitor, counts: FeatureCounts) -> bool:
     """Whether ``counts`` are on ``monitor``'s bins: the shapes of its window and detectors."""
     window = monitor.window
     cats = monitor.cat_windows if isinstance(monitor, FeatureMonitor) else []
+    pca = monitor.explain.model if isinstance(monitor, FeatureMonitor) else None
+    block = counts.reconstruction
     num = counts.numeric
     return (
         num.ks.shape == window.ks_hist.shape
         and num.psi.shape == window.psi_shape
         and counts.normal.shape == (4, len(window.refs))
         and len(counts.categorical) == len(cats)
+        and (block is None or pca is None or len(block.columns) == len(pca.columns))
     )
 
 
@@ -428,4 +399,4 @@ def _profile(profiles: Mapping[str, Profile], name: str, kind: str) -> Profile:
     return prof
 
 
-__all__ = ["Check", "FeatureMonitor", "ScoreMonitor", "fits", "stream_detector"]
+__all__ = ["Check", "FeatureMonitor", "ScoreMonitor", "fits"]

@@ -25,8 +25,9 @@ from numpy.typing import NDArray
 
 from models.card import ModelCard
 from monitoring.config import MonitorConfig
-from monitoring.drift import Check, FeatureMonitor, ScoreMonitor, fits
+from monitoring.drift import Check, ScoreMonitor, fits
 from monitoring.errors import BatchError, MonitoringError, SnapshotError
+from monitoring.explanations import explain_checks
 from monitoring.finding_ledger import FindingLedger
 from monitoring.findings import Finding
 from monitoring.labels import LabelMonitor
@@ -37,9 +38,7 @@ from monitoring.sequential_drift import calibrate
 from monitoring.slices import Slices, slice_values
 from monitoring.summariser import Summariser
 from monitoring.summary import BatchSummary
-
-# Reference cards a variant's feature monitor remembers having left (see observe_summary).
-_RETIRED = 8
+from monitoring.variant_features import VariantFeatures
 
 
 class ModelMonitor:
@@ -66,8 +65,8 @@ class ModelMonitor:
     >>> for s in range(0, 4000, 250):
     ...     num = {n: x[s : s + 250, j] for j, n in enumerate(live.numeric_names)}
     ...     found += mon.observe_batch(num, {}, scores[s : s + 250], "draft", "champion")
-    >>> sorted({(f.kind, f.feature) for f in found if f.kind == "data_drift"})
-    [('data_drift', 'x0')]
+    >>> sorted({f.feature or f.details["test"] for f in found if f.kind == "data_drift"})
+    ['multivariate', 'x0']
     >>> mon.health()["status"]
     'alerting'
     """
@@ -80,7 +79,7 @@ class ModelMonitor:
         self._h = calibrate(card, self.config).events
         self.numeric = [f.name for f in card.features if f.kind == "numeric"]
         self.categorical = [f.name for f in card.features if f.kind == "categorical"]
-        self._features: dict[str, FeatureMonitor] = {}
+        self._features = VariantFeatures(self.config)
         self._summariser = Summariser(card, self.config)
         # Events whose summaries came on the bins of a card their variant's monitor had left.
         self.unreferenced = 0
@@ -175,10 +174,10 @@ class ModelMonitor:
         """Feed the summary of scored events (one batch's, or several merged); return the
         findings it raised.
 
-        A variant's feature monitor counts on the reference bins of one card: a summary on
-        another card's bins (a new version promoted) starts the variant's monitor afresh on
-        that card, and summaries that still come on the bins it left (a worker that has not
-        swapped yet) count as events but not in the feature monitor (``unreferenced``).
+        Summaries on the bins of a card their variant's feature monitor has left count as
+        events only (``unreferenced``; :mod:`monitoring.variant_features`). Prediction-drift
+        and performance findings name the features that explain them
+        (``details["explained_by"]``, :mod:`monitoring.explanations`).
 
         Raises
         ------
@@ -198,15 +197,9 @@ class ModelMonitor:
             # a shadow scores the champion's events once more
             self.ungrouped_events += summary.ungrouped
         emit = variant == self.config.champion_variant or self.config.drift_all_variants
-        fm = self._features.get(variant) if emit else None
-        if emit and (fm is None or fm.ref != summary.ref):
-            retired = [] if fm is None else [*fm.retired, fm.ref]
-            if summary.ref not in retired:
-                fm = self._features[variant] = FeatureMonitor(card, self.config)
-                fm.retired = retired[-_RETIRED:]
-            else:
-                fm = None
-                self.unreferenced += n
+        fm = self._features.monitor(variant, card) if emit else None
+        if emit and fm is None:
+            self.unreferenced += n
         sm = self._scores.get(scope)
         if sm is None:
             sm = self._scores[scope] = ScoreMonitor(card.reference.score, self.config, self._h)
@@ -222,6 +215,7 @@ class ModelMonitor:
         checks = sm.observe_counts(summary.score, details)
         if summary.expected is not None:
             checks += self._estimates.observe(scope, card, summary.expected, details)
+        checks = self._explained(checks, version, variant)
         if emit:
             findings += self._record(scope, checks, "events")
         self._expire()
@@ -274,6 +268,7 @@ class ModelMonitor:
             lm = self._labels[scope] = LabelMonitor(self._card(version), self.config)
         self.labels += int(y.size)
         checks = lm.observe(y, yp, p, codes, self._groups.names, details)
+        checks = self._explained(checks, version, variant)
         if self._slices is not None:  # a shadow's events are counted once, as the champion's
             self._slices.observe(scope, slices, y, yp, count=variant != "shadow")
         findings = self._record(scope, checks, "labels")
@@ -308,6 +303,12 @@ class ModelMonitor:
         span = self.config.window if clock == "events" else self.config.rolling_window
         return self._findings.record(scope, checks, clock, now, span)
 
+    def _explained(self, checks: list[Check], version: str, variant: str) -> list[Check]:
+        """``checks`` with the features that explain their score and performance findings."""
+        imp = self._card(version).importance or self.card.importance
+        evidence = self._features.evidence(variant)
+        return explain_checks(checks, evidence, None if imp is None else imp.values)
+
     def _expire(self) -> None:
         self._findings.expire({"events": self.events, "labels": self.labels})
 
@@ -330,7 +331,7 @@ class ModelMonitor:
         Kept in memory only: empty again after a restore until the next window closes.
         """
         return {
-            "features": {v: dict(m.last) for v, m in sorted(self._features.items()) if m.last},
+            "features": self._features.statistics(),
             "scores": {s: dict(m.last) for s, m in sorted(self._scores.items()) if m.last},
         }
 
@@ -372,7 +373,7 @@ class ModelMonitor:
             "unreferenced": self.unreferenced,
             "scopes": dict(self._scope_events),
             "groups": list(self._groups.names),
-            "feature_state": {v: m.snapshot() for v, m in self._features.items()},
+            "feature_state": self._features.snapshot(),
             "score_state": {s: m.snapshot() for s, m in self._scores.items()},
             "label_state": {s: m.snapshot() for s, m in self._labels.items()},
             "estimate_state": self._estimates.snapshot(),
@@ -407,12 +408,7 @@ class ModelMonitor:
         self._scope_events = {str(k): int(v) for k, v in state["scopes"].items()}
         self._groups = GroupCodes(str(g) for g in state["groups"])
         self.unreferenced = int(state.get("unreferenced", 0))  # absent before schema 2
-        for variant, fs in state["feature_state"].items():
-            card = self._cards.get(str(fs.get("ref", self.card.version)))
-            if card is None:  # counted on the bins of a card not known here: start afresh
-                continue
-            fm = self._features[variant] = FeatureMonitor(card, self.config)
-            fm.restore(fs)
+        self._features.restore(state["feature_state"], self._cards, self.card.version)
         for scope, ss in state["score_state"].items():
             version = scope.rsplit("/", 1)[0]
             sm = ScoreMonitor(self._card(version).reference.score, self.config, self._h)

@@ -22,7 +22,11 @@ Snapshot format (``schema_version`` 2), a JSON object::
                       (sparse: [[bin...], [count...]] per feature)},
                       categorical: {feature: {rows, counts}},
                       detectors: {feature: detector} (empty with CUSUM),
-                      cusum: null or [numeric, categorical] CUSUM state}}
+                      cusum: null or [numeric, categorical] CUSUM state,
+                      evidence: {moments, totals, counts, weights} (each feature's drift
+                      evidence, :mod:`monitoring.attribution`), multivariate: null or
+                      {pending, cusum} (the PCA's detector); both absent in older snapshots,
+                      which restore them fresh}}
     score_state      {"version/variant": {rows, windows, window: <as numeric>, detector
                       (River's, or {kind: "cusum", pending, bank})}}
     label_state      {"version/variant": {labels, counts: {confusion [tn, fp, fn, tp],

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from numpy.typing import NDArray
 
 from models.card import PCA_TINY, ModelCard, PcaReference
 from monitoring.findings import Check, Finding
+from monitoring.pca_summary import ReconstructionBlock
 from monitoring.sequential_drift import NumericDrift
 from monitoring.windows import NumericReference
 
@@ -40,6 +40,7 @@ RECONSTRUCTION_ERROR = "reconstruction_error"
 # 0.009 (lognormal) and 0.028 (Poisson, whose error has near-atoms), against a guard of 0.02.
 PCA_MODEL_ERROR = 0.02
 _TINY_RESIDUAL = math.sqrt(PCA_TINY)
+COLUMNS_TOP = 5  # columns a finding names (a share under 1e-4 reads as 0)
 
 
 class Reconstruction:
@@ -86,64 +87,6 @@ class Reconstruction:
         """:meth:`NumericDrift.summarise` of a vector of errors read as ``log(offset + e)``
         (the card's reference is of those), as 4 numbers."""
         return self._scores.summarise(np.log(self.offset + errors).reshape(-1, 1))[:, 0]
-
-
-@dataclass(frozen=True)
-class ReconstructionBlock:
-    """What the multivariate detector needs of some events; blocks merge by adding.
-
-    ``summary`` is :meth:`Reconstruction.summarise` of the errors (the standardised sums of
-    their normal scores and of the squares, and their counts); ``error`` the sum of the errors
-    and ``columns`` each column's sum of squared residuals, for the finding's details.
-
-    Examples
-    --------
-    >>> a = ReconstructionBlock(3, (0.5, 3.0, 1.0, 3.0), 2.5, (1.0, 1.5))
-    >>> b = ReconstructionBlock.from_json(a.to_json())
-    >>> a.merge(b).events, a.merge(b).columns
-    (6, (2.0, 3.0))
-    """
-
-    events: int
-    summary: tuple[float, float, float, float]
-    error: float
-    columns: tuple[float, ...]
-
-    @classmethod
-    def empty(cls, columns: int) -> ReconstructionBlock:
-        """No events."""
-        return cls(0, (0.0, 0.0, 0.0, 0.0), 0.0, (0.0,) * columns)
-
-    def merge(self, other: ReconstructionBlock) -> ReconstructionBlock:
-        """The block of both blocks' events."""
-        s = tuple(a + b for a, b in zip(self.summary, other.summary, strict=True))
-        cols = tuple(a + b for a, b in zip(self.columns, other.columns, strict=True))
-        return ReconstructionBlock(
-            self.events + other.events,
-            (s[0], s[1], s[2], s[3]),
-            self.error + other.error,
-            cols,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {
-            "events": self.events,
-            "summary": list(self.summary),
-            "error": self.error,
-            "columns": list(self.columns),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ReconstructionBlock:
-        """Inverse of :meth:`to_json`."""
-        s = [float(v) for v in data["summary"]]
-        return cls(
-            int(data["events"]),
-            (s[0], s[1], s[2], s[3]),
-            float(data["error"]),
-            tuple(float(v) for v in data["columns"]),
-        )
 
 
 def reconstruction_block(matrix: NDArray[np.float64], model: Reconstruction) -> ReconstructionBlock:
@@ -205,14 +148,15 @@ class MultivariateDrift:
     def update(self, block: ReconstructionBlock, details: Mapping[str, Any]) -> list[Check]:
         """Add a block; once ``block_events`` are in, update the CUSUMs. A finding per alarm
         (``data_drift``, detector ``cusum``, test ``multivariate``, no feature), whose details
-        say the alternative, the mean error against the reference's and how each column shares
-        the excess residual."""
+        say the alternative, the mean error against the reference's and how the columns share
+        the excess residual (the ``COLUMNS_TOP`` largest, largest first)."""
         self.pending = self.pending.merge(block)
         if self.pending.events < self.block_events:
             return []
         closed, self.pending = self.pending, ReconstructionBlock.empty(len(self.model.columns))
         self.drift.pending = np.asarray(closed.summary, dtype=np.float64).reshape(4, 1)
         checks: list[Check] = []
+        shares = excess_shares(closed, self.model)
         for _, test, shift, stat in self.drift.flush():
             extra = {
                 **details,
@@ -222,7 +166,7 @@ class MultivariateDrift:
                 "direction": "up" if shift > 0 else "down",
                 "mean_error": closed.error / max(closed.events, 1),
                 "reference_mean_error": float(self.model.column_error.sum()),
-                "columns": [[n, s] for n, s in excess_shares(closed, self.model)],
+                "columns": [[n, round(s, 4)] for n, s in shares[:COLUMNS_TOP]],
             }
             f = Finding("data_drift", "cusum", stat, self.h, None, extra)
             checks.append(("data_drift||multivariate", f, False))
@@ -261,6 +205,7 @@ def merge_blocks(blocks: Sequence[ReconstructionBlock], columns: int) -> Reconst
 
 
 __all__ = [
+    "COLUMNS_TOP",
     "PCA_MODEL_ERROR",
     "RECONSTRUCTION_ERROR",
     "MultivariateDrift",

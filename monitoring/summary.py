@@ -14,6 +14,8 @@ summary holds, for the features and for the score (:class:`FeatureCounts`):
   NumericDrift.summarise`);
 - per categorical feature the count of each value (``""``: missing), from which both the
   window's PSI and quality rates and the category CUSUMs are read;
+- of the features, when the card has a PCA and the detectors are CUSUMs, the multivariate
+  detector's sums (:class:`~monitoring.multivariate.ReconstructionBlock`);
 - the expected confusion sums of the scores (:class:`~monitoring.estimation.
   ExpectedConfusion`, on the card's calibrator and thresholds), from which the performance
   is estimated before any label (:mod:`monitoring.scope_estimates`).
@@ -40,6 +42,7 @@ from numpy.typing import NDArray
 
 from monitoring.errors import BatchError
 from monitoring.estimation import ExpectedConfusion
+from monitoring.pca_summary import ReconstructionBlock
 
 
 @dataclass
@@ -90,11 +93,14 @@ class FeatureCounts:
         The CUSUMs' per-block inputs: sums and counts of the normal scores and their squares.
     categorical : list of Counter
         Per categorical column, the count of each value (``""``: missing).
+    reconstruction : ReconstructionBlock or None
+        The multivariate detector's sums of the rows (features only, with a PCA in the card).
     """
 
     numeric: NumericCounts
     normal: NDArray[np.float64]
     categorical: list[Counter[str]]
+    reconstruction: ReconstructionBlock | None = None
 
     @property
     def rows(self) -> int:
@@ -107,6 +113,7 @@ class FeatureCounts:
             self.numeric.merge(other.numeric),
             self.normal + other.normal,
             [a + b for a, b in zip(self.categorical, other.categorical, strict=True)],
+            _merged(self.reconstruction, other.reconstruction),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -117,13 +124,16 @@ class FeatureCounts:
             [num.missing, num.out_of_range, num.ks.ravel(), num.psi.ravel()]
         ).tolist()
         floats = np.concatenate([num.sums, num.squares, self.normal.ravel()]).tolist()
-        return {
+        doc: dict[str, Any] = {
             "rows": num.rows,
             "shape": [num.missing.size, num.ks.shape[1], num.psi.shape[1]],
             "ints": ints,
             "floats": floats,
             "cat": [dict(c) for c in self.categorical],
         }
+        if self.reconstruction is not None:
+            doc["pca"] = self.reconstruction.to_json()
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> FeatureCounts:
@@ -143,7 +153,19 @@ class FeatureCounts:
         )
         normal = floats[2 * f : 6 * f].reshape(4, f)
         cats = [Counter({str(k): int(v) for k, v in c.items()}) for c in doc["cat"]]
-        return cls(numeric, normal, cats)
+        pca = doc.get("pca")  # absent without a PCA, and from workers older than it
+        return cls(
+            numeric, normal, cats, None if pca is None else ReconstructionBlock.from_json(pca)
+        )
+
+
+def _merged(
+    a: ReconstructionBlock | None, b: ReconstructionBlock | None
+) -> ReconstructionBlock | None:
+    # A summary without the block (a worker that predates the detector) adds nothing to it.
+    if a is None or b is None:
+        return a or b
+    return a.merge(b)
 
 
 @dataclass
@@ -218,7 +240,7 @@ class BatchSummary:
             self.ungrouped + other.ungrouped,
             self.features.merge(other.features),
             self.score.merge(other.score),
-            _merged(self.expected, other.expected),
+            _merged_expected(self.expected, other.expected),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -249,7 +271,9 @@ class BatchSummary:
         )
 
 
-def _merged(a: ExpectedConfusion | None, b: ExpectedConfusion | None) -> ExpectedConfusion | None:
+def _merged_expected(
+    a: ExpectedConfusion | None, b: ExpectedConfusion | None
+) -> ExpectedConfusion | None:
     # A worker that sent none leaves its events out of the estimate, not the others' blocks.
     if a is None or b is None:
         return a if b is None else b

@@ -32,4 +32,21 @@ class FencedError(StreamsError):
     this one did (a newer ownership epoch), so this one's state is stale."""
 
 
-__all__ = ["ConfigError", "FencedError", "ServiceError", "StreamsError"]
+class TransactionFencedError(StreamsError):
+    """A scoring producer's transactional id was taken over again and again: another worker
+    of the model runs with the same worker id (``exactly_once``).
+
+    Parameters
+    ----------
+    transactional_id
+        The id both producers use.
+    message
+        What to change, said for the person who has to fix it.
+    """
+
+    def __init__(self, transactional_id: str, message: str) -> None:
+        super().__init__(message)
+        self.transactional_id = transactional_id
+
+
+__all__ = ["ConfigError", "FencedError", "ServiceError", "StreamsError", "TransactionFencedError"]

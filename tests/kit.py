@@ -262,13 +262,15 @@ class Workers:
         self.env = {**dep.env, **(env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *command: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start ``driftline <command…>`` (``worker`` by default), its output in
-        ``<name>.log`` under the root."""
+        ``<name>.log`` under the root; ``env``: more of this process's environment."""
         with (self.dep.root / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", *(command or ("worker",))],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.dep.root,
@@ -492,7 +494,9 @@ class Collector:
                 for messages in batch.values():
                     for m in messages:
                         self._take(m, now)
-                for tp in batch:
+                # every partition, not only those with records: reading committed, a fetch
+                # may carry nothing but a transaction's commit marker, which moves it on
+                for tp in batch or consumer.assignment():
                     self.positions[tp.partition] = await consumer.position(tp)
                 if done is not None and await done():
                     return

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiokafka
 import faust
-from faust.transport.drivers.aiokafka import Producer
-from faust.types import ProducerT
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer
+from faust.types import ConsumerT, ProducerT
 
 from streams.adapters.kafka_admin import faust_credentials
 from streams.config.settings import Settings
@@ -26,11 +27,39 @@ class DurableProducer(Producer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
+class _ReadCommittedThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust reads committed only inside its own transactions; its constructor call has
+        # no other way in, and the consumer reads the attribute when it starts.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class ReadCommittedConsumer(Consumer):
+    """Faust's consumer reading committed records only, as every Driftline consumer does
+    (:func:`~streams.adapters.kafka_admin.consumer_options`)."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class App(faust.App):
-    """A Faust app whose producer is a :class:`DurableProducer`."""
+    """A Faust app whose producer is a :class:`DurableProducer` and whose consumer a
+    :class:`ReadCommittedConsumer`."""
 
     def _new_producer(self) -> ProducerT:
         return DurableProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    def _new_consumer(self) -> ConsumerT:
+        return ReadCommittedConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.transport.loop,
+        )
 
 
 def faust_app(settings: Settings, bootstrap: str, app_id: str, start: str = "earliest") -> App:
@@ -74,4 +103,4 @@ def faust_worker(app: faust.App, log_level: str, *more: faust.App) -> faust.Work
     return worker
 
 
-__all__ = ["App", "DurableProducer", "faust_app", "faust_worker"]
+__all__ = ["App", "DurableProducer", "ReadCommittedConsumer", "faust_app", "faust_worker"]

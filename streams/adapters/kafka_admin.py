@@ -1,7 +1,8 @@
 """Kafka client options from settings, topic creation and a health probe (aiokafka).
 
 Every Kafka client Driftline builds takes its options from here: :func:`client_options` for
-the security of aiokafka consumers and admin clients, :func:`producer_options` for every
+the security of admin clients, :func:`consumer_options` for every consumer (security, and
+reading committed records only), :func:`producer_options` for every
 producer (durability and idempotence on top), :func:`faust_credentials` for Faust apps.
 """
 
@@ -62,6 +63,15 @@ def client_options(settings: Settings | None) -> dict[str, Any]:
             sasl_plain_password=password.get_secret_value() if password else None,
         )
     return opts
+
+
+def consumer_options(settings: Settings | None) -> dict[str, Any]:
+    """Return the aiokafka keyword arguments of every Driftline consumer: security as
+    :func:`client_options`, and ``read_committed``: a scoring worker that runs exactly once
+    writes in transactions, and an aborted one's records (or an open one's, until it ends)
+    are never read. Harmless at least once: records written outside a transaction are read
+    as they come."""
+    return {"isolation_level": "read_committed", **client_options(settings)}
 
 
 def producer_options(settings: Settings | None) -> dict[str, Any]:
@@ -199,6 +209,7 @@ def kafka_healthy(bootstrap: str, settings: Settings | None = None, timeout_s: f
 __all__ = [
     "PatientProducer",
     "client_options",
+    "consumer_options",
     "diagnose",
     "faust_credentials",
     "kafka_healthy",

@@ -20,6 +20,7 @@ from streams.config.settings import Settings, env_name, load_settings
 from streams.contracts.names import ALERTS_KEY, HEALTH_FIELD, health_key, stage_key
 from streams.local.services import LocalServices
 from streams.scoring.routing import load_routing
+from streams.sinks.routing import explanation
 
 
 def _client(settings: Settings) -> SyncClient:
@@ -37,9 +38,11 @@ def _print_alert(alert: dict[str, Any], as_json: bool) -> None:
         sys.stdout.write(orjson.dumps(alert).decode() + "\n")
     else:
         feature = f" {alert['feature']}" if alert.get("feature") else ""
+        why = explanation(alert)
         print(
             f"{alert['at']:.0f} {alert['model']}@{alert['version']} {alert['kind']}{feature} "
             f"{alert['detector']}={alert['statistic']:.4g} (threshold {alert['threshold']:.4g})"
+            + ("" if why is None else f"; explained by {why}")
         )
     sys.stdout.flush()
 

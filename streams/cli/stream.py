@@ -12,7 +12,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from models.data import DATASETS
-from streams.adapters.kafka_admin import client_options, producer_options
+from streams.adapters.kafka_admin import consumer_options, producer_options
 from streams.cli.options import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
@@ -75,7 +75,7 @@ async def _tail(settings: Settings, bootstrap: str, args: Args) -> int:
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest" if args.from_beginning else "latest",
-        **client_options(settings),
+        **consumer_options(settings),
     )
     await consumer.start()
     seen = 0

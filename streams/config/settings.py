@@ -39,6 +39,7 @@ BrokerKind = Literal["kafka", "tansu"]
 ServicesFrom = Literal["auto", "packages"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 _URLS = ("redis_url", "retrain_db", "history_db")  # may hold a password: shown masked
 
 
@@ -196,6 +197,16 @@ class Settings(OperationsSettings):
         le=64,
         description="Scored batches whose predictions may await the broker's acks while the "
         "next batches are scored (offsets are committed only once they are acknowledged).",
+    )
+    processing_guarantee: ProcessingGuarantee = Field(
+        default="at_least_once",
+        description="at_least_once: a crash rescores what followed the last commit (every "
+        "100 ms), so a reader may see a prediction twice. exactly_once: each worker's "
+        "predictions, dead letters, monitor input and consumed offsets commit in one Kafka "
+        "transaction per 100 ms, and readers that read committed (every Driftline consumer) "
+        "see each once; a prediction becomes visible only at its commit (up to ~100 ms "
+        "later), and each worker of a model needs its own DRIFTLINE_WORKER_ID "
+        "(streams/scoring/transactions.py).",
     )
     max_event_bytes: int = Field(default=65_536, ge=256, description="Larger events go to the DLQ.")
     onnx_threads: int = Field(default=1, ge=1, le=64)
@@ -456,6 +467,7 @@ __all__ = [
     "ENV_PREFIX",
     "MASK",
     "BrokerKind",
+    "ProcessingGuarantee",
     "SaslMechanism",
     "SecurityProtocol",
     "ServicesFrom",

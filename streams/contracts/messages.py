@@ -126,7 +126,20 @@ AlertKind = FindingKind  # an alert is a finding the alert policy let through
 
 
 class Alert(_Message):
-    """A monitoring finding (docs/architecture.md, "Contracts users depend on")."""
+    """A monitoring finding (docs/architecture.md, "Contracts users depend on").
+
+    ``details`` always has the ``version`` and ``variant`` that raised it, and per test what
+    it measured. Two keys say why:
+
+    - ``explained_by`` (prediction drift, performance, concept drift): ``[[feature, share],
+      ...]``, at most five, largest share first, the shares of the features whose drift,
+      weighted by the model's importance of each, explains the finding; ``[]`` when no
+      feature drifted beyond noise (a concept drift, probably); absent when the model's card
+      records no importances;
+    - ``columns`` (data drift whose ``test`` is ``multivariate``, no ``feature``: the
+      reconstruction error of the card's PCA): ``[[feature, share], ...]``, the columns whose
+      residual grew, with their share of the excess: where a correlation broke.
+    """
 
     alert_id: str
     kind: AlertKind

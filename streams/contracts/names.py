@@ -33,6 +33,8 @@ PagerDuty conditions it left open (``...:open:<sink>``); their health is the has
 ('driftline:{sea}:join', 'driftline:alerts', '{driftline:alerts}:dedupe:')
 >>> scorer_group("sea"), monitors_group("sea"), RETRAINER_GROUP
 ('driftline-scorer-sea', 'driftline-monitors-sea', 'driftline-retrainer')
+>>> scorer_transactional_id("sea", "host-1")
+'driftline-scorer-sea-host-1'
 >>> sink_group("ops"), sink_delivery_mark("ops", "a1"), sink_open_hash("ops")
 ('driftline-sink-ops', '{driftline:alerts}:sent:ops:a1', '{driftline:alerts}:open:ops')
 """
@@ -153,6 +155,12 @@ def scorer_group(model: str) -> str:
     return f"driftline-scorer-{model}"
 
 
+def scorer_transactional_id(model: str, worker_id: str) -> str:
+    """The transactional id of a worker's scoring producer (``exactly_once``): stable across
+    the worker's restarts, so that a restarted worker aborts what its predecessor left open."""
+    return f"{scorer_group(model)}-{worker_id}"
+
+
 def monitors_group(model: str) -> str:
     """The consumer group whose members take turns at running ``model``'s monitors."""
     return f"driftline-monitors-{model}"
@@ -207,6 +215,7 @@ __all__ = [
     "refit_key",
     "request_key",
     "scorer_group",
+    "scorer_transactional_id",
     "sink_delivery_mark",
     "sink_group",
     "sink_open_hash",

@@ -190,6 +190,7 @@ class Demo:
             bootstrap_servers=bootstrap,
             group_id=None,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",  # what a reader sees, exactly once too
         )
         await consumer.start()
         window: deque[tuple[float, int]] = deque()

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
-from streams.adapters.kafka_admin import client_options
+from streams.adapters.kafka_admin import consumer_options
 from streams.config.settings import Settings
 from streams.contracts.names import monitors_group
 from streams.monitors.runtime import MonitorRuntime
@@ -117,7 +117,7 @@ class MonitorInput:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=10_000,
-            **client_options(self.settings),
+            **consumer_options(self.settings),
         )
         consumer.subscribe([self.settings.topic_monitor], listener=_Handover(self))
         await consumer.start()

@@ -23,6 +23,12 @@ leader lost or moving, a broker restarting: the producer gives a batch up after
 acknowledged before, rewinds each partition to its first event not delivered and scores on
 from there: the same events again, with no restart. Any other failure stops the loop, and the
 worker exits for its supervisor to restart it.
+
+With ``exactly_once`` (a :class:`~streams.scoring.transactions.Transaction` given), the
+batches between two commits share one Kafka transaction, which a task commits between two
+batches, with the offsets, once every batch of it is acknowledged, while the loop scores the
+next batch; a batch not delivered aborts the whole transaction, and the loop reads again from
+the committed offsets.
 """
 
 from __future__ import annotations
@@ -38,13 +44,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import (
     CommitFailedError,
     KafkaError,
-    KafkaTimeoutError,
-    OutOfOrderSequenceNumber,
 )
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from streams.config.settings import Settings
+from streams.errors import TransactionFencedError
+from streams.scoring import positions
 from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet, RawRecord
+from streams.scoring.sender import PartitionedSender, retriable
+from streams.scoring.transactions import Transaction
 
 log = logging.getLogger("driftline.worker")
 
@@ -81,57 +89,6 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("scoring partitions: %s", sorted(tp.partition for tp in assigned))
 
 
-class PartitionedSender:
-    """Produce many records with one future per record batch, not one per record.
-
-    A prediction goes to the partition number its event came from when both topics have
-    the same partition count (same key, same partition: per-key order is kept without
-    hashing every key in Python); otherwise the producer's partitioner places it by key.
-    """
-
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self.producer = producer
-        self._partitions: dict[str, int] = {}
-
-    async def partitions(self, topic: str) -> int:
-        if topic not in self._partitions:
-            self._partitions[topic] = len(await self.producer.partitions_for(topic))
-        return self._partitions[topic]
-
-    async def send_aligned(
-        self, topic: str, messages: Sequence[Encoded], partitions: Sequence[int], source: int
-    ) -> list[Awaitable[Any]]:
-        """Send ``messages[i]`` to ``partitions[i]`` (when ``topic`` has ``source`` partitions)."""
-        if await self.partitions(topic) != source:
-            return await self.send_keyed(topic, messages)
-        by_partition: dict[int, list[Encoded]] = {}
-        for message, partition in zip(messages, partitions, strict=True):
-            by_partition.setdefault(partition, []).append(message)
-        acks: list[Awaitable[Any]] = []
-        now_ms = int(time.time() * 1000)
-        for partition, items in by_partition.items():
-            batch = self.producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=now_ms) is not None:
-                    continue
-                if batch.record_count():  # full: send it and start the next one
-                    batch.close()
-                    acks.append(await self.producer.send_batch(batch, topic, partition=partition))
-                    batch = self.producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=now_ms) is not None:
-                        continue
-                # Larger than a whole record batch: on its own, through the producer.
-                acks.append(await self.producer.send(topic, value, key=key, partition=partition))
-            if batch.record_count():
-                batch.close()
-                acks.append(await self.producer.send_batch(batch, topic, partition=partition))
-        return acks
-
-    async def send_keyed(self, topic: str, messages: Sequence[Encoded]) -> list[Awaitable[Any]]:
-        """Send each message, placed by its key."""
-        return [await self.producer.send(topic, value, key=key) for key, value in messages]
-
-
 class ScoringLoop:
     """Score ``settings.topic_events`` batch by batch with ``current()``'s models.
 
@@ -152,6 +109,9 @@ class ScoringLoop:
     on_batch
         Called after each acknowledged batch (metrics, watchdog); its ``seconds`` run from
         the fetch to the last ack.
+    transaction
+        Exactly once: the batches of a commit interval in one transaction (``make_producer``
+        then builds a transactional producer). None: at least once.
     """
 
     def __init__(
@@ -164,6 +124,7 @@ class ScoringLoop:
         *,
         monitor_records: Callable[[BatchResult], list[Encoded]] | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
+        transaction: Transaction | None = None,
     ) -> None:
         self.settings = settings
         self.make_consumer = make_consumer
@@ -172,9 +133,12 @@ class ScoringLoop:
         self.current = current
         self.monitor_records = monitor_records
         self.on_batch = on_batch
+        self.txn = transaction
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.batches = 0
+        self.epoch = 0  # raised by every settle (a rebalance, a stop)
+        self._committing_txn: asyncio.Future[None] | None = None
         self.failure: BaseException | None = None
         self.commit_every_s = COMMIT_EVERY_S
         self.commit_idle_s = COMMIT_IDLE_S
@@ -192,8 +156,10 @@ class ScoringLoop:
         self.consumer = self.make_consumer()
         self.sender = PartitionedSender(self.make_producer())
         self.consumer.subscribe([settings.topic_events], listener=_WaitForBatch(self.settle))
-        await self.consumer.start()
+        # The producer first: a transactional one aborts what its predecessor left open
+        # before this worker reads the offsets committed.
         await self.sender.producer.start()
+        await self.consumer.start()
         committer = asyncio.create_task(self._committer())
         source = 0
         try:
@@ -202,15 +168,24 @@ class ScoringLoop:
                     async with self.lock:
                         await self._rewind_now()
                     continue
+                self._start_commit(idle=False)
                 fetched = await self.consumer.getmany(
                     timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
                 )
                 if not fetched:
+                    pending = self._start_commit(idle=True)
+                    if pending is not None:
+                        await pending
                     continue
                 source = source or await self.sender.partitions(settings.topic_events)
+                epoch = self.epoch
+                scored = self._score(fetched)  # while a commit, if any, waits for its acks
                 async with self.lock:
-                    await self._one_batch(fetched, source)
+                    if epoch == self.epoch:  # else released by a rebalance meanwhile
+                        await self._one_batch(fetched, source, scored)
         finally:
+            if self._committing_txn is not None and self.failure is not None:
+                self._committing_txn.cancel()
             if self.failure is None:
                 await self.settle()
             committer.cancel()
@@ -221,6 +196,7 @@ class ScoringLoop:
 
     async def settle(self) -> None:
         """Wait until every batch in flight is acknowledged and its offsets committed."""
+        self.epoch += 1  # a batch scored meanwhile is dropped: its partitions may go
         async with self.lock:
             if self.failure is None:
                 await self._inflight.join()
@@ -235,42 +211,39 @@ class ScoringLoop:
         await self.settle()
 
     async def lag(self) -> dict[int, int | None]:
-        """Per assigned partition: events not consumed yet (highwater - position; None until
-        the first fetch response tells the highwater). For metrics and the watchdog."""
+        """Per assigned partition: events not consumed yet (:func:`positions.lag`)."""
         consumer = getattr(self, "consumer", None)  # set by run()
-        if consumer is None:
-            return {}
-        out: dict[int, int | None] = {}
-        for tp in list(consumer.assignment()):
-            if tp not in consumer.assignment():
-                continue  # a rebalance took it while we awaited the previous position
-            high = consumer.highwater(tp)
-            try:
-                position = await asyncio.wait_for(consumer.position(tp), 0.5)
-            except (KafkaError, TimeoutError):
-                position = None
-            out[tp.partition] = (
-                None if high is None or position is None else max(high - position, 0)
-            )
-        return out
+        return {} if consumer is None else await positions.lag(consumer)
 
-    async def _one_batch(self, fetched: dict[TopicPartition, list[Any]], source: int) -> None:
+    def _score(self, fetched: dict[TopicPartition, list[Any]]) -> _Scored:
         started = time.perf_counter()
         records = [
             RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp)
             for messages in fetched.values()
             for m in messages
         ]
-        dlq = self.settings.topic_dlq
         try:
             result = self.scorer.process(records, self.current())
         except Exception as exc:
             # The policy for the unexpected: nothing is dropped; the batch goes to the DLQ.
-            log.exception("batch of %d failed; sent to %s", len(records), dlq)
+            log.exception("batch of %d failed; sent to %s", len(records), self.settings.topic_dlq)
             kind = type(exc).__name__
             result = BatchResult()
             for r in records:
                 self.scorer.reject(result, r, f"internal error: {exc}", kind)
+        return _Scored(started, len(records), result)
+
+    async def _one_batch(
+        self, fetched: dict[TopicPartition, list[Any]], source: int, scored: _Scored
+    ) -> None:
+        result = scored.result
+        dlq = self.settings.topic_dlq
+        starts = {tp: messages[0].offset for tp, messages in fetched.items()}
+        offsets = {
+            tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
+        }
+        if self.txn is not None:
+            await self.txn.include(self.sender.producer, starts, offsets)
         acks = await self.sender.send_aligned(
             self.settings.topic_predictions,
             result.predictions,
@@ -283,16 +256,12 @@ class ScoringLoop:
         if self.monitor_records is not None and result.scored:
             monitor_input = self.monitor_records(result)
             acks += await self.sender.send_keyed(self.settings.topic_monitor, monitor_input)
-        offsets = {
-            tp: OffsetAndMetadata(messages[-1].offset + 1, "") for tp, messages in fetched.items()
-        }
-        starts = {tp: messages[0].offset for tp, messages in fetched.items()}
         # Committed by the committer once the broker acknowledged every send above.
         stats = BatchStats(
-            len(records),
+            scored.events,
             len(result.predictions),
             len(result.dead_letters),
-            started,
+            scored.started,
             result.latencies_ms,
         )
         await self._inflight.put(_InFlight(acks, offsets, starts, stats))
@@ -305,7 +274,7 @@ class ScoringLoop:
             while True:
                 if getter is None:
                     getter = asyncio.ensure_future(self._inflight.get())
-                if self._ready:  # commit them when it is time, or when no batch comes
+                if self._ready and self.txn is None:  # when it is time, or no batch comes
                     due = committed_at + self.commit_every_s - time.monotonic()
                     wait = min(due, self.commit_idle_s)
                     done, _ = await asyncio.wait({getter}, timeout=max(wait, 0.0))
@@ -318,7 +287,7 @@ class ScoringLoop:
                 results = await asyncio.gather(*batch.acks, return_exceptions=True)
                 exc = next((r for r in results if isinstance(r, BaseException)), None)
                 if exc is not None:
-                    if not _passes(exc):
+                    if not retriable(exc):
                         # Never commit past a batch that was not delivered: stop; the next
                         # start scores it again from the last committed offset.
                         log.error("delivery of a batch of %d failed: %r", batch.stats.events, exc)
@@ -338,7 +307,7 @@ class ScoringLoop:
                         self._mark_for_rewind(batch)
                     else:
                         self._acknowledged(batch)
-                if time.monotonic() - committed_at >= self.commit_every_s:
+                if self.txn is None and time.monotonic() - committed_at >= self.commit_every_s:
                     await self._commit_ready()
                     committed_at = time.monotonic()
                 self._inflight.task_done()
@@ -357,38 +326,55 @@ class ScoringLoop:
         for tp, offset in batch.starts.items():
             self._rewind[tp] = min(offset, self._rewind.get(tp, offset))
 
-    async def _fresh_producer(self) -> AIOKafkaProducer:
-        """A started producer, once the cluster answers (a broker may still be down)."""
-        while True:
-            producer = self.make_producer()
-            try:
-                await producer.start()
-                return producer
-            except KafkaError as exc:
-                log.warning("kafka: no producer yet (%s); trying again in 1 s", exc)
-                await producer.stop()
-                await asyncio.sleep(1.0)
-
     async def _rewind_now(self) -> None:
         """After a batch was not delivered: wait for the batches in flight (each marks its
         partitions too), commit what was acknowledged before it, start a fresh producer and
-        seek back."""
+        seek back. Exactly once: abort the transaction the batch belonged to."""
         await self._inflight.join()
+        if self.txn is not None:
+            await self._commit_ready()  # aborts, as a batch of it was not delivered
+            return
         await self._commit_ready()
         rewind, self._rewind = self._rewind, {}
-        old, self.sender.producer = self.sender.producer, await self._fresh_producer()
-        # Not awaited here: stopping a producer whose batches expired can end in a
-        # CancelledError from its sender task, which would end the loop.
-        retired = asyncio.ensure_future(old.stop())
-        retired.add_done_callback(_retired)
-        assigned = self.consumer.assignment()
-        for tp, offset in rewind.items():
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
-        log.warning(
-            "scoring again from %s",
-            {f"{tp.topic}/{tp.partition}": offset for tp, offset in sorted(rewind.items())},
-        )
+        await self.sender.replace(self.make_producer)
+        positions.seek(self.consumer, rewind)
+
+    def _start_commit(self, idle: bool) -> asyncio.Future[None] | None:
+        """Exactly once: start committing the open transaction when it is due, unless a
+        commit is under way; the loop scores the next batch meanwhile. Returns the commit
+        under way, if any; an error it ended in is raised here."""
+        task = self._committing_txn
+        if task is not None and task.done():
+            self._committing_txn = None
+            task.result()
+            task = None
+        if task is None and self.txn is not None and self.txn.due(self.commit_every_s, idle):
+            self._committing_txn = task = asyncio.ensure_future(self._commit_transaction())
+        return task
+
+    async def _commit_transaction(self) -> None:
+        """Commit the open transaction between two batches, once all of it is acknowledged."""
+        async with self.lock:
+            if self.txn is not None:
+                self.txn.add_offsets(self.sender.producer)
+            await self._inflight.join()
+            await self._commit_ready()
+
+    async def _end_transaction(self) -> None:
+        """Commit the open transaction, or abort it (:meth:`Transaction.end`) and read again
+        from the offsets committed."""
+        assert self.txn is not None
+        self._ready.clear()  # acknowledged; the transaction knows the offsets of its batches
+        abort, self._rewind = bool(self._rewind), {}
+        try:
+            again = await self.txn.end(self.sender, self.make_producer, self.consumer, abort)
+        except (TransactionFencedError, KafkaError) as exc:  # a restart mends it, or says why
+            log.error("%s", exc)
+            self.failure = exc
+            self.stopping.set()
+            return
+        if again is not None:
+            positions.seek(self.consumer, again)
 
     def _drain(self) -> None:
         while not self._inflight.empty():
@@ -397,8 +383,12 @@ class ScoringLoop:
         self._inflight.task_done()
 
     async def _commit_ready(self) -> None:
-        """Commit the acknowledged offsets not committed yet (the newest per partition)."""
+        """Commit the acknowledged offsets not committed yet (the newest per partition);
+        exactly once, with the open transaction (the caller waited for its batches)."""
         async with self._committing:  # a settle waits for the commit the timer started
+            if self.txn is not None:
+                await self._end_transaction()
+                return
             if not self._ready:
                 return
             offsets, self._ready = self._ready, {}
@@ -410,26 +400,18 @@ class ScoringLoop:
 
 
 @dataclass
+class _Scored:
+    started: float  # perf_counter at the fetch
+    events: int
+    result: BatchResult
+
+
+@dataclass
 class _InFlight:
     acks: list[Awaitable[Any]]
     offsets: dict[TopicPartition, OffsetAndMetadata]  # to commit once acknowledged
     starts: dict[TopicPartition, int]  # to score again from when not delivered
     stats: BatchStats
-
-
-def _retired(stopped: asyncio.Future[None]) -> None:
-    if not stopped.cancelled() and stopped.exception() is not None:
-        log.info("kafka: the replaced producer stopped with %r", stopped.exception())
-
-
-def _passes(exc: BaseException) -> bool:
-    """Whether a failed delivery may succeed when tried again: a leader lost, moving or not
-    elected yet; a request or a batch timed out; the producer's sequence broken by a batch it
-    gave up (a fresh producer mends it). Not: a record too large, a topic missing, no
-    authorisation."""
-    return isinstance(exc, KafkaTimeoutError | OutOfOrderSequenceNumber) or bool(
-        getattr(exc, "retriable", False)
-    )
 
 
 __all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]

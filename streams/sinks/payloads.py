@@ -3,6 +3,8 @@
 - a webhook gets the alert contract (``streams.contracts.messages.Alert``) with its
   ``severity`` and a one-line ``summary``;
 - Slack, an incoming-webhook message: ``text`` (the notification line) and ``blocks``;
+  Slack, PagerDuty and email add what explains the alert (an "Explained by" field:
+  :func:`~streams.sinks.routing.explanation`) when its details say;
 - PagerDuty, an Events API v2 ``trigger`` whose ``dedup_key`` is the condition
   (:func:`~streams.sinks.routing.condition_key`), so that repeats of one condition update one
   incident, and the ``resolve`` of that key when the condition clears;
@@ -19,7 +21,7 @@ from typing import Any
 import orjson
 
 from streams.config.sinks import PagerDutySink, SmtpSink
-from streams.sinks.routing import condition_key, severity, summary
+from streams.sinks.routing import condition_key, explanation, severity, summary
 
 _SLACK_ICON = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}
 _PD_SUMMARY_MAX = 1024  # the Events API refuses a longer summary
@@ -46,6 +48,9 @@ def slack_body(alert: Mapping[str, Any]) -> dict[str, Any]:
         ("Threshold", f"{float(alert['threshold']):.4g}"),
         ("Raised", _when(alert)),
     ]
+    why = explanation(alert)
+    if why is not None:
+        fields.append(("Explained by", why))
     return {
         "text": line,
         "blocks": [
@@ -77,9 +82,14 @@ def pagerduty_trigger(sink: PagerDutySink, alert: Mapping[str, Any]) -> dict[str
             "component": str(alert["model"]),
             "group": str(alert.get("version") or ""),
             "class": str(alert["kind"]),
-            "custom_details": dict(alert),
+            "custom_details": _explained(alert),
         },
     }
+
+
+def _explained(alert: Mapping[str, Any]) -> dict[str, Any]:
+    why = explanation(alert)
+    return dict(alert) if why is None else {**alert, "Explained by": why}
 
 
 def pagerduty_resolve(sink: PagerDutySink, dedup_key: str) -> dict[str, Any]:
@@ -95,6 +105,7 @@ def email_message(sink: SmtpSink, name: str, alert: Mapping[str, Any]) -> EmailM
     """One email for ``alert``; its ``Message-ID`` names the alert and the sink ``name``."""
     msg = EmailMessage()
     level = severity(alert)
+    why = explanation(alert)
     msg["Subject"] = f"{sink.subject_prefix} {level.upper()} {summary(alert)}".strip()
     msg["From"] = sink.sender
     msg["To"] = ", ".join(sink.to)
@@ -113,6 +124,7 @@ def email_message(sink: SmtpSink, name: str, alert: Mapping[str, Any]) -> EmailM
         f"threshold: {float(alert['threshold']):.6g}",
         f"raised:    {_when(alert)}",
         f"severity:  {level}",
+        *([] if why is None else [f"explained by: {why}"]),
         "",
         "The alert as JSON:",
         orjson.dumps(dict(alert), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode(),

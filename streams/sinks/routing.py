@@ -80,4 +80,31 @@ def summary(alert: Mapping[str, Any]) -> str:
     return f"{alert['model']}{version}: {what} ({test}, threshold {float(alert['threshold']):.4g})"
 
 
-__all__ = ["KIND_SEVERITY", "condition_key", "routed", "severity", "summary"]
+def explanation(alert: Mapping[str, Any]) -> str | None:
+    """What explains an alert, for a human; None when its details say nothing of it.
+
+    A prediction-drift or performance alert names the features that explain it with their
+    shares (``details.explained_by``; none drifted: a concept drift, probably); a multivariate
+    drift alert the columns whose correlation broke (``details.columns``).
+
+    >>> explanation({"details": {"explained_by": [["x0", 0.8213], ["x3", 0.1204]]}})
+    'x0 0.82, x3 0.12'
+    >>> explanation({"details": {"explained_by": []}})
+    'no feature drifted (concept drift?)'
+    >>> explanation({"details": {"test": "multivariate", "columns": [["x4", 0.5], ["x7", 0.5]]}})
+    'columns x4 0.5, x7 0.5'
+    """
+    details = alert.get("details") or {}
+    ranked = details.get("explained_by")
+    if ranked is not None:
+        return _shares(ranked) or "no feature drifted (concept drift?)"
+    if details.get("test") == "multivariate" and details.get("columns"):
+        return f"columns {_shares(details['columns'])}"
+    return None
+
+
+def _shares(ranked: Any) -> str:
+    return ", ".join(f"{name} {float(share):.2g}" for name, share in ranked)
+
+
+__all__ = ["KIND_SEVERITY", "condition_key", "explanation", "routed", "severity", "summary"]

@@ -2,7 +2,8 @@
 
 The hot path is :class:`streams.scoring.loop.ScoringLoop`, a task of the app: at least once,
 offsets committed only after the broker acknowledged every prediction and dead letter of the
-batch. The app's agents forward labels and run the monitors. Model changes arrive on
+batch, or exactly once (``processing_guarantee``), in one transaction per commit interval.
+The app's agents forward labels and run the monitors. Model changes arrive on
 ``model-updates`` (every worker reads all of it, outside the consumer group) and are applied
 between batches.
 """
@@ -26,7 +27,7 @@ from models.scorer import OnnxScorer
 from streams.adapters.faust_app import faust_app
 from streams.adapters.kafka_admin import (
     PatientProducer,
-    client_options,
+    consumer_options,
     producer_options,
     request_timeout_ms,
 )
@@ -44,9 +45,10 @@ from streams.monitors.agents import (
 from streams.monitors.runtime import MonitorRuntime
 from streams.monitors.summaries import make_reducer
 from streams.ops.liveness import exit_for_restart
-from streams.scoring.batch import BatchScorer, ModelSet
+from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet
 from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
 from streams.scoring.routing import Routing, routing_of
+from streams.scoring.transactions import Transaction, transactional_options
 
 log = logging.getLogger("driftline.worker")
 
@@ -142,6 +144,35 @@ class WorkerRuntime:
             return None
 
 
+class CommittedFeed:
+    """Exactly once, the owner's monitors take a batch in process only once its transaction
+    committed: they never count a prediction that readers will not see, and an aborted
+    transaction's batches (scored again) are dropped. Other workers' batches go to
+    ``monitor-input`` inside the transaction. A batch that the monitors cannot take at the
+    commit (their queue full, or handed over since) goes to the topic with the next batch."""
+
+    def __init__(self, feed: MonitorFeed) -> None:
+        self.feed = feed
+        self.held: list[BatchResult] = []
+        self.carried: list[Encoded] = []
+
+    def route(self, result: BatchResult) -> list[Encoded]:
+        """Hold ``result`` for the monitors in process, or return its records to send."""
+        carried, self.carried = self.carried, []
+        monitor = self.feed.monitor
+        if monitor is not None and monitor.owned and monitor.settings.monitor_local_feed:
+            self.held.append(result)
+            return carried
+        return carried + self.feed.route(result)
+
+    def ended(self, committed: bool) -> None:
+        """The transaction of the held batches ended: hand them over, or drop them."""
+        held, self.held = self.held, []
+        if committed:
+            for result in held:
+                self.carried += self.feed.route(result)
+
+
 def create_app(
     settings: Settings,
     bootstrap: str,
@@ -167,7 +198,7 @@ def create_app(
             card_loader=runtime.card_of,
         )
 
-    options = client_options(settings)
+    exactly_once = settings.processing_guarantee == "exactly_once"
 
     def consumer() -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -178,7 +209,7 @@ def create_app(
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
             request_timeout_ms=request_timeout_ms(settings),
-            **options,
+            **consumer_options(settings),
         )
 
     def producer() -> AIOKafkaProducer:
@@ -189,6 +220,7 @@ def create_app(
             linger_ms=0,
             max_batch_size=MAX_BATCH_BYTES,
             **producer_options(settings),
+            **transactional_options(settings, runtime.model),
         )
 
     reducer = (
@@ -197,14 +229,20 @@ def create_app(
         else make_reducer(settings, runtime.cards()[0], runtime.card_of)
     )
     feed = MonitorFeed(runtime.model, runtime.monitor, reducer)
+    held = CommittedFeed(feed) if exactly_once else None
     loop = ScoringLoop(
         settings,
         consumer,
         producer,
         runtime.scorer,
         lambda: runtime.current,  # one model set per batch; swaps land between batches
-        monitor_records=feed.route if settings.monitoring else None,
+        monitor_records=(held or feed).route if settings.monitoring else None,
         on_batch=on_batch,
+        transaction=(
+            Transaction.of_worker(settings, runtime.model, SESSION_TIMEOUT_MS, held.ended)
+            if held is not None
+            else None
+        ),
     )
     runtime.loop = loop
 
@@ -218,7 +256,7 @@ def create_app(
             raise
         finally:
             if loop.failure is not None:  # what was not committed is scored after the restart
-                exit_for_restart(f"a batch could not be delivered ({loop.failure!r})")
+                exit_for_restart(f"the scoring loop stopped: {loop.failure!r}")
 
     app.task(score)
 
@@ -235,7 +273,7 @@ def create_app(
             bootstrap_servers=bootstrap,
             group_id=None,
             auto_offset_reset="latest",
-            **client_options(settings),
+            **consumer_options(settings),
         )
         await consumer.start()
         try:
@@ -279,4 +317,4 @@ def _names_model(value: bytes | None, model: str) -> bool:
     return isinstance(doc, dict) and doc.get("model") == model
 
 
-__all__ = ["WorkerRuntime", "create_app", "freeze_heap"]
+__all__ = ["CommittedFeed", "WorkerRuntime", "create_app", "freeze_heap"]

@@ -14,7 +14,14 @@ import orjson
 import pytest
 
 from bench.components import CHALLENGER_ALONE, MALFORMED, MONITORS_ALONE, ONNX_ALONE
-from bench.harness import BASELINES, TARGETS, medians, monitoring_cost_fraction, run
+from bench.harness import (
+    BASELINES,
+    TARGETS,
+    medians,
+    monitoring_cost_fraction,
+    paired_ratio,
+    run,
+)
 from bench.table import render
 from streams.cli.main import main
 from tests.conftest import Endpoints
@@ -27,7 +34,12 @@ def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) ->
         quick=True, say=lines.append, keep=tmp_path, endpoints=(services.kafka, services.redis)
     )
     f = report["figures"]
-    contenders = ("driftline_monitoring_on", "driftline_monitoring_off", *BASELINES)
+    contenders = (
+        "driftline_monitoring_on",
+        "driftline_monitoring_off",
+        "driftline_exactly_once",
+        *BASELINES,
+    )
     for contender in contenders:
         assert f[contender]["events_per_s"] > 0, contender
         assert f[contender]["by_broker_time_per_s"] > 0, contender
@@ -61,6 +73,7 @@ def test_quick_run_measures_every_figure(services: Endpoints, tmp_path: Path) ->
     table = render(report)
     assert "Driftline, monitoring on" in table and "largest gap" in table
     assert "Quix Streams" in table and "driftline_monitoring_on / relay" in table
+    assert "exactly once ÷ at least once" in table
     assert table.count("\n") > 20
     assert any("run 1/1" in line for line in lines)
     assert any("warm-up drain" in line for line in lines)
@@ -92,3 +105,9 @@ def test_monitoring_cost_pairs_the_drains_of_each_round() -> None:
     assert monitoring_cost_fraction(on, off) == pytest.approx(0.20)
     assert monitoring_cost_fraction([30_000.0], [20_000.0]) == pytest.approx(-0.5)
     assert math.isnan(monitoring_cost_fraction([], []))
+
+
+def test_the_exactly_once_ratio_pairs_the_drains_of_each_round() -> None:
+    exactly_once, at_least_once = [27_000.0, 36_000.0, 40_500.0], [30_000.0, 40_000.0, 45_000.0]
+    assert paired_ratio(exactly_once, at_least_once) == pytest.approx(0.9)
+    assert math.isnan(paired_ratio([], []))

@@ -137,6 +137,8 @@ def test_console_shows_a_live_model_its_drift_alert_and_a_promotion(
                 page.wait_for_selector("main .head .badge.alerting", timeout=15_000)
                 # the timeline catches up with the alert: drift is an active finding
                 page.wait_for_selector('main td:text-is("data_drift")', timeout=15_000)
+                # beside each active finding, what explains it (empty for a feature's drift)
+                assert page.locator('main th:text-is("explained by")').count() == 1
                 page.screenshot(path=str(tmp_path / "console-2-drift.png"), full_page=True)
 
                 # a promotion by hand: the console names the new champion and marks it in time

@@ -174,7 +174,9 @@ def test_worker_sigkilled_three_times_mid_stream_loses_no_event(
 
 
 # -- 2. broker restart -----------------------------------------------------------------------
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
+    guarantee: str,
     own_kafka: OwnServices,
     unique: str,
     tmp_path: Path,
@@ -182,13 +184,22 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     scenario_report: ScenarioReport,
 ) -> None:
     """The Kafka process (a broker of this test's own) is stopped mid-stream and started again
-    on the same port with the same data: the worker reconnects by itself, no event is lost."""
+    on the same port with the same data: the worker reconnects by itself, no event is lost;
+    exactly once, none is seen twice by a reader that reads committed."""
     started = time.monotonic()
     kafka = own_kafka.kafka
-    dep = Deployment.up(own_kafka.endpoints, unique, tmp_path, champion="logreg")
+    dep = Deployment.up(
+        own_kafka.endpoints,
+        unique,
+        tmp_path,
+        champion="logreg",
+        DRIFTLINE_PROCESSING_GUARANTEE=guarantee,
+    )
     pool = agrawal_events(60_000, prefix="broker", entities=1000)  # 30 s at most
     stream = Tap(pool)  # flows before, during and after the outage
-    preds = Collector(kafka, dep.topics["predictions"])
+    preds = Collector(
+        kafka, dep.topics["predictions"], options={"isolation_level": "read_committed"}
+    )
     bg.spawn(preds.run())
     with Workers(dep) as workers:
         worker = workers.start("worker")
@@ -224,7 +235,7 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     lost = preds.missing(ids)
     last_before = max(r.ts_ms for r in preds.records if r.ts_ms < down_at * 1000) / 1000
     scenario_report.record(
-        "2 broker restart",
+        f"2 broker restart, {guarantee}",
         sent=sent.count,
         lost=len(lost),
         duplicated=preds.duplicates(),
@@ -237,6 +248,8 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     )
     assert alive, f"the worker died with the broker\n{log}"
     assert not lost, f"{len(lost)} events never predicted, e.g. {sorted(lost)[:5]}\n{log}"
+    if guarantee == "exactly_once":
+        assert preds.duplicates() == 0, f"{preds.duplicates()} predictions seen twice\n{log}"
 
 
 # -- 3. Redis outage -------------------------------------------------------------------------
@@ -421,7 +434,9 @@ def _all_moving(collector: Collector, since: float, paused_at: float, what: str)
     )
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
+    guarantee: str,
     services: Endpoints,
     unique: str,
     tmp_path: Path,
@@ -431,21 +446,27 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     """A second worker joins mid-stream and gets partitions; then the first one is stopped
     (SIGTERM). No event is lost, every partition moves again within ``STALL_BOUND_S`` of the
     join and of the stop (the longest pause of any partition's predictions is measured and
-    recorded), and the group commits up to the end."""
+    recorded), and the group commits up to the end. Exactly once, a reader that reads
+    committed sees no prediction twice."""
     started = time.monotonic()
     pool = agrawal_events(60_000, prefix="rebal", entities=2000)  # 40 s at most
-    dep = Deployment.up(services, unique, tmp_path, champion="logreg")
+    dep = Deployment.up(
+        services, unique, tmp_path, champion="logreg", DRIFTLINE_PROCESSING_GUARANTEE=guarantee
+    )
     stream = Tap(pool)  # flows until a has handed over and b scored alone for a while
-    preds = Collector(services.kafka, dep.topics["predictions"])
+    preds = Collector(
+        services.kafka, dep.topics["predictions"], options={"isolation_level": "read_committed"}
+    )
     bg.spawn(preds.run())
     probe = LagProbe(services.kafka, names.scorer_group(dep.model), dep.topics["events"])
     with Workers(dep) as workers:
-        workers.start("a")
+        # each worker its own id: exactly once, it is their transactional id
+        workers.start("a", env={"DRIFTLINE_WORKER_ID": f"a-{unique}"})
         workers.ready("a")
         sending = bg.spawn(produce(services.kafka, dep.topics["events"], stream, rate=1500))
         wait_for("worker a scoring", lambda: preds.count >= 1000, 90)
         b_started = time.monotonic()
-        workers.start("b")
+        workers.start("b", env={"DRIFTLINE_WORKER_ID": f"b-{unique}"})
         b_joined = b_started + workers.ready("b", 60)
         joined_wall = time.time()  # b holds partitions: a gave them up, in the same round
         _all_moving(preds, joined_wall, joined_wall, "after b joined")
@@ -495,7 +516,7 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     gaps = {p: _max_gap(made) for p, made in sorted(per_partition.items())}
     overall = _max_gap([r.ts_ms / 1000 for r in preds.records])
     scenario_report.record(
-        "4 rebalance (join, then SIGTERM)",
+        f"4 rebalance (join, then SIGTERM), {guarantee}",
         sent=total,
         lost=len(lost),
         duplicated=preds.duplicates(),
@@ -510,6 +531,8 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
     )
     assert alive, log_b[-4000:]
     assert not lost, f"{len(lost)} events never predicted, e.g. {sorted(lost)[:5]}"
+    if guarantee == "exactly_once":
+        assert preds.duplicates() == 0, f"{preds.duplicates()} predictions seen twice"
     assert monitored == monitored_should, (log_a[-3000:], log_b[-3000:])
     assignments = re.findall(r"scoring partitions: (\[[\d, ]*\])", log_b)
     assert assignments and assignments[-1] == "[0, 1, 2, 3]", assignments  # b took a's share

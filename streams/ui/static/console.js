@@ -252,6 +252,19 @@ function charts(detail) {
 }
 
 // -- one model -----------------------------------------------------------------------------
+// What explains a finding (details.explained_by: features and their shares; a multivariate
+// finding's details.columns), as the report and `driftline alerts` write it.
+function explained(details) {
+  const shares = (pairs) => pairs.map(([name, share]) => `${name} ${num(share, 2)}`).join(", ");
+  if (Array.isArray(details.explained_by)) {
+    return details.explained_by.length ? shares(details.explained_by) : "no feature drifted";
+  }
+  if (details.test === "multivariate" && Array.isArray(details.columns)) {
+    return `columns ${shares(details.columns)}`;
+  }
+  return "";
+}
+
 function table(head, rows) {
   return el("table", {}, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))),
     el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", { text: c }))))));
@@ -280,9 +293,9 @@ function renderDetail() {
     `${h.worker || "?"} at ${when(h.at)}` : "no monitoring data yet";
   const active = (h && h.active) || [];
   const findings = active.length ? table(
-    ["kind", "version", "feature", "detector", "statistic", "threshold"],
+    ["kind", "version", "feature", "detector", "statistic", "threshold", "explained by"],
     active.map((f) => [f.kind, `v${(f.details || {}).version || "?"}`, f.feature || "",
-      f.detector, num(f.statistic), num(f.threshold)]))
+      f.detector, num(f.statistic), num(f.threshold), explained(f.details || {})]))
     : el("p", { class: "meta", text: "No active finding." });
   const figures = latestFigures(last);
   const changes = d.changes.length ? table(["time", "action", "version", "previous", "reason"],

@@ -254,3 +254,27 @@ def test_the_estimate_is_drawn_and_listed_beside_the_realized_figures(
     assert "<th>est. accuracy</th><th>est. F1</th>" in latest
     f1 = f"{last['f1']:.3f} [{last['f1_low']:.3f}–{last['f1_high']:.3f}]"
     assert f'<td class="num">{f1}</td>' in latest
+
+
+def test_the_alerts_table_says_what_explains_each_alert(two_versions: list[ModelCard]) -> None:
+    base = {"at": T0, "version": "1", "statistic": 20.0, "threshold": 12.7}
+    alerts = [
+        {
+            **base,
+            "kind": "prediction_drift",
+            "feature": None,
+            "detector": "cusum",
+            "details": {"explained_by": [["salary", 0.8213], ["age", 0.1787]]},
+        },
+        {
+            **base,
+            "kind": "data_drift",
+            "feature": None,
+            "detector": "cusum",
+            "details": {"test": "multivariate", "columns": [["salary", 0.5], ["loan", 0.5]]},
+        },
+    ]
+    page = render_report(two_versions[:1], LiveHistory(alerts=alerts))
+    assert "<th>explained by</th>" in page
+    assert "<td>salary 0.82, age 0.18</td>" in page
+    assert "<td>columns salary 0.5, loan 0.5</td>" in page

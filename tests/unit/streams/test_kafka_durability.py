@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from streams.adapters.faust_app import DurableProducer, faust_app
-from streams.adapters.kafka_admin import producer_options
+from streams.adapters.faust_app import DurableProducer, ReadCommittedConsumer, faust_app
+from streams.adapters.kafka_admin import consumer_options, producer_options
 from streams.config.settings import Settings
 
 STREAMS = Path(__file__).resolve().parents[3] / "streams"
@@ -71,3 +71,39 @@ def test_every_producer_waits_for_room_rather_than_failing_a_send() -> None:
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AIOKafkaProducer"
     ]
     assert bare == []
+
+
+async def test_the_faust_apps_consumer_reads_committed(tmp_path: Path) -> None:
+    app = faust_app(Settings(data_dir=tmp_path), "127.0.0.1:9", "isolation-test")
+    consumer = app.consumer
+    assert isinstance(consumer, ReadCommittedConsumer)
+    client = consumer._thread._create_worker_consumer(app.transport)  # built, not started
+    assert client._isolation_level == "read_committed"
+    await client.stop()
+
+
+def _consumers_reading_uncommitted(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AIOKafkaConsumer":
+            spread = [k.value for k in node.keywords if k.arg is None]
+            options = any(
+                isinstance(v, ast.Call) and getattr(v.func, "id", "") == "consumer_options"
+                for v in spread
+            )
+            committed = any(
+                k.arg == "isolation_level"
+                and isinstance(k.value, ast.Constant)
+                and k.value.value == "read_committed"
+                for k in node.keywords
+            )
+            if not (options or committed):
+                found.append(f"{path.relative_to(STREAMS.parent)}:{node.lineno}")
+    return found
+
+
+def test_every_consumer_reads_committed() -> None:
+    """Exactly once, an aborted transaction's predictions must never be read."""
+    assert consumer_options(None)["isolation_level"] == "read_committed"
+    files = sorted(STREAMS.rglob("*.py"))
+    assert [hit for f in files for hit in _consumers_reading_uncommitted(f)] == []

@@ -161,3 +161,16 @@ def test_a_topic_name_that_cannot_be_is_refused_naming_its_variable(
 def test_a_model_name_that_makes_no_topic_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="not a Kafka topic name"):
         Settings(topic_events="{model}.events").for_model("a/b")
+
+
+def test_a_bad_processing_guarantee_says_what_was_expected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_PROCESSING_GUARANTEE", "exactly-once")
+    with pytest.raises(ValidationError) as caught:
+        load_settings()
+    assert explain(caught.value) == (
+        "DRIFTLINE_PROCESSING_GUARANTEE: Input should be 'at_least_once' or 'exactly_once'"
+    )
+    monkeypatch.setenv("DRIFTLINE_PROCESSING_GUARANTEE", "exactly_once")
+    assert load_settings().processing_guarantee == "exactly_once"

@@ -118,3 +118,30 @@ def test_an_email_per_alert_with_a_stable_message_id() -> None:
     text = body.get_content()
     assert "detector:  psi" in text and "severity:  warning" in text
     assert orjson.loads(text.split("The alert as JSON:\n", 1)[1]) == alert()
+
+
+def test_every_receiver_is_told_what_explains_the_alert() -> None:
+    ranked = {"version": "3", "explained_by": [["x0", 0.8213], ["x3", 0.1787]]}
+    drift = alert(kind="prediction_drift", feature=None, detector="cusum", details=ranked)
+    fields = [f["text"] for f in slack_body(drift)["blocks"][1]["fields"]]
+    assert fields[-1] == "*Explained by*\nx0 0.82, x3 0.18"
+    assert len(fields) <= 10
+    details = pagerduty_trigger(pagerduty(), drift)["payload"]["custom_details"]
+    assert details["Explained by"] == "x0 0.82, x3 0.18"
+    assert details["details"] == ranked  # the alert as it is, beside
+    text = email_message(smtp(), "mail", drift).get_content()
+    assert "explained by: x0 0.82, x3 0.18" in text
+    concept = alert(kind="performance", feature=None, details={"explained_by": []})
+    assert "explained by: no feature drifted (concept drift?)" in (
+        email_message(smtp(), "mail", concept).get_content()
+    )
+    multi = {"test": "multivariate", "columns": [["x4", 0.5], ["x7", 0.5]]}
+    fields = [
+        f["text"] for f in slack_body(alert(feature=None, details=multi))["blocks"][1]["fields"]
+    ]
+    assert fields[-1] == "*Explained by*\ncolumns x4 0.5, x7 0.5"
+    # an alert that says nothing of it gets no such field
+    assert (
+        "Explained by" not in pagerduty_trigger(pagerduty(), alert())["payload"]["custom_details"]
+    )
+    assert len(slack_body(alert())["blocks"][1]["fields"]) == 6
