@@ -103,7 +103,13 @@ def test_an_estimated_performance_alert_comes_before_any_label(deployment: Deplo
             0.25,
             detail=lambda: (_alerts(client, dep.model), _health(client, dep), dep.log()),
         )
-        health = _health(client, dep)
+        health = wait_until(  # then it stays: no more events come until the labels
+            "the health to count every event",
+            lambda: (h := _health(client, dep)).get("events", 0) >= EVENTS and h,
+            30,
+            0.25,
+            detail=lambda: (_health(client, dep), dep.log()),
+        )
         assert health["labels"] == 0, "no label was sent"
         (alert,) = alerts  # one condition, one alert
         Alert.model_validate(alert)
@@ -112,6 +118,9 @@ def test_an_estimated_performance_alert_comes_before_any_label(deployment: Deplo
         details = alert["details"]
         assert details["variant"] == "champion" and details["reference"] == pytest.approx(reference)
         assert details["high"] < reference - MARGIN == pytest.approx(alert["threshold"])
+        # every feature shrank alike: the one the model leans on most explains most
+        ranked = [name for name, _ in details["explained_by"]]
+        assert sorted(ranked) == ["x0", "x1", "x2"] and ranked[0] == "x0", details
         estimated = health["metrics"][scope]["estimated"]
         assert estimated["events"] >= 1000 and estimated["f1"]["high"] < reference - MARGIN
         assert "rolling" not in health["metrics"][scope]  # no realized figure yet
