@@ -153,6 +153,14 @@ def _training(cards: Sequence[ModelCard]) -> list[str]:
     return out
 
 
+def _band(estimated: Mapping[str, Any] | None, metric: str) -> str:
+    """A label-free estimate as ``value [low–high]`` (``-`` without one)."""
+    if not estimated or estimated.get(metric) is None:
+        return "–"
+    low, high = estimated.get(f"{metric}_low"), estimated.get(f"{metric}_high")
+    return f"{_f(estimated[metric])} [{_f(low)}–{_f(high)}]"
+
+
 def _latest(point: Mapping[str, Any]) -> str:
     rows = [
         [
@@ -162,10 +170,13 @@ def _latest(point: Mapping[str, Any]) -> str:
             _f(m.get("accuracy")),
             _f(m.get("f1")),
             _f(m.get("roc_auc")),
+            _band(m.get("estimated"), "accuracy"),
+            _band(m.get("estimated"), "f1"),
         ]
         for scope, m in sorted((point.get("metrics") or {}).items())
     ]
     head = ["version/variant", "labels", "in window", "accuracy", "F1", "ROC AUC"]
+    head += ["est. accuracy", "est. F1"]
     return _table(head, rows, numeric_from=1) if rows else ""
 
 
@@ -198,7 +209,8 @@ def _live(history: LiveHistory | None) -> list[str]:
                 timeline,
                 "timeline",
                 "live timeline",
-                "Rolling metrics per version, PSI of the last closed drift window per feature "
+                "Rolling metrics per version (dotted: estimated without labels), PSI of the last "
+                "closed drift window per feature "
                 "and for the score, fairness gaps, alerts; vertical lines mark version changes.",
             )
         )

@@ -174,16 +174,24 @@ def _metrics_panel(ax: Axes, points: Sequence[Mapping[str, Any]], times: list[fl
     low = 1.0
     for i, scope in enumerate(scopes):
         rows = _rows(points, "metrics", scope)
+        # realized: solid and dashed; estimated without labels: the same, dotted and thinner
         for metric, style in (("accuracy", "-"), ("f1", "--")):
             y = [_val(r.get(metric)) for r in rows]
-            low = min([low, *(v for v in y if not math.isnan(v))])
-            ax.plot(times, y, style, color=color(i), label=f"v{scope} {metric}")
+            est = [_val((r.get("estimated") or {}).get(metric)) for r in rows]
+            for values, line, width, name in (
+                (y, style, 1.5, metric),
+                (est, ":" if style == "-" else "-.", 1.0, f"est. {metric}"),
+            ):
+                if all(math.isnan(v) for v in values) and name != metric:
+                    continue  # no estimate in this history
+                low = min([low, *(v for v in values if not math.isnan(v))])
+                ax.plot(times, values, line, lw=width, color=color(i), label=f"v{scope} {name}")
     if not scopes:
         _no_data(ax, "labelled events")
     else:
         _legend(ax)
         ax.set_ylim(max(0.0, low - 0.05), 1.01)
-    ax.set_ylabel("rolling\naccuracy / F1")
+    ax.set_ylabel("accuracy / F1:\nrolling, estimated")
 
 
 def _drift_panel(

@@ -47,13 +47,15 @@ class _Version:
 
 
 def _minus(a: ExpectedConfusion, b: ExpectedConfusion) -> ExpectedConfusion:
+    # A sum the window emptied may come out a rounding error below zero: a negative
+    # variance would fail the band's square root.
     return ExpectedConfusion(
         a.pos - b.pos,
         a.neg - b.neg,
-        a.tp - b.tp,
-        a.fn - b.fn,
-        a.var_pos - b.var_pos,
-        a.var_neg - b.var_neg,
+        max(0.0, a.tp - b.tp),
+        max(0.0, a.fn - b.fn),
+        max(0.0, a.var_pos - b.var_pos),
+        max(0.0, a.var_neg - b.var_neg),
     )
 
 
@@ -216,8 +218,8 @@ class PerformanceEstimator:
         if band is None or band.high >= limit:
             return [(key, None, True)]
         extra = {
+            "version": version,  # the caller's own (a key such as "3/champion" is not one)
             **details,
-            "version": version,
             "estimated": True,
             "estimate": band.value,
             "low": band.low,
@@ -232,19 +234,32 @@ class PerformanceEstimator:
         return [(key, finding, True)]
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able state: each version's blocks."""
-        return {v: [b.to_json() for b in st.blocks] for v, st in self._versions.items()}
+        """JSON-able state: each version's ``blocks``, oldest first, and its running
+        ``total`` and ``dropped`` count, so that a restored estimator continues exactly."""
+        return {
+            v: {
+                "blocks": [b.to_json() for b in st.blocks],
+                "total": st.total.to_json(),
+                "dropped": st.dropped,
+            }
+            for v, st in self._versions.items()
+        }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        """Inverse of :meth:`snapshot` for the versions added; others are ignored."""
+        """Inverse of :meth:`snapshot` for the versions added; others are ignored (a
+        version's bare list of blocks is read too, its total summed afresh)."""
         if not isinstance(state, Mapping):
             raise SnapshotError("estimator snapshot must be an object", found=state)
-        for version, blocks in state.items():
+        for version, saved in state.items():
             st = self._versions.get(version)
             if st is None:
                 continue
-            st.blocks = deque(ExpectedConfusion.from_json(b) for b in blocks)
+            whole = saved if isinstance(saved, Mapping) else {"blocks": saved}
+            st.blocks = deque(ExpectedConfusion.from_json(b) for b in whole["blocks"])
             st.total, st.dropped = _sum(st.blocks), 0
+            if "total" in whole:
+                st.total = ExpectedConfusion.from_json(whole["total"])
+                st.dropped = int(whole["dropped"])
 
 
 def _sum(blocks: deque[ExpectedConfusion]) -> ExpectedConfusion:

@@ -3,11 +3,12 @@
 :class:`ModelMonitor` routes a scored batch to the feature monitor of its variant (data drift,
 data quality; the champion only unless ``drift_all_variants``) and to the score monitor of its
 ``(version, variant)`` (prediction drift), and a labelled batch to the label monitor of its
-``(version, variant)`` (metrics, concept drift, performance, fairness). It remembers the
-findings they raised (:mod:`monitoring.finding_ledger`): counts, the last finding per kind,
-and the *active* conditions behind :meth:`ModelMonitor.health` — a windowed check stays
-active until a later window passes, a change-detector finding for one window of events
-(``window`` scored events, or ``rolling_window`` labels for concept drift).
+``(version, variant)`` (metrics, concept drift, performance, fairness); a summary's expected
+confusion sums, to its estimate without labels (:mod:`monitoring.scope_estimates`). It
+remembers the findings they raised (:mod:`monitoring.finding_ledger`): counts, the last
+finding per kind, and the *active* conditions behind :meth:`ModelMonitor.health` — a
+windowed check stays active until a later window passes, a change-detector finding for one
+window of events (``window`` scored events, or ``rolling_window`` labels for concept drift).
 
 :mod:`monitoring.monitor_inputs` turns a producer's batch into the arrays the monitors read.
 The state of every monitor is one JSON snapshot (:meth:`ModelMonitor.snapshot`), in the format
@@ -30,8 +31,9 @@ from monitoring.explanations import explain_checks
 from monitoring.finding_ledger import FindingLedger
 from monitoring.findings import Finding
 from monitoring.labels import LabelMonitor
-from monitoring.monitor_inputs import GroupCodes, sensitive_groups
+from monitoring.monitor_inputs import GroupCodes, labelled_columns, sensitive_groups
 from monitoring.monitor_snapshot import SNAPSHOT_SCHEMA_VERSION, check_snapshot, rebinned
+from monitoring.scope_estimates import ScopeEstimates
 from monitoring.sequential_drift import calibrate
 from monitoring.slices import Slices, slice_values
 from monitoring.summariser import Summariser
@@ -83,6 +85,7 @@ class ModelMonitor:
         self.unreferenced = 0
         self._scores: dict[str, ScoreMonitor] = {}
         self._labels: dict[str, LabelMonitor] = {}
+        self._estimates = ScopeEstimates(self.config)
         spec = card.sensitive
         self._groups = GroupCodes([] if spec is None else spec.groups or spec.labels)
         self.events = self.batches = self.labels = 0
@@ -209,7 +212,10 @@ class ModelMonitor:
         if fm is not None:
             checks = fm.observe_counts(summary.features, details)
             findings += self._record(variant, checks, "events")
-        checks = self._explained(sm.observe_counts(summary.score, details), version, variant)
+        checks = sm.observe_counts(summary.score, details)
+        if summary.expected is not None:
+            checks += self._estimates.observe(scope, card, summary.expected, details)
+        checks = self._explained(checks, version, variant)
         if emit:
             findings += self._record(scope, checks, "events")
         self._expire()
@@ -247,22 +253,11 @@ class ModelMonitor:
         BatchError
             Arrays of different lengths, or labels other than 0/1.
         """
-        y = np.asarray(y_true, dtype=np.int64).reshape(-1)
-        yp = np.asarray(y_pred, dtype=np.int64).reshape(-1)
-        p = np.asarray(scores, dtype=np.float64).reshape(-1)
         details = {"version": version, "variant": variant}
-        if (
-            not y.shape == yp.shape == p.shape
-            or (groups is not None and len(groups) != y.size)
-            or (slices is not None and len(slices) != y.size)
-        ):
-            raise BatchError(
-                "y_true, y_pred, scores, groups and slices differ in length", **details
-            )
+        sizes = [None if c is None else len(c) for c in (groups, slices)]
+        y, yp, p = labelled_columns(y_true, y_pred, scores, sizes, details)
         if y.size == 0:
             return []
-        if ((y != 0) & (y != 1)).any() or ((yp != 0) & (yp != 1)).any():
-            raise BatchError("labels must be 0 or 1", **details)
         sensitive = None if self.card.sensitive is None else groups
         codes = self._groups.encode(sensitive, y.size)
         if self.card.sensitive is not None and variant != "shadow":
@@ -319,12 +314,15 @@ class ModelMonitor:
 
     def metrics(self) -> dict[str, Any]:
         """Per ``"<version>/<variant>"``: cumulative, rolling and group metrics and labels,
-        and with ``slice_by`` the slices (:meth:`monitoring.slices.Slices.summary`)."""
+        with ``slice_by`` the slices (:meth:`monitoring.slices.Slices.summary`), and the
+        ``estimated`` figures (:meth:`ScopeEstimates.metrics`: alone before any label)."""
         out = {scope: lm.metrics(self._groups.names) for scope, lm in sorted(self._labels.items())}
         if self._slices is not None:
             for scope, m in out.items():
                 m["slices"] = self._slices.summary(scope)
-        return out
+        for scope, estimated in self._estimates.metrics().items():
+            out.setdefault(scope, {})["estimated"] = estimated
+        return dict(sorted(out.items()))
 
     def drift_statistics(self) -> dict[str, Any]:
         """PSI, KS p-value and missing rate of the last closed window of every monitor.
@@ -378,6 +376,7 @@ class ModelMonitor:
             "feature_state": self._features.snapshot(),
             "score_state": {s: m.snapshot() for s, m in self._scores.items()},
             "label_state": {s: m.snapshot() for s, m in self._labels.items()},
+            "estimate_state": self._estimates.snapshot(),
             "findings": self._findings.snapshot(),
             "slices": None if self._slices is None else self._slices.snapshot(),
         }
@@ -420,6 +419,8 @@ class ModelMonitor:
             lm = LabelMonitor(self._card(version), self.config)
             lm.restore(ls)
             self._labels[scope] = lm
+        if "estimate_state" in state:  # absent before estimates: they start afresh
+            self._estimates.restore(state["estimate_state"], self._card)
         self._findings.restore(state["findings"])
         saved = state.get("slices")  # absent before slices, null without slice_by
         if saved and self._slices is not None:

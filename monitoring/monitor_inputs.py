@@ -5,7 +5,7 @@ as the scoring worker decodes them; the monitors read one float matrix and one o
 per categorical feature, in the card's order (:func:`feature_columns`). The sensitive group of
 each event comes from a feature, an extra column or the event's context
 (:func:`sensitive_groups`), and the fairness counts index groups by integer code
-(:class:`GroupCodes`).
+(:class:`GroupCodes`). A labelled batch is checked and flattened by :func:`labelled_columns`.
 """
 
 from __future__ import annotations
@@ -64,6 +64,32 @@ def feature_columns(
             raise BatchError(f"feature {name!r} has {len(ccol)} values for {n} scores", **details)
         cats.append(np.asarray(ccol, dtype=object))
     return matrix, cats
+
+
+def labelled_columns(
+    y_true: NDArray[np.int64],
+    y_pred: NDArray[np.int64],
+    scores: NDArray[np.floating],
+    sizes: Sequence[int | None],
+    details: Mapping[str, str],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """True and predicted labels and scores as flat arrays, checked.
+
+    ``sizes``: the lengths of the batch's other columns (None for one not given).
+
+    Raises
+    ------
+    BatchError
+        Columns of different lengths, or labels other than 0/1.
+    """
+    y = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    yp = np.asarray(y_pred, dtype=np.int64).reshape(-1)
+    p = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not y.shape == yp.shape == p.shape or any(n not in (None, y.size) for n in sizes):
+        raise BatchError("y_true, y_pred, scores, groups and slices differ in length", **details)
+    if ((y != 0) & (y != 1)).any() or ((yp != 0) & (yp != 1)).any():
+        raise BatchError("labels must be 0 or 1", **details)
+    return y, yp, p
 
 
 def sensitive_groups(

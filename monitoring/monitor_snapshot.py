@@ -33,6 +33,10 @@ Snapshot format (``schema_version`` 2), a JSON object::
                       loss_sum, hist_bins, hist}, groups: [[rows], [selected], [positives],
                       [true positives]], rolling: {y, y_pred, p, codes} oldest first,
                       concept: {name: detector, cusum: {kind, h, updates, stats}}}}
+    estimate_state   {refs: {"version/variant": card version}, blocks: {"version/variant":
+                      [expected confusion block, ...]}} oldest first
+                      (:mod:`monitoring.scope_estimates`; absent in older snapshots, whose
+                      estimates start afresh)
     findings         {counts: {kind: n}, last: {kind: finding}, active: {key: {finding,
                       until, clock}}}
     slices           null, or {by, counter: {top, capacity, values, counts, errors, ids,

@@ -5,7 +5,9 @@ alert contract: ``alert_id``, ``kind``, ``model``, ``version``, ``feature``, ``d
 ``statistic``, ``threshold``, ``at``) and at the online challenger, and returns a
 :class:`RetrainRequestDecision` or None. It asks for retraining when:
 
-- an alert of a kind in ``on_kinds`` arrives (default: ``concept_drift``, ``performance``);
+- an alert of a kind in ``on_kinds`` arrives (default: ``concept_drift``, ``performance``),
+  except a performance estimated without labels (detector ``estimated_...``): there are no
+  labels yet to train a better model on, so it alerts and leaves the request to the labels;
 - data drift is *sustained*: ``data_drift_sustained`` distinct ``data_drift`` alerts for the
   version within ``data_drift_window_s`` (one drifting feature is often harmless, several or
   a persistent one rarely are);
@@ -283,6 +285,8 @@ class RetrainPolicy:
         drift = self._drift.setdefault(key, [])
         for a in self._fresh_alerts(model, version, alerts):
             kind, alert_id = str(a.get("kind", "")), str(a.get("alert_id", ""))
+            if str(a.get("detector", "")).startswith("estimated_"):
+                continue
             if kind in self.on_kinds:
                 if kind not in kinds:
                     kinds.append(kind)

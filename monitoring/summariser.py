@@ -4,7 +4,9 @@
 and score monitors' own counting, :meth:`monitoring.drift.FeatureMonitor.summarise` and
 :meth:`monitoring.drift.ScoreMonitor.summarise`), so that a worker and the owner of the
 monitors count alike: :meth:`monitoring.model_monitor.ModelMonitor.observe_batch` is this
-summariser followed by :meth:`~monitoring.model_monitor.ModelMonitor.observe_summary`.
+summariser followed by :meth:`~monitoring.model_monitor.ModelMonitor.observe_summary`. It adds
+the batch's expected confusion sums, on the same card's calibrator and thresholds
+(:meth:`monitoring.estimator.PerformanceEstimator.block`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from models.card import ModelCard
 from monitoring.config import MonitorConfig
 from monitoring.drift import FeatureMonitor, ScoreMonitor
 from monitoring.errors import BatchError
+from monitoring.estimator import PerformanceEstimator
 from monitoring.monitor_inputs import feature_columns
 from monitoring.summary import BatchSummary
 
@@ -53,6 +56,8 @@ class Summariser:
         self.categorical = [f.name for f in card.features if f.kind == "categorical"]
         self._cards: dict[str, ModelCard] = {card.version: card}
         self._counters: dict[str, tuple[FeatureMonitor, ScoreMonitor]] = {}
+        # Only its blocks are used: one per card, with its calibrator and thresholds.
+        self._blocks = PerformanceEstimator()
 
     def add_card(self, card: ModelCard) -> None:
         """Count the batches of ``card.version`` on its own reference bins."""
@@ -67,6 +72,7 @@ class Summariser:
             score = ScoreMonitor(card.reference.score, self.config)
             made = FeatureMonitor(card, self.config), score
             self._counters[card.version] = made
+            self._blocks.add_card(card)
         return card.version, made[0], made[1]
 
     def summarise(
@@ -77,6 +83,7 @@ class Summariser:
         version: str,
         variant: str,
         groups: NDArray[np.object_] | None = None,
+        predicted: NDArray[np.integer] | None = None,
     ) -> BatchSummary:
         """The summary of one scored batch of one (version, variant).
 
@@ -84,6 +91,9 @@ class Summariser:
         ----------
         numeric, categorical, scores, version, variant, groups
             As :meth:`monitoring.model_monitor.ModelMonitor.observe_batch` takes them.
+        predicted : ndarray of int or None
+            The labels the scorer gave; None: decided by the card's thresholds (per group
+            where ``groups`` are given), as the scorer decides them.
 
         Raises
         ------
@@ -110,6 +120,7 @@ class Summariser:
             ungrouped,
             features.summarise(matrix, cats),
             score.summarise(p),
+            self._blocks.block(ref, p, predicted, groups),
         )
 
 

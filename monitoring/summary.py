@@ -15,7 +15,10 @@ summary holds, for the features and for the score (:class:`FeatureCounts`):
 - per categorical feature the count of each value (``""``: missing), from which both the
   window's PSI and quality rates and the category CUSUMs are read;
 - of the features, when the card has a PCA and the detectors are CUSUMs, the multivariate
-  detector's sums (:class:`~monitoring.multivariate.ReconstructionBlock`).
+  detector's sums (:class:`~monitoring.multivariate.ReconstructionBlock`);
+- the expected confusion sums of the scores (:class:`~monitoring.estimation.
+  ExpectedConfusion`, on the card's calibrator and thresholds), from which the performance
+  is estimated before any label (:mod:`monitoring.scope_estimates`).
 
 Every part is a sum over events, so summaries of the same (version, variant) merge by
 addition (:meth:`BatchSummary.merge`): the summary of two batches merged is the summary of
@@ -38,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitoring.errors import BatchError
+from monitoring.estimation import ExpectedConfusion
 from monitoring.pca_summary import ReconstructionBlock
 
 
@@ -180,6 +184,8 @@ class BatchSummary:
         Events whose sensitive group was unknown (0 when the card has no sensitive spec).
     features, score : FeatureCounts
         The features' and the positive-class score's counts.
+    expected : ExpectedConfusion or None
+        The expected confusion sums of the scores (None from a worker that made none).
 
     Examples
     --------
@@ -209,6 +215,7 @@ class BatchSummary:
     ungrouped: int
     features: FeatureCounts
     score: FeatureCounts
+    expected: ExpectedConfusion | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -233,6 +240,7 @@ class BatchSummary:
             self.ungrouped + other.ungrouped,
             self.features.merge(other.features),
             self.score.merge(other.score),
+            _merged_expected(self.expected, other.expected),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -245,6 +253,7 @@ class BatchSummary:
             "ungrouped": self.ungrouped,
             "features": self.features.to_json(),
             "score": self.score.to_json(),
+            "expected": None if self.expected is None else self.expected.to_json(),
         }
 
     @classmethod
@@ -258,7 +267,17 @@ class BatchSummary:
             int(doc["ungrouped"]),
             FeatureCounts.from_json(doc["features"]),
             FeatureCounts.from_json(doc["score"]),
+            None if doc.get("expected") is None else ExpectedConfusion.from_json(doc["expected"]),
         )
+
+
+def _merged_expected(
+    a: ExpectedConfusion | None, b: ExpectedConfusion | None
+) -> ExpectedConfusion | None:
+    # A worker that sent none leaves its events out of the estimate, not the others' blocks.
+    if a is None or b is None:
+        return a if b is None else b
+    return a.merge(b)
 
 
 def merge_summaries(summaries: Sequence[BatchSummary]) -> list[BatchSummary]:

@@ -8,7 +8,10 @@ report (:mod:`models.report`) plots them. A point is a JSON object (``v`` 1)::
     worker     the worker that wrote it; champion: the version it served as champion
     status     ok, degraded or alerting; events, labels: counters since the monitors began
     metrics    {"<version>/<variant>": {labels, count, accuracy, precision, recall, f1,
-                roc_auc, log_loss}}: rolling-window metrics (``count`` labels in the window)
+                roc_auc, log_loss, estimated}}: rolling-window metrics (``count`` labels in
+                the window); ``estimated`` (absent without it): the label-free estimate over
+                the last scored events, {events, accuracy, accuracy_low, accuracy_high, ...}
+                for accuracy, precision, recall and F1 (:mod:`monitoring.scope_estimates`)
     groups     {"<version>/<variant>": {dp_gap, eo_gap, groups: {group: {count,
                 selection_rate, tpr, fpr}}}}: rolling-window fairness (models with groups)
     drift      {features: {variant: {feature: {psi, ks_pvalue, missing_rate}}},
@@ -31,6 +34,7 @@ POINT_VERSION = 1
 MAX_ACTIVE = 20
 _METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 _GROUP_RATES = ("count", "selection_rate", "tpr", "fpr")
+_ESTIMATED = ("accuracy", "precision", "recall", "f1")
 
 
 def _num(value: Any) -> float | None:
@@ -42,6 +46,15 @@ def _num(value: Any) -> float | None:
 
 def _rounded(values: Mapping[str, Any]) -> dict[str, float | None]:
     return {k: _num(v) for k, v in values.items()}
+
+
+def _estimated(estimate: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"events": int(estimate.get("events") or 0)}
+    for name in _ESTIMATED:
+        band = estimate.get(name) or {}
+        out[name] = _num(band.get("value"))
+        out[f"{name}_low"], out[f"{name}_high"] = _num(band.get("low")), _num(band.get("high"))
+    return out
 
 
 def history_point(
@@ -69,11 +82,16 @@ def history_point(
     >>> health = {"at": 1700000000.0, "worker": "w1", "status": "ok", "events": 500,
     ...           "labels": 200, "active": [], "counts": {"data_drift": 1},
     ...           "metrics": {"3/champion": {"labels": 200, "rolling": {"count": 200,
-    ...               "accuracy": 0.912345, "f1": 0.8}, "groups": {"rolling": {}}}}}
+    ...               "accuracy": 0.912345, "f1": 0.8}, "groups": {"rolling": {}}},
+    ...           "4/shadow": {"estimated": {"events": 900, "f1": {"value": 0.61234,
+    ...               "low": 0.58, "high": 0.64}, "accuracy": None}}}}
     >>> drift = {"features": {"champion": {"age": {"psi": 0.0312345}}}, "scores": {}}
     >>> point = history_point(health, drift, "3")
     >>> point["metrics"]["3/champion"]["accuracy"], point["drift"]["features"]
     (0.9123, {'champion': {'age': {'psi': 0.03123}}})
+    >>> est = point["metrics"]["4/shadow"]["estimated"]
+    >>> est["f1"], est["f1_low"], est["accuracy"], point["metrics"]["4/shadow"]["labels"]
+    (0.6123, 0.58, None, 0)
     """
     metrics: dict[str, Any] = {}
     groups: dict[str, Any] = {}
@@ -84,6 +102,8 @@ def history_point(
             "count": int(rolling.get("count") or 0),
             **{k: _num(rolling.get(k)) for k in _METRICS},
         }
+        if m.get("estimated"):
+            metrics[scope]["estimated"] = _estimated(m["estimated"])
         fair = (m.get("groups") or {}).get("rolling") or {}
         if fair.get("groups"):
             groups[scope] = {

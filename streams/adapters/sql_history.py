@@ -101,13 +101,14 @@ def point_rows(model: str, point: Mapping[str, Any]) -> list[dict[str, Any]]:
     Examples
     --------
     >>> point = {"at": 0.0, "worker": "w", "champion": "3", "status": "ok", "events": 10,
-    ...          "labels": 4, "metrics": {"3/champion": {"f1": 0.8}}, "groups": {},
-    ...          "drift": {"features": {"champion": {"age": {"psi": 0.02}}}, "scores": {},
-    ...                    "counts": {}}}
+    ...          "labels": 4, "metrics": {"3/champion": {"f1": 0.8, "estimated": {"f1": 0.7}}},
+    ...          "groups": {}, "drift": {"features": {"champion": {"age": {"psi": 0.02}}},
+    ...                                  "scores": {}, "counts": {}}}
     >>> [(r["scope"], r["feature"], r["metric"], r["value"]) for r in point_rows("m", point)]
     ... # doctest: +NORMALIZE_WHITESPACE
     [('', None, 'status', 0.0), ('', None, 'events', 10.0), ('', None, 'labels', 4.0),
-     ('3/champion', None, 'f1', 0.8), ('champion', 'age', 'psi', 0.02)]
+     ('3/champion', None, 'f1', 0.8), ('3/champion', None, 'estimated_f1', 0.7),
+     ('champion', 'age', 'psi', 0.02)]
     """
     base = {
         "at": _when(float(point.get("at") or time.time())),
@@ -128,7 +129,11 @@ def point_rows(model: str, point: Mapping[str, Any]) -> list[dict[str, Any]]:
     add("", "labels", point.get("labels"))
     for scope, metrics in (point.get("metrics") or {}).items():
         for metric, value in metrics.items():
-            add(scope, metric, value)
+            if isinstance(value, Mapping):  # the label-free estimate: estimated_f1, ...
+                for name, figure in value.items():
+                    add(scope, f"{metric}_{name}", figure)
+            else:
+                add(scope, metric, value)
     for scope, fair in (point.get("groups") or {}).items():
         add(scope, "dp_gap", fair.get("dp_gap"))
         add(scope, "eo_gap", fair.get("eo_gap"))

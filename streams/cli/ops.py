@@ -121,9 +121,11 @@ def _show(console: Console, entry: dict[str, Any]) -> None:
         f"stage {stage.get('phase', '-')}; status {health.get('status', 'no data')}, "
         f"{health.get('events', 0)} events, {health.get('labels', 0)} labels"
     )
-    metrics = Table("scope", "labels", "accuracy", "F1", "ROC AUC", "rolling acc.", "rolling F1")
+    head = ("scope", "labels", "accuracy", "F1", "ROC AUC", "rolling acc.", "rolling F1")
+    metrics = Table(*head, "est. acc.", "est. F1")
     for scope, m in (health.get("metrics") or {}).items():
         cum, roll = m.get("cumulative", {}), m.get("rolling", {})
+        est = m.get("estimated") or {}
         metrics.add_row(
             scope,
             str(m.get("labels", 0)),
@@ -132,6 +134,8 @@ def _show(console: Console, entry: dict[str, Any]) -> None:
             _f(cum.get("roc_auc")),
             _f(roll.get("accuracy")),
             _f(roll.get("f1")),
+            _band(est.get("accuracy")),
+            _band(est.get("f1")),
         )
     console.print(metrics)
     _show_slices(console, health)
@@ -171,6 +175,13 @@ def _show_slices(console: Console, health: dict[str, Any]) -> None:
 
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _band(band: dict[str, float] | None) -> str:
+    """A label-free estimate as ``value [low–high]``."""
+    if not band:
+        return "-"
+    return f"{band['value']:.3f} [{band['low']:.3f}–{band['high']:.3f}]"
 
 
 def register(root: click.Group) -> None:

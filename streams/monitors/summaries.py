@@ -121,7 +121,7 @@ class Reducer:
             num, cat = feature_columns(part, summariser.numeric, summariser.categorical)
             groups = None if spec is None else sensitive_groups(spec, num, cat, part.context)
             summary = summariser.summarise(
-                num, cat, part.scores, part.version, part.variant, groups
+                num, cat, part.scores, part.version, part.variant, groups, part.labels
             )
             by = self.config.slice_by
             n = len(part.event_ids)

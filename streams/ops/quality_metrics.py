@@ -6,6 +6,10 @@ per-scope metrics with group rates and fairness gaps, challenger metrics) and
 into gauges and counters labelled by model, version, variant, window, group, feature, kind.
 A scope ``"<version>/<variant>"`` becomes the two labels ``version`` and ``variant``.
 
+The label-free estimate of a scope (:mod:`monitoring.scope_estimates`) is
+``driftline_model_metric{window="estimated"}`` beside the realized windows, and its band's
+ends ``driftline_estimated_metric_band{bound="low"|"high"}``.
+
 With ``slice_by`` set, ``driftline_slice_metric`` adds the count, accuracy and F1 of each
 slice (label ``slice``: at most ``slice_top`` values, ``(other)`` and ``(none)``; label
 ``attribute``: the context attribute). Only monitors that slice export it, so it is not
@@ -49,8 +53,15 @@ def monitor_families(
     quality = gauge_family(
         "driftline_model_metric",
         "Classification metric of labelled events (window: cumulative, or rolling over the "
-        "last rolling_window labels).",
+        "last rolling_window labels), or estimated from calibrated scores without labels "
+        "(window: estimated, over the last window scored events).",
         [*scope_l, "window", "metric"],
+    )
+    band = gauge_family(
+        "driftline_estimated_metric_band",
+        "Low and high end of the band of a metric estimated without labels (chance and the "
+        "calibrator's error).",
+        [*scope_l, "metric", "bound"],
     )
     group = gauge_family(
         "driftline_group_metric",
@@ -83,6 +94,11 @@ def monitor_families(
             for name in ("dp", "eo"):
                 if summary.get(f"{name}_gap") is not None:
                     gap.add_metric([*key, window, name], float(summary[f"{name}_gap"]))
+        for name, figure in (m.get("estimated") or {}).items():
+            if isinstance(figure, Mapping):  # a metric's band; None without a denominator
+                quality.add_metric([*key, "estimated", name], float(figure["value"]))
+                for bound in ("low", "high"):
+                    band.add_metric([*key, name, bound], float(figure[bound]))
     for scope, n in health.get("scopes", {}).items():
         events.add_metric([model, *_scope(scope)], float(n))
     sliced = _slice_family(model, health)
@@ -142,6 +158,7 @@ def monitor_families(
                 online.add_metric([model, challenger["kind"], window, name], float(value))
     return [
         quality,
+        band,
         group,
         gap,
         labels,

@@ -65,10 +65,16 @@ def summary(alert: Mapping[str, Any]) -> str:
     >>> summary({"model": "sea", "version": "3", "kind": "data_drift", "feature": "x1",
     ...          "detector": "psi", "statistic": 0.4123, "threshold": 0.2})
     'sea v3: data drift of x1 (psi 0.4123, threshold 0.2)'
+    >>> summary({"model": "sea", "version": "3", "kind": "performance", "feature": None,
+    ...          "detector": "estimated_f1_drop", "statistic": 0.61, "threshold": 0.77,
+    ...          "details": {"estimated": True}})
+    'sea v3: performance, estimated without labels (estimated_f1_drop 0.61, threshold 0.77)'
     """
     what = str(alert["kind"]).replace("_", " ")
     if alert.get("feature"):
         what += f" of {alert['feature']}"
+    if (alert.get("details") or {}).get("estimated"):
+        what += ", estimated without labels"
     version = f" v{alert['version']}" if alert.get("version") else ""
     test = f"{alert['detector']} {float(alert['statistic']):.4g}"
     return f"{alert['model']}{version}: {what} ({test}, threshold {float(alert['threshold']):.4g})"

@@ -97,6 +97,14 @@ def test_console_shows_a_live_model_its_drift_alert_and_a_promotion(
                 drawn = _drawn(page)
                 assert set(drawn) == set(CHARTS), drawn
                 assert all(drawn[c] >= 1 for c in CHARTS), f"every chart draws a line: {drawn}"
+                # the label-free estimate beside the realized figures: dashed, and in the table
+                page.wait_for_selector(  # attached: a flat line has no height to be visible
+                    'figure[data-chart="metrics"] path.series.estimated',
+                    state="attached",
+                    timeout=30_000,
+                )
+                figures = page.inner_text("[data-figures]")
+                assert "est. F1" in figures and "[" in figures, figures
                 page.screenshot(path=str(tmp_path / "console-1-normal.png"), full_page=True)
 
                 # drift: salary far out of its training range; the worker raises data_drift

@@ -86,6 +86,7 @@ def _exported() -> dict[str, set[str]]:
                 "cumulative": scores,
                 "rolling": scores,
                 "groups": {"cumulative": summary, "rolling": summary},
+                "estimated": {"events": 9, "f1": {"value": 0.8, "low": 0.7, "high": 0.9}},
             }
         },
         "scopes": {"v1/champion": 10},

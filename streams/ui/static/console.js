@@ -167,11 +167,16 @@ function chart(title, id, series, marks, opts = {}) {
     }
   }
   const legend = el("div", { class: "legend" });
-  drawn.forEach((s, i) => {
-    const color = COLORS[i % COLORS.length];
+  const hues = new Map();  // an estimate takes the colour of the realized figure it estimates
+  drawn.forEach((s) => {
+    const base = s.name.replace(/^est\. /, "");
+    if (!hues.has(base)) hues.set(base, COLORS[hues.size % COLORS.length]);
+    const color = hues.get(base);
     const d = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`)
       .join(" ");
-    root.append(svg("path", { class: "series", d, stroke: color, "data-series": s.name }));
+    const estimated = s.name.startsWith("est. ");
+    root.append(svg("path", { class: estimated ? "series estimated" : "series", d,
+      stroke: color, "data-series": s.name }));
     legend.append(el("span", {}, el("i", { style: `background:${color}` }), s.name));
   });
   fig.append(root, legend);
@@ -220,8 +225,10 @@ function marksOf(detail) {
 function charts(detail) {
   const points = detail.points;
   const marks = marksOf(detail);
+  // realized (rolling, labelled) and estimated without labels (dashed), per scope
   const metrics = byScope(points, (p) => Object.fromEntries(Object.entries(p.metrics || {})
-    .map(([scope, m]) => [scope, { accuracy: m.accuracy, f1: m.f1 }])));
+    .map(([scope, m]) => [scope, { accuracy: m.accuracy, f1: m.f1,
+      "est. accuracy": (m.estimated || {}).accuracy, "est. f1": (m.estimated || {}).f1 }])));
   const drift = [];
   const features = new Map();
   for (const p of points) {
@@ -237,7 +244,8 @@ function charts(detail) {
     .map(([scope, g]) => [scope, { dp_gap: g.dp_gap, eo_gap: g.eo_gap }])));
   return el("div", { class: "charts" },
     chart("Throughput (events/s)", "throughput", throughput(points), marks, { min: 0 }),
-    chart("Rolling metrics per version", "metrics", metrics, marks, { min: 0, max: 1 }),
+    chart("Metrics per version (dashed: estimated without labels)", "metrics", metrics, marks,
+      { min: 0, max: 1 }),
     chart("Drift: PSI per feature (champion)", "drift", drift, marks,
       { min: 0, threshold: 0.2 }),
     chart("Fairness gaps", "fairness", fairness, marks, { min: 0 }));
@@ -289,6 +297,7 @@ function renderDetail() {
     active.map((f) => [f.kind, `v${(f.details || {}).version || "?"}`, f.feature || "",
       f.detector, num(f.statistic), num(f.threshold), explained(f.details || {})]))
     : el("p", { class: "meta", text: "No active finding." });
+  const figures = latestFigures(last);
   const changes = d.changes.length ? table(["time", "action", "version", "previous", "reason"],
     [...d.changes].reverse().map((c) => [new Date(c.at * 1000).toLocaleString(), c.action,
       `v${c.version}`, c.previous ? `v${c.previous}` : "", c.reason || ""]))
@@ -306,12 +315,25 @@ function renderDetail() {
     el("p", { class: "meta", text: `${routing}${stage} · ${counters}` }),
     el("div", {}, ...aliases, ...versions),
     el("h3", { text: `Active findings (${active.length})` }), findings,
+    el("h3", { text: "Latest metrics: realized and estimated" }), figures,
     el("h3", { text: "Timelines" }),
     el("p", { class: "meta", text: `${d.points.length} monitoring points; dashed lines: ` +
       "promotions (green) and rollbacks (orange); red ticks: alerts" }),
     charts(d),
     el("h3", { text: `Version changes (${d.changes.length})` }), changes,
     el("h3", { text: "Retrain, gates, shadow and promotion history" }), records);
+}
+
+// The last point's rolling figures and, beside them, the estimate and its band.
+function latestFigures(point) {
+  const scopes = Object.entries((point && point.metrics) || {});
+  if (!scopes.length) return el("p", { class: "meta", text: "No metrics yet." });
+  const band = (e, m) => (e && e[m] !== null && e[m] !== undefined ?
+    `${num(e[m])} [${num(e[`${m}_low`])}–${num(e[`${m}_high`])}]` : "–");
+  return el("div", { "data-figures": "" }, table(
+    ["scope", "labels", "rolling acc.", "rolling F1", "est. acc.", "est. F1"],
+    scopes.map(([scope, m]) => [scope, String(m.labels || 0), num(m.accuracy), num(m.f1),
+      band(m.estimated, "accuracy"), band(m.estimated, "f1")])));
 }
 
 function describe(r) {
@@ -332,7 +354,8 @@ function alertItem(a, fresh) {
   const li = el("li", { "data-alert-id": a.alert_id || a.stream_id, "data-stream-id": a.stream_id,
     "data-model": a.model, "data-kind": a.kind, "data-shown-at": String(Date.now()),
     class: fresh ? "fresh" : "" },
-  el("div", {}, el("span", { class: "kind", text: a.kind }), ` · ${a.model} v${a.version}`),
+  el("div", {}, el("span", { class: "kind", text: a.kind }),
+    `${(a.details || {}).estimated ? " (estimated, no labels)" : ""} · ${a.model} v${a.version}`),
   el("div", { class: "meta", text: `${a.feature ? a.feature + " · " : ""}${a.detector} ` +
     `${num(a.statistic)} > ${num(a.threshold)} · ${when(a.at)}` }));
   return li;

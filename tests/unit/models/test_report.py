@@ -6,6 +6,7 @@ import base64
 import re
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from models.card import ModelCard
 from models.data import synthetic
 from models.errors import ConfigError
 from models.report import LiveHistory, VersionChange, merge_changes, render_report
+from models.report_timeline import _metrics_panel
 from models.workflow import TrainOptions, TrainResult, train
 
 T0 = 1_790_000_000.0
@@ -27,6 +29,7 @@ def fake_history(points: int = 120, step_s: float = 30.0) -> LiveHistory:
     """Two hours of monitoring: v1 serves, salary drifts, v2 is promoted, then rolled back."""
     rng = np.random.default_rng(3)
     promote_at, rollback_at = points // 2, int(points * 0.8)
+    bands = (("", 0.02), ("_low", 0.05), ("_high", -0.01))  # the estimate and its band
     out: list[dict[str, Any]] = []
     for k in range(points):
         at = T0 + k * step_s
@@ -54,6 +57,12 @@ def fake_history(points: int = 120, step_s: float = 30.0) -> LiveHistory:
                         "accuracy": acc,
                         "f1": acc - 0.05,
                         "roc_auc": acc + 0.03,
+                        "estimated": {
+                            "events": 2000,
+                            **{
+                                f"{m}{end}": acc - d for end, d in bands for m in ("accuracy", "f1")
+                            },
+                        },
                     }
                 },
                 "groups": {
@@ -227,6 +236,24 @@ def test_merge_changes_dedupes_sources_and_infers_unexplained_switches() -> None
         ("served", "3", ""),
         ("promote", "2", ""),
     ]
+
+
+def test_the_estimate_is_drawn_and_listed_beside_the_realized_figures(
+    two_versions: list[ModelCard],
+) -> None:
+    history = fake_history(points=10)
+    fig, ax = plt.subplots()
+    _metrics_panel(ax, history.points, [p["at"] for p in history.points])
+    styles = {line.get_label(): line.get_linestyle() for line in ax.get_lines()}
+    plt.close(fig)
+    assert styles["v1/champion accuracy"] == "-" and styles["v1/champion f1"] == "--"
+    assert styles["v1/champion est. accuracy"] == ":" and styles["v1/champion est. f1"] == "-."
+    page = render_report(two_versions, history, champion="1", generated_at=T0 + 4000)
+    latest = page[page.index(">Latest metrics</h") :]
+    last = history.points[-1]["metrics"]["1/champion"]["estimated"]
+    assert "<th>est. accuracy</th><th>est. F1</th>" in latest
+    f1 = f"{last['f1']:.3f} [{last['f1_low']:.3f}–{last['f1_high']:.3f}]"
+    assert f'<td class="num">{f1}</td>' in latest
 
 
 def test_the_alerts_table_says_what_explains_each_alert(two_versions: list[ModelCard]) -> None:

@@ -208,7 +208,7 @@ def test_snapshot_and_restore(logistic: TrainResult) -> None:
         x, _ = _draw(rng, 300, 0.5)
         est.observe(card.version, est.block(card.version, logistic.pipeline.predict_proba(x)[:, 1]))
     state = orjson.loads(orjson.dumps(est.snapshot()))
-    assert sum(b["pos"] + b["neg"] for b in state[card.version]) == 1200  # whole blocks
+    assert sum(b["pos"] + b["neg"] for b in state[card.version]["blocks"]) == 1200  # whole
     again = PerformanceEstimator(window=1000)
     again.add_card(card)
     again.restore(state)

@@ -56,6 +56,18 @@ def test_a_performance_alert_asks_too() -> None:
     assert req is not None and req.kinds == ["performance"]
 
 
+def test_an_estimated_performance_alert_does_not_ask_on_its_own() -> None:
+    policy = RetrainPolicy(min_interval_s=0.0)
+    estimated = alert(
+        "e1", "performance", detector="estimated_f1_drop", details={"estimated": True}
+    )
+    assert policy.consider(MODEL, VERSION, [estimated], now=0.0) is None
+    # the labelled drop that follows asks, naming only itself
+    labelled = alert("p1", "performance", detector="f1_drop")
+    req = policy.consider(MODEL, VERSION, [estimated, labelled], now=1.0)
+    assert req is not None and req.kinds == ["performance"] and req.alert_ids == ["p1"]
+
+
 def test_single_data_drift_does_not_ask_but_sustained_drift_does() -> None:
     policy = RetrainPolicy(data_drift_sustained=3)
     first = alert("d1", "data_drift", feature="income", detector="psi", at=0.0)

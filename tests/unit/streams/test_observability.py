@@ -202,6 +202,14 @@ def test_monitor_families_export_what_the_monitors_report(fed_monitor: ModelMoni
             assert _get(s, "driftline_group_metric", **sel) == pytest.approx(rate)
         gap = metrics["groups"][window]["dp_gap"]
         assert _get(s, "driftline_fairness_gap", window=window, gap="dp", **scope) == gap
+    estimated = metrics["estimated"]
+    assert estimated["events"] >= mon.config.window  # the last window of scored events
+    for name in ("accuracy", "precision", "recall", "f1"):
+        got = _get(s, "driftline_model_metric", window="estimated", metric=name, **scope)
+        assert got == pytest.approx(estimated[name]["value"])
+        for bound in ("low", "high"):
+            end = _get(s, "driftline_estimated_metric_band", metric=name, bound=bound, **scope)
+            assert end == pytest.approx(estimated[name][bound])
     assert _get(s, "driftline_monitor_labels_total", **scope) == 1200
     assert _get(s, "driftline_monitor_events_total", **scope) == 1200
     psi = drift["features"]["champion"]["x0"]["psi"]
