@@ -103,7 +103,7 @@ def test_injected_drift_raises_one_alert_on_every_channel(deployment: Deployment
         )
     )
     assert {a["alert_id"] for a in on_topic} == {a["alert_id"] for a in final}
-    print("\nalerts:", sorted((a["kind"], a["feature"], a["detector"]) for a in final))
+    print("\nalerts:", sorted(((a["kind"], a["feature"], a["detector"]) for a in final), key=str))
     assert health["status"] == "alerting"
     assert health["events"] >= 8000
 
