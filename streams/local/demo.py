@@ -222,10 +222,10 @@ class Demo:
             await consumer.stop()
 
     async def _redis_feed(self, client: AsyncClient) -> None:
-        streams: dict[Any, Any] = {
-            ALERTS_KEY: "$",
-            events_key(self.model): "$",
-        }
+        # From now on, by the entry ids' clock (milliseconds): "$" would read only what
+        # comes while each call blocks, and miss what comes while the other stream's blocks.
+        start = f"{int(time.time() * 1000)}-0"
+        streams: dict[Any, Any] = {ALERTS_KEY: start, events_key(self.model): start}
         while True:
             # one stream per call: on a Redis Cluster the two lie in different slots
             found: Any = []

@@ -86,6 +86,16 @@ def _live_labels(dep: Deployment, version: str) -> int:
     return int(scope.get("labels") or 0) if has_accuracy else 0
 
 
+def _seen_champion(dep: Deployment) -> str | None:
+    """The champion the retrainer saw at its last step (it notices a promotion by it)."""
+    client = sync_redis(dep.services.redis, None)
+    try:
+        raw = client.get(names.champion_seen_key(dep.model))
+    finally:
+        client.close()
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def _accuracy(preds: list[dict], truth: dict[str, int], ids: set[str]) -> float:
     champion = {p["event_id"]: p["label"] for p in preds if p["variant"] == "champion"}
     scored = [champion[i] == truth[i] for i in ids if i in champion]
@@ -246,6 +256,15 @@ def test_a_promoted_version_that_performs_worse_is_rolled_back(deployment: Deplo
             60,
             0.25,
             detail=dep.log,
+        )
+        # A promotion is a change from the champion the retrainer saw: on a slow start its
+        # first step could otherwise come after the promotion and see nothing change.
+        wait_until(
+            "the retrainer to step with the good champion",
+            lambda: _seen_champion(dep) == good,
+            60,
+            0.25,
+            detail=lambda: dep.log("retrainer"),
         )
         dep.registry.promote(dep.model, bad)
         wait_until(
