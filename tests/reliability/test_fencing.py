@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from streams.adapters.redis_client import async_redis
-from streams.contracts.names import state_key
+from streams.contracts.names import monitors_group, state_key
 from tests.conftest import Endpoints
 from tests.kit import Deployment, Workers, agrawal_events
 from tests.waiting import wait_for, wait_until
@@ -50,6 +50,28 @@ def _owner(workers: Workers, name: str) -> bool:
     return bool((doc.get("monitoring") or {}).get("owner"))
 
 
+def _settled_owner(workers: Workers, names: tuple[str, ...], model: str) -> str | None:
+    """The worker that owns the monitors once every worker joined the monitors group's same
+    generation: it took them over after that join and did not hand them over since.
+
+    The health document is a sample taken every few seconds, so it can still call owner a
+    worker that handed the monitors over when the second worker joined; the log says what
+    happened in which generation."""
+    joined = f"Joined group '{monitors_group(model)}' (generation "
+    generations, owners = set(), []
+    for name in names:
+        log = workers.full_log(name)
+        at = log.rfind(joined)
+        if at < 0:
+            return None
+        generations.add(int(log[at + len(joined) :].split(")", 1)[0]))
+        since = log[at:]
+        if "owner, reading" in since and "handed over" not in since.split("owner, reading")[-1]:
+            owners.append(name)
+    settled = len(generations) == 1 and len(owners) == 1
+    return owners[0] if settled and _owner(workers, owners[0]) else None
+
+
 def test_a_frozen_owner_resumed_after_a_takeover_writes_nothing(
     services: Endpoints, unique: str, tmp_path: Path
 ) -> None:
@@ -63,12 +85,13 @@ def test_a_frozen_owner_resumed_after_a_takeover_writes_nothing(
         for name in procs:
             workers.ready(name)
 
-        def one_owner() -> str | None:
-            owners = [name for name in procs if _owner(workers, name)]
-            return owners[0] if len(owners) == 1 else None
-
         # whichever holds the model's key partition of monitor-input
-        frozen = wait_until("one owner of the monitors", one_owner, 90, 0.2)
+        frozen = wait_until(
+            "one owner of the monitors, both workers in the group",
+            lambda: _settled_owner(workers, tuple(procs), model),
+            90,
+            0.2,
+        )
         other = "b" if frozen == "a" else "a"
         asyncio.run(dep.produce("events", agrawal_events(400, prefix=f"a{unique}-")))
         wait_for(
