@@ -28,7 +28,8 @@ With ``exactly_once`` (a :class:`~streams.scoring.transactions.Transaction` give
 batches between two commits share one Kafka transaction, which a task commits between two
 batches, with the offsets, once every batch of it is acknowledged, while the loop scores the
 next batch; a batch not delivered aborts the whole transaction, and the loop reads again from
-the committed offsets.
+the committed offsets. A batch scored while the commit before it failed is read again too,
+never sent: it would commit in the next transaction, and be scored again after the rewind.
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ class ScoringLoop:
         self.stopping = asyncio.Event()
         self.batches = 0
         self.epoch = 0  # raised by every settle (a rebalance, a stop)
+        # Raised by every abort that moved the positions back, with where it moved them: a
+        # batch fetched before it is read again, never sent (its events would commit twice).
+        self.rereads = 0
+        self._reread_from: dict[TopicPartition, int] = {}
         self._committing_txn: asyncio.Future[None] | None = None
         self.failure: BaseException | None = None
         self.commit_every_s = COMMIT_EVERY_S
@@ -169,6 +174,7 @@ class ScoringLoop:
                         await self._rewind_now()
                     continue
                 self._start_commit(idle=False)
+                rereads = self.rereads
                 fetched = await self.consumer.getmany(
                     timeout_ms=settings.batch_wait_ms, max_records=settings.batch_size
                 )
@@ -181,7 +187,11 @@ class ScoringLoop:
                 epoch = self.epoch
                 scored = self._score(fetched)  # while a commit, if any, waits for its acks
                 async with self.lock:
-                    if epoch == self.epoch:  # else released by a rebalance meanwhile
+                    if epoch != self.epoch:
+                        pass  # released by a rebalance meanwhile
+                    elif rereads != self.rereads:
+                        self._read_again(fetched)
+                    else:
                         await self._one_batch(fetched, source, scored)
         finally:
             if self._committing_txn is not None and self.failure is not None:
@@ -375,6 +385,22 @@ class ScoringLoop:
             return
         if again is not None:
             positions.seek(self.consumer, again)
+            self.rereads += 1
+            self._reread_from = again
+
+    def _read_again(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """A batch fetched (and scored) while the transaction before it was aborted: sent
+        now, it would commit in the next transaction, and the abort's rewind would score its
+        events again. Each of its partitions is read again from its first record, or from
+        where the abort moved it when that is earlier."""
+        positions.seek(
+            self.consumer,
+            {
+                tp: min(messages[0].offset, self._reread_from.get(tp, messages[0].offset))
+                for tp, messages in fetched.items()
+                if messages
+            },
+        )
 
     def _drain(self) -> None:
         while not self._inflight.empty():

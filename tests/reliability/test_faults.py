@@ -248,11 +248,10 @@ def test_broker_restart_mid_stream_worker_reconnects_and_loses_nothing(
     )
     assert alive, f"the worker died with the broker\n{log}"
     assert not lost, f"{len(lost)} events never predicted, e.g. {sorted(lost)[:5]}\n{log}"
-    if guarantee == "exactly_once" and preds.duplicates():
-        # A known defect, open in the hot-path issue: after a broker restart one batch whose
-        # transaction's outcome the restart hid is scored again, and both copies commit. Every
-        # assertion above still holds; this outcome is reported as a failure we expect.
-        pytest.xfail(f"open defect: {preds.duplicates()} predictions seen twice read committed")
+    if guarantee == "exactly_once":
+        assert not preds.duplicates(), (
+            f"{preds.duplicates()} predictions seen twice read committed\n{log}"
+        )
 
 
 # -- 3. Redis outage -------------------------------------------------------------------------

@@ -195,6 +195,56 @@ async def test_a_transaction_older_than_its_bound_is_aborted() -> None:
     assert broker.visible == []
 
 
+class _HeldProducer(_TxnProducer):
+    """Its first commit waits for ``release`` and is then refused as fenced."""
+
+    def __init__(self, broker: _Broker, release: asyncio.Event) -> None:
+        super().__init__(broker, [])
+        self.release = release
+        self.fence = frozenset({1})
+
+    async def commit_transaction(self) -> None:
+        if self.broker.transactions == 0:
+            await self.release.wait()
+        await super().commit_transaction()
+
+
+class _FetchingConsumer(_TxnConsumer):
+    """A fetch gives the other tasks a turn first, as a real one waits for the network."""
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        await asyncio.sleep(0)
+        return await super().getmany(timeout_ms, max_records)
+
+
+async def test_a_batch_fetched_while_its_predecessor_aborts_is_read_again_not_sent() -> None:
+    """The loop scores the next batch while a transaction commits. When that commit fails
+    and the loop rewinds to the committed offsets, the batch in hand is not sent (it would
+    commit in the next transaction, and the rewind would score it again): every event
+    becomes visible once."""
+    broker, release = _Broker(), asyncio.Event()
+    consumer = _FetchingConsumer(30, broker)
+    loop = _loop(consumer, lambda: _HeldProducer(broker, release), commit_every_s=0.0)
+    running = asyncio.create_task(loop.run())
+    try:
+        await wait_until_async(
+            "the next batch fetched while the first commits",
+            lambda: consumer.position == 20 and broker.transactions == 0,
+            10,
+            0.01,
+        )
+    finally:
+        release.set()  # the commit goes on (and fails) either way, so the loop can stop
+    try:
+        await wait_until_async("every event visible", lambda: len(broker.visible) >= 30, 10, 0.01)
+    finally:
+        await loop.stop()
+        await running
+    assert broker.aborted == 1 and loop.rereads == 1
+    assert broker.visible == list(range(30))
+    assert broker.committed == 30
+
+
 async def test_fenced_again_and_again_the_loop_stops_and_names_the_setting() -> None:
     broker = _Broker()
     consumer = _TxnConsumer(10_000, broker)
