@@ -150,22 +150,25 @@ async def _observe(
     """Run one piece of monitoring input through the monitors, then the periodic work.
 
     ``next_offset`` (after a record of the topic's) is recorded with its effect, under the
-    lock that keeps a snapshot from falling between the two. A record that waited for the
-    lock while the monitors were handed over is left to the next owner, who reads it again.
+    lock that keeps a snapshot from falling between the two, and before the periodic work,
+    whose snapshot holds that effect: a successor reads on after the record, never applies
+    it twice. A record that waited for the lock while the monitors were handed over is left
+    to the next owner, who reads it again.
     """
     async with monitor.lock:
         if next_offset is not None and not monitor.owned:
             return
         try:
-            await work()
+            try:
+                await work()
+            finally:
+                if next_offset is not None:
+                    monitor.input_next = next_offset
             await monitor.tick()
         except Exception:
             # A monitoring bug never stops the agent (nor scoring): log, flag, go on.
             log.exception("monitoring failed on a record")
             monitor.degraded = "monitor error (see log)"
-        finally:
-            if next_offset is not None:
-                monitor.input_next = next_offset
 
 
 async def _record_call(monitor: MonitorRuntime, value: bytes | None, step: str) -> None:

@@ -9,10 +9,18 @@ same worker id, as a supervisor restarts it):
   sees the predictions topic: the test's own consumer, and an outside client, kcat (librdkafka)
   with ``isolation.level=read_committed``. What a read-uncommitted reader sees besides (the
   aborted transactions of the killed workers) is printed.
+
+The worker owns the model's monitors, and its own scored batches reach them through
+monitor-input (``DRIFTLINE_MONITOR_LOCAL_FEED=false``), so each kill is also an owner's
+SIGKILL. Once every event is predicted, every event's label is sent. Exactly once, the
+monitors then count each event once and hold the confusion counts a run without a crash
+has: the ones computed here from the committed predictions and the labels. At least once,
+what the re-scored batches added to the monitors' event count is printed.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -22,17 +30,22 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from models.data import synthetic
+from streams.adapters.redis_client import sync_redis
+from streams.contracts.names import state_key
+from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.kit import Background, Collector, Deployment, Workers, agrawal_events, produce
+from tests.kit import Background, Collector, Deployment, Workers, produce
 from tests.reliability.conftest import ScenarioReport
 from tests.reliability.harness import Tap
-from tests.waiting import wait_for
+from tests.waiting import wait_for, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -74,8 +87,10 @@ def kcat_ids(bootstrap: str, topic: str, isolation: str) -> Counter[str]:
     return Counter(orjson.loads(line)["event_id"] for line in out.stdout.splitlines() if line)
 
 
-async def committed_ids(bootstrap: str, topic: str, partitions: int) -> Counter[str]:
-    """Every event id on ``topic`` up to its last stable offset now, read committed."""
+async def committed_predictions(
+    bootstrap: str, topic: str, partitions: int
+) -> list[dict[str, Any]]:
+    """Every prediction on ``topic`` up to its last stable offset now, read committed."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
     )
@@ -85,13 +100,13 @@ async def committed_ids(bootstrap: str, topic: str, partitions: int) -> Counter[
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
-        ids: Counter[str] = Counter()
+        docs: list[dict[str, Any]] = []
         deadline = time.monotonic() + 120
         while any([await consumer.position(tp) < ends[tp] for tp in parts]):
             assert time.monotonic() < deadline, f"{topic} not read to {ends} in 120 s"
             for messages in (await consumer.getmany(timeout_ms=500)).values():
-                ids.update(orjson.loads(m.value)["event_id"] for m in messages)
-        return ids
+                docs.extend(orjson.loads(m.value) for m in messages)
+        return docs
     finally:
         await consumer.stop()
 
@@ -115,6 +130,31 @@ def _log_of(workers: Workers, name: str) -> Callable[[], str]:
 
 def _duplicates(ids: Counter[str]) -> int:
     return sum(n - 1 for n in ids.values() if n > 1)
+
+
+def _monitored(redis_url: str, model: str) -> dict[str, Any]:
+    """The scored events, labels and confusion counts (tn, fp, fn, tp: every version and
+    variant together) of the monitors' last snapshot in Redis."""
+    client = sync_redis(redis_url, None, socket_timeout=5)
+    try:
+        raw = client.get(state_key(model))
+    finally:
+        client.close()
+    monitor = (orjson.loads(raw) if raw else {}).get("monitor") or {}
+    confusion = [0, 0, 0, 0]
+    for scope in (monitor.get("label_state") or {}).values():
+        confusion = [a + b for a, b in zip(confusion, scope["counts"]["confusion"], strict=True)]
+    return {
+        "events": int(monitor.get("events", 0)),
+        "labels": int(monitor.get("labels", 0)),
+        "confusion": confusion,
+    }
+
+
+def _confusion(predicted: dict[str, int], truth: dict[str, int]) -> list[int]:
+    """tn, fp, fn, tp of each event's prediction against its label, each event once."""
+    counts = Counter(2 * truth[i] + label for i, label in predicted.items())
+    return [counts[k] for k in range(4)]
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
@@ -141,8 +181,16 @@ def test_worker_sigkilled_three_times_under_load(
         champion="logreg",
         DRIFTLINE_PROCESSING_GUARANTEE=guarantee,
         DRIFTLINE_WORKER_ID=f"w-{unique}",
+        DRIFTLINE_MONITOR_LOCAL_FEED="false",
     )
-    pool = agrawal_events(POOL, prefix="eos", entities=2000)
+    pairs = list(
+        itertools.islice(
+            dataset_events(synthetic("agrawal", rows=POOL, seed=7), prefix="eos", entities=2000),
+            POOL,
+        )
+    )
+    pool = [event for event, _ in pairs]
+    truth = {event["event_id"]: int(y) for event, y in pairs}
     stream = Tap(pool)  # flows before, between and after the kills
     kills_at = [rng.randrange(lo, lo + 4_000) for lo in (3_000, 10_000, 17_000)]
     preds = Collector(
@@ -179,12 +227,25 @@ def test_worker_sigkilled_three_times_under_load(
         wait_for("every event committed", lambda: bg.run(dep.scored_all()), 90, 0.25)
         assert workers.procs[last].poll() is None, workers.log(last)
         topic = dep.topics["predictions"]
-        seen = bg.run(
-            committed_ids(services.kafka, topic, int(dep.env["DRIFTLINE_TOPIC_PARTITIONS"]))
+        docs = bg.run(
+            committed_predictions(services.kafka, topic, int(dep.env["DRIFTLINE_TOPIC_PARTITIONS"]))
         )
+        seen = Counter(doc["event_id"] for doc in docs)
         external = kcat_ids(services.kafka, topic, "read_committed")
         uncommitted = kcat_ids(services.kafka, topic, "read_uncommitted")
+        # the labels, once every event is predicted: each joins its prediction at once
+        labelled = {i: truth[i] for i in ids}
+        bg.run(dep.produce("labels", [{"event_id": i, "label": y} for i, y in labelled.items()]))
+        monitored = wait_until(
+            "the monitors' snapshot of every label",
+            lambda: (m := _monitored(services.redis, dep.model))["labels"] >= sent and m,
+            90,
+            0.25,
+            _log_of(workers, last),
+        )
     preds.stop()
+    # each event's prediction (a re-scored one is the same: one model, one version)
+    expected = _confusion({doc["event_id"]: int(doc["label"]) for doc in docs}, labelled)
     lost = set(ids) - seen.keys()
     report = {
         "sent": sent,
@@ -194,6 +255,8 @@ def test_worker_sigkilled_three_times_under_load(
         "kills_at": kills_at,
         "recovery_s": [round(r, 1) for r in recoveries],
         "read_uncommitted_extra": sum(uncommitted.values()) - sum(seen.values()),
+        "monitored_events": monitored["events"],
+        "monitored_labels": monitored["labels"],
         "seed": seed,
         "runtime_s": round(time.monotonic() - started, 1),
     }
@@ -206,3 +269,7 @@ def test_worker_sigkilled_three_times_under_load(
         assert preds.duplicates() == 0, "the live read-committed reader saw duplicates"
         assert set(ids) <= external.keys(), "kcat misses predictions the consumer saw"
         assert _duplicates(external) == 0, f"kcat saw {_duplicates(external)} duplicates"
+        # the owner died three times: its monitors still count as a run without a crash
+        assert monitored["events"] == sent, report
+        assert monitored["labels"] == sent, report
+        assert monitored["confusion"] == expected, (monitored, expected)
