@@ -29,14 +29,17 @@ FEED_BOUND_MS = 2_000  # the issue's bound: an alert appears in the feed within 
 CHARTS = ("throughput", "metrics", "drift", "fairness")
 
 
+# Per chart, the number of series it drew (paths with at least two points).
+_SERIES_PER_CHART = (
+    "Object.fromEntries([...document.querySelectorAll('figure[data-chart]')].map(f => "
+    "[f.dataset.chart, [...f.querySelectorAll('path.series')]"
+    ".filter(p => (p.getAttribute('d').match(/L/g) || []).length > 0).length]))"
+)
+
+
 def _drawn(page: Page) -> dict[str, int]:
     """Per chart, the number of series it drew (paths with at least two points)."""
-    counts: dict[str, int] = page.eval_on_selector_all(
-        "figure[data-chart]",
-        "fs => Object.fromEntries(fs.map(f => [f.dataset.chart, [...f.querySelectorAll("
-        "'path.series')].filter(p => (p.getAttribute('d').match(/L/g) || []).length > 0)"
-        ".length]))",
-    )
+    counts: dict[str, int] = page.evaluate(f"() => {_SERIES_PER_CHART}")
     return counts
 
 
@@ -89,8 +92,11 @@ def test_console_shows_a_live_model_its_drift_alert_and_a_promotion(
                 page.goto(url)
                 page.wait_for_selector(f'nav li[data-model="{dep.model}"]', timeout=15_000)
                 page.wait_for_selector(f'main .head[data-selected="{dep.model}"]', timeout=15_000)
+                # each chart once the history it reads has two points: the fairness gaps
+                # only once labels joined, a refresh or two after the scores' charts
                 page.wait_for_function(
-                    "() => document.querySelectorAll('figure[data-chart] path.series').length >= 4",
+                    f"() => {{ const n = {_SERIES_PER_CHART}; "
+                    f"return {list(CHARTS)}.every(c => (n[c] || 0) >= 1); }}",
                     timeout=30_000,
                 )
                 page.wait_for_selector('#feed-state[data-state="live"]', timeout=15_000)
