@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 
 from monitoring.findings import FINDING_KINDS
 from streams.ops.quality_metrics import counter_family, gauge_family, monitor_families
-from streams.scoring.loop import BatchStats
+from streams.scoring.inflight import BatchStats
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_SIZE_BUCKETS = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)

@@ -1,6 +1,7 @@
 """The hot path: decode, route and score a micro-batch of events
 (:mod:`~streams.scoring.batch`), the consume-score-produce-commit loop around it
-(:mod:`~streams.scoring.loop`), its sends (:mod:`~streams.scoring.sender`), its consumer's
+(:mod:`~streams.scoring.loop`) and what it keeps of a batch until the commit
+(:mod:`~streams.scoring.inflight`), its sends (:mod:`~streams.scoring.sender`), its consumer's
 positions (:mod:`~streams.scoring.positions`) and its transactions when exactly once
 (:mod:`~streams.scoring.transactions`), and a model's
 champion/challenger routing

@@ -37,8 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -52,6 +51,7 @@ from streams.config.settings import Settings
 from streams.errors import TransactionFencedError
 from streams.scoring import positions
 from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet, RawRecord
+from streams.scoring.inflight import BatchStats, InFlight, ScoredBatch
 from streams.scoring.sender import PartitionedSender, retriable
 from streams.scoring.transactions import Transaction
 
@@ -64,17 +64,6 @@ COMMIT_IDLE_S = 0.02  # ... or this long when no batch follows them
 # A scoring consumer that stops heartbeating (a dead worker) leaves its group after this long;
 # then one rebalance hands its partitions to the others (aiokafka's default is 10 s).
 SESSION_TIMEOUT_MS = 6_000
-
-
-@dataclass
-class BatchStats:
-    """What one scored batch did, for metrics and the liveness watchdog."""
-
-    events: int
-    predictions: int
-    dead_letters: int
-    seconds: float
-    latencies_ms: Sequence[float]
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -151,7 +140,7 @@ class ScoringLoop:
         # Set once a batch was not delivered: per partition, the first offset to score again.
         self._rewind: dict[TopicPartition, int] = {}
         self._committing = asyncio.Lock()
-        self._inflight: asyncio.Queue[_InFlight] = asyncio.Queue(
+        self._inflight: asyncio.Queue[InFlight] = asyncio.Queue(
             maxsize=settings.max_inflight_batches
         )
 
@@ -225,7 +214,7 @@ class ScoringLoop:
         consumer = getattr(self, "consumer", None)  # set by run()
         return {} if consumer is None else await positions.lag(consumer)
 
-    def _score(self, fetched: dict[TopicPartition, list[Any]]) -> _Scored:
+    def _score(self, fetched: dict[TopicPartition, list[Any]]) -> ScoredBatch:
         started = time.perf_counter()
         records = [
             RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp)
@@ -241,10 +230,10 @@ class ScoringLoop:
             result = BatchResult()
             for r in records:
                 self.scorer.reject(result, r, f"internal error: {exc}", kind)
-        return _Scored(started, len(records), result)
+        return ScoredBatch(started, len(records), result)
 
     async def _one_batch(
-        self, fetched: dict[TopicPartition, list[Any]], source: int, scored: _Scored
+        self, fetched: dict[TopicPartition, list[Any]], source: int, scored: ScoredBatch
     ) -> None:
         result = scored.result
         dlq = self.settings.topic_dlq
@@ -274,12 +263,12 @@ class ScoringLoop:
             scored.started,
             result.latencies_ms,
         )
-        await self._inflight.put(_InFlight(acks, offsets, starts, stats))
+        await self._inflight.put(InFlight(acks, offsets, starts, stats))
 
     async def _committer(self) -> None:
         """Await each batch's acks in order; commit what is acknowledged, on a timer."""
         committed_at = time.monotonic()
-        getter: asyncio.Future[_InFlight] | None = None
+        getter: asyncio.Future[InFlight] | None = None
         try:
             while True:
                 if getter is None:
@@ -325,14 +314,14 @@ class ScoringLoop:
             if getter is not None:
                 getter.cancel()
 
-    def _acknowledged(self, batch: _InFlight) -> None:
+    def _acknowledged(self, batch: InFlight) -> None:
         self._ready.update(batch.offsets)
         self.batches += 1
         if self.on_batch is not None:
             batch.stats.seconds = time.perf_counter() - batch.stats.seconds
             self.on_batch(batch.stats)
 
-    def _mark_for_rewind(self, batch: _InFlight) -> None:
+    def _mark_for_rewind(self, batch: InFlight) -> None:
         for tp, offset in batch.starts.items():
             self._rewind[tp] = min(offset, self._rewind.get(tp, offset))
 
@@ -425,19 +414,4 @@ class ScoringLoop:
                 log.warning("commit of %s failed (%s); they will be rescored", offsets, exc)
 
 
-@dataclass
-class _Scored:
-    started: float  # perf_counter at the fetch
-    events: int
-    result: BatchResult
-
-
-@dataclass
-class _InFlight:
-    acks: list[Awaitable[Any]]
-    offsets: dict[TopicPartition, OffsetAndMetadata]  # to commit once acknowledged
-    starts: dict[TopicPartition, int]  # to score again from when not delivered
-    stats: BatchStats
-
-
-__all__ = ["BatchStats", "PartitionedSender", "ScoringLoop"]
+__all__ = ["PartitionedSender", "ScoringLoop"]

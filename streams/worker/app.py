@@ -46,7 +46,8 @@ from streams.monitors.runtime import MonitorRuntime
 from streams.monitors.summaries import make_reducer
 from streams.ops.liveness import exit_for_restart
 from streams.scoring.batch import BatchResult, BatchScorer, Encoded, ModelSet
-from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, BatchStats, ScoringLoop
+from streams.scoring.inflight import BatchStats
+from streams.scoring.loop import MAX_BATCH_BYTES, SESSION_TIMEOUT_MS, ScoringLoop
 from streams.scoring.routing import Routing, routing_of
 from streams.scoring.transactions import Transaction, transactional_options
 

@@ -26,7 +26,7 @@ from streams.config.settings import Settings
 from streams.ops.liveness import Watchdog, WatchdogThread
 from streams.ops.observability import Probe, WorkerMetrics
 from streams.ops.quality_metrics import monitor_families
-from streams.scoring.loop import BatchStats
+from streams.scoring.inflight import BatchStats
 from streams.worker.app import WorkerRuntime
 
 log = logging.getLogger("driftline.worker")

@@ -81,6 +81,7 @@ class Outcome:
     log: str = ""
     pause_s: float = 0.0
     input_pause_s: float = 0.0
+    wait_s: float = 0.0
     leaders_before: Counter[int] = field(default_factory=Counter)
     leaders_after: Counter[int] = field(default_factory=Counter)
     runtime_s: float = 0.0
@@ -96,6 +97,7 @@ class Outcome:
             "duplicated": self.duplicated,
             "longest_pause_s": self.pause_s,
             "longest_pause_in_the_events_sent_s": self.input_pause_s,
+            "longest_wait_of_an_event_s": self.wait_s,
             "pause_target_s": PAUSE_TARGET_S,
             "leaders_after": {f"broker {k}": v for k, v in sorted(self.leaders_after.items())},
             "runtime_s": self.runtime_s,
@@ -154,10 +156,23 @@ def _under_load(
     out.duplicated = preds.duplicates()
     out.pause_s = preds.longest_pause(out.fault_at)
     out.input_pause_s = sent_events.longest_pause(out.fault_at)
+    out.wait_s = _longest_wait(sent_events, preds, out.fault_at)
     out.leaders_after = _leaders(asyncio.run(_describe(kafka, names))[1])
     _heal(cluster)
     out.runtime_s = time.monotonic() - started
     return out
+
+
+def _longest_wait(sent: Collector, preds: Collector, after_s: float) -> float:
+    """The longest an event made after ``after_s`` - 1 s waited for its first prediction:
+    a partition the worker stops reading shows here even while the others keep the
+    predictions coming (the longest pause only sees the topic as a whole)."""
+    made = {r.event_id: r.ts_ms for r in list(sent.records) if r.ts_ms >= (after_s - 1.0) * 1000}
+    first: dict[str | None, int] = {}
+    for r in list(preds.records):
+        if r.event_id in made and r.ts_ms < first.get(r.event_id, 1 << 62):
+            first[r.event_id] = r.ts_ms
+    return max((first[i] - made[i] for i in first), default=0) / 1000
 
 
 def _nothing_lost(out: Outcome) -> None:

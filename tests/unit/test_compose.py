@@ -74,7 +74,7 @@ def _exported() -> dict[str, set[str]]:
 
     from streams.ops.observability import Probe, WorkerMetrics, series_names
     from streams.ops.quality_metrics import monitor_families
-    from streams.scoring.loop import BatchStats
+    from streams.scoring.inflight import BatchStats
 
     rates = {"selection_rate": 0.5, "tpr": 0.6, "fpr": 0.1}
     summary = {"groups": {"a": rates, "b": rates}, "dp_gap": 0.1, "eo_gap": 0.2}

@@ -20,7 +20,7 @@ from streams.ops.observability import (
     series_names,
 )
 from streams.ops.quality_metrics import monitor_families
-from streams.scoring.loop import BatchStats
+from streams.scoring.inflight import BatchStats
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
