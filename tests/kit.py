@@ -46,9 +46,10 @@ from models.registry import Registry
 from models.workflow import TrainOptions, train
 from streams.adapters.kafka_admin import client_options
 from streams.adapters.kafka_topics import ensure_topics
+from streams.adapters.redis_client import sync_redis
 from streams.config.settings import Settings, env_name
 from streams.config.topics import TOPIC_KINDS, with_topic_names
-from streams.contracts.names import scorer_group
+from streams.contracts.names import scorer_group, state_key
 from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
 from tests.waiting import wait_for
@@ -429,6 +430,17 @@ async def produce(
     out.finished_at = time.monotonic()
     out.done = True
     return out
+
+
+def monitors_snapshot(redis_url: str, model: str) -> dict[str, Any]:
+    """The monitors' part of ``model``'s last snapshot in Redis (``{}`` before the first)."""
+    client = sync_redis(redis_url, None, socket_timeout=5)
+    try:
+        raw = client.get(state_key(model))
+    finally:
+        client.close()
+    monitor = (orjson.loads(raw) if raw else {}).get("monitor")
+    return monitor if isinstance(monitor, dict) else {}
 
 
 # -- collecting ----------------------------------------------------------------------------

@@ -14,35 +14,20 @@ import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
-from streams.adapters.redis_client import async_redis
-from streams.contracts.names import monitors_group, state_key
+from streams.contracts.names import monitors_group
 from tests.conftest import Endpoints
-from tests.kit import Deployment, Workers, agrawal_events
+from tests.kit import Deployment, Workers, agrawal_events, monitors_snapshot
 from tests.waiting import wait_for, wait_until
 
 pytestmark = [pytest.mark.timeout(300)]
 
 
-def _state(redis_url: str, model: str) -> dict[str, Any]:
-    async def read() -> dict[str, Any]:
-        client = async_redis(redis_url, None)
-        try:
-            raw = await client.get(state_key(model))
-        finally:
-            await client.aclose()
-        return orjson.loads(raw) if raw else {}
-
-    return asyncio.run(read())
-
-
 def _events(redis_url: str, model: str) -> int:
     """How many scored events the monitors' snapshot in Redis counts."""
-    return int(_state(redis_url, model).get("monitor", {}).get("events", 0))
+    return int(monitors_snapshot(redis_url, model).get("events", 0))
 
 
 def _owner(workers: Workers, name: str) -> bool:

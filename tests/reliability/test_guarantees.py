@@ -38,11 +38,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from models.data import synthetic
-from streams.adapters.redis_client import sync_redis
-from streams.contracts.names import state_key
 from streams.local.producer import dataset_events
 from tests.conftest import Endpoints
-from tests.kit import Background, Collector, Deployment, Workers, produce
+from tests.kit import Background, Collector, Deployment, Workers, monitors_snapshot, produce
 from tests.reliability.conftest import ScenarioReport
 from tests.reliability.harness import Tap
 from tests.waiting import wait_for, wait_until
@@ -135,12 +133,7 @@ def _duplicates(ids: Counter[str]) -> int:
 def _monitored(redis_url: str, model: str) -> dict[str, Any]:
     """The scored events, labels and confusion counts (tn, fp, fn, tp: every version and
     variant together) of the monitors' last snapshot in Redis."""
-    client = sync_redis(redis_url, None, socket_timeout=5)
-    try:
-        raw = client.get(state_key(model))
-    finally:
-        client.close()
-    monitor = (orjson.loads(raw) if raw else {}).get("monitor") or {}
+    monitor = monitors_snapshot(redis_url, model)
     confusion = [0, 0, 0, 0]
     for scope in (monitor.get("label_state") or {}).values():
         confusion = [a + b for a, b in zip(confusion, scope["counts"]["confusion"], strict=True)]
