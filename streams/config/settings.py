@@ -293,6 +293,14 @@ class Settings(OperationsSettings):
         description="After a drift-triggered promotion, retrain on the events labelled since "
         "the drift each time they double (from retrain_min_rows), up to this many; 0: off.",
     )
+    refit_margin: float = Field(
+        default=0.01,
+        ge=0,
+        lt=0.5,
+        description="Shadow test of a candidate trained on more of the scheduled post-drift "
+        "window than its champion (a refit, or the online challenger's request meanwhile): "
+        "promoted once significantly better than the champion minus this accuracy.",
+    )
     retrain_db: str | None = Field(
         default=None, description="Database of retrain_sql: a SQLAlchemy URL or SQLite file path."
     )

@@ -14,6 +14,13 @@ before it still guards (:mod:`streams.control.stages`). A refit replaces a candi
 post-drift window still in shadow (its test would take long to tell two close models apart;
 the refit has twice its events), so the milestones are never held up by a test.
 
+The online challenger's request learns from the same window while a schedule runs; its
+candidate moves the schedule on (:meth:`Refits.advance`: the next refit at twice its events),
+so a refit still always has enough events to replace it. Either kind learnt from a superset
+of the champion's events by the same recipe: its shadow test is one of non-inferiority
+(``refit_margin``), which two models a point apart pass in about a thousand pairs where a test
+for a gain would need several thousand.
+
 The schedule is read and advanced only by the holder of the model's stepping lease, and a
 refit's candidate is claimed per request id (SET NX), so a milestone gives one candidate
 however many retrainers run.
@@ -72,6 +79,17 @@ class Refits:
         plan = await self.plan(model)
         if plan.get("since") != since:
             plan = {"since": since, "origin": origin, "counted": 0, "last": ""}
+        await self._move_on(model, plan, rows)
+
+    async def advance(self, model: str, rows: int) -> None:
+        """A candidate of the scheduled window trained on ``rows`` events was staged (a refit,
+        or the online challenger's request): the next refit comes when there are twice as
+        many, so it always has enough events to replace that candidate in shadow."""
+        plan = await self.plan(model)
+        if plan:
+            await self._move_on(model, plan, rows)
+
+    async def _move_on(self, model: str, plan: dict[str, Any], rows: int) -> None:
         first = self.settings.retrain_min_rows
         plan["next"] = max(int(plan.get("next", 0)), next_milestone(rows, first))
         if plan["next"] > self.last_milestone:

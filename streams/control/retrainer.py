@@ -106,6 +106,11 @@ class Retrainer:
             rows, query = await self.window.rows(model, since)
         except (ModelError, StreamsError) as exc:  # the SQL window: a database down, a bad query
             return await self._defer(request, f"the training window cannot be read: {exc}")
+        # A candidate of the scheduled post-drift window learns from a superset of what its
+        # champion learnt, by the same recipe: its test asks only that it be no worse than
+        # the champion by more than refit_margin (the watch still guards after promotion).
+        schedule = await self.refits.plan(model)
+        refit = better and bool(schedule) and since == schedule.get("since")
         if stage.get("phase") == "shadow" and len(rows) < SUPERSEDE_FACTOR * stage["rows"]:
             reason = (
                 f"candidate {stage['version']} is already in shadow, trained on "
@@ -187,7 +192,11 @@ class Retrainer:
             reason = "another retrainer already staged a candidate for this request"
             await self.record(model, "skipped", request_id=request.request_id, reason=reason)
             return "skipped"
-        test = PairedMSPRT(**self.settings.sequential)
+        test_options = dict(self.settings.sequential)
+        if refit:
+            margin = max(float(test_options.get("margin", 0.0)), self.settings.refit_margin)
+            test_options["margin"] = margin
+        test = PairedMSPRT(**test_options)
         test.update(*seed)  # the holdout rows neither model saw: see holdout_pairs
         registered = self.registry.register(result.payload, result.card)
         version = registered.version
@@ -208,6 +217,8 @@ class Retrainer:
             window_since=since or None,
             **carry,
         )
+        if refit:
+            await self.refits.advance(model, len(rows))
         if stage.get("phase") == "shadow":
             reason = f"superseded by {version}, trained on {len(rows)} labelled events"
             old = stage["version"]
@@ -222,6 +233,7 @@ class Retrainer:
             request_id=request.request_id,
             rows=len(rows),
             seeded_pairs=len(seed[0]),
+            margin=test.margin,
             update=ModelUpdate(
                 model=model,
                 action="stage",

@@ -154,7 +154,8 @@ class StageStepper:
         await record(model, "test", version=version, decision=decision, statistics=stats)
         save_routing(self.registry, model, Routing())
         if decision == "reject":
-            reason = f"sequential test: not better than champion {stage['champion']} ({stats})"
+            than = f"champion {stage['champion']}" + (f" - {test.margin:g}" if test.margin else "")
+            reason = f"sequential test: not better than {than} ({stats})"
             if stage.get("watch"):
                 await self.lifecycle.set_stage(model, **stage["watch"])  # the watch goes on
             else:

@@ -52,6 +52,14 @@ def _retrainers(services: Endpoints, registry: Registry, n: int = 3) -> list[Ret
     return [Retrainer(settings, services.kafka, services.redis) for _ in range(n)]
 
 
+def _one_retrainer(
+    services: Endpoints, tmp_path: Path, model: str, versions: int
+) -> tuple[Registry, Retrainer]:
+    """A registry whose champion is version ``versions``, and one retrainer on it."""
+    registry = _registry_with(tmp_path / "registry", model, versions)
+    return registry, _retrainers(services, registry, n=1)[0]
+
+
 async def _label(retrainer: Retrainer, model: str, rows: int, seed: int, at: str = "*") -> None:
     """Add ``rows`` labelled events to the model's window (``at``: their ids' time, ms)."""
     ds = synthetic("sea", rows=rows, seed=seed)
@@ -121,12 +129,70 @@ def test_a_refit_follows_each_doubling_of_the_post_drift_labels_once(
     assert registry.versions(model) == ["1", "2", "3", "4"], "one candidate per milestone"
 
 
+def test_while_refits_are_scheduled_the_challengers_candidate_moves_them_on(
+    services: Endpoints, tmp_path: Path, unique: str
+) -> None:
+    model = f"ahead-{unique}"
+    registry, retrainer = _one_retrainer(services, tmp_path, model, versions=2)
+    since = time.time()
+    better = "challenger +0.040 accuracy over 1500 labels (p=1e-9)"
+
+    async def run() -> tuple[str, dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        try:
+            await _label(retrainer, model, 400, seed=9, at=str(int(since * 1000) - 60_000))
+            await retrainer.lifecycle.set_stage(model, **_watch("2", "1"))
+            await retrainer.refits.begin(model, since, rows=500, origin="drift-2")
+            await _label(retrainer, model, 1500, seed=10)
+            request = RetrainRequest(
+                request_id=f"c-{unique}", model=model, version="2", reason=better
+            )
+            outcome = await retrainer.handle(request)
+            staged = await retrainer.lifecycle.stage(model)
+            plan = await retrainer.refits.plan(model)
+            await retrainer.stages.step(model)  # 1,500 labelled: past 1,000, not past 3,000
+            return outcome, staged, plan, _history(registry, model, "request")
+        finally:
+            await retrainer.redis.aclose()
+
+    outcome, staged, plan, requests = asyncio.run(run())
+    assert outcome == "shadow"
+    assert staged["rows"] == 1500, "the challenger learns from the post-drift window only"
+    assert staged["test"]["params"]["margin"] == 0.01, "tested as a refit: no worse than - 0.01"
+    assert plan["next"] == 3000, "the next refit comes at twice what the candidate learnt from"
+    assert [r["request_id"] for r in requests] == [f"c-{unique}"], "no refit at 1,000 after it"
+
+
+def test_a_drift_candidate_is_tested_for_a_gain_not_with_the_refit_margin(
+    services: Endpoints, tmp_path: Path, unique: str
+) -> None:
+    model = f"gain-{unique}"
+    _, retrainer = _one_retrainer(services, tmp_path, model, versions=2)
+    since = time.time()
+
+    async def run() -> tuple[str, dict[str, Any]]:
+        try:
+            await _label(retrainer, model, 600, seed=11)
+            request = RetrainRequest(
+                request_id=f"d-{unique}",
+                model=model,
+                version="2",
+                reason="concept_drift (cusum)",
+                at=since - 1,
+            )
+            return await retrainer.handle(request), await retrainer.lifecycle.stage(model)
+        finally:
+            await retrainer.redis.aclose()
+
+    outcome, staged = asyncio.run(run())
+    assert outcome == "shadow" and staged["rows"] == 600
+    assert staged["test"]["params"]["margin"] == 0.0
+
+
 def test_the_watch_defers_a_drift_request_but_not_the_challenger_and_still_rolls_back(
     services: Endpoints, tmp_path: Path, unique: str
 ) -> None:
     model = f"watch-{unique}"
-    registry = _registry_with(tmp_path / "registry", model, versions=3)  # champion 3
-    retrainer = _retrainers(services, registry, n=1)[0]
+    registry, retrainer = _one_retrainer(services, tmp_path, model, versions=3)
     worse = {"metrics": {"3/champion": {"rolling": {"count": 500, "accuracy": 0.6}}}}
 
     def request(reason: str, request_id: str) -> RetrainRequest:
