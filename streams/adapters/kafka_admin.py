@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, KafkaTimeoutError, SaslAuthenticationFailed
 
+from streams.adapters.kafka_nodes import prefer_responsive_brokers
 from streams.config.settings import Settings, env_name
 from streams.errors import ConfigError
 
@@ -48,8 +49,11 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 def client_options(settings: Settings | None) -> dict[str, Any]:
     """Return the aiokafka keyword arguments for security, from ``settings``.
 
-    The same dict works for producers, consumers and the admin client.
+    The same dict works for producers, consumers and the admin client. Every client built
+    in this process then refreshes its metadata from a broker that answers
+    (:func:`~streams.adapters.kafka_nodes.prefer_responsive_brokers`).
     """
+    prefer_responsive_brokers()
     if settings is None or settings.kafka_security_protocol == "PLAINTEXT":
         return {}
     opts: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
@@ -128,7 +132,9 @@ def request_timeout_ms(settings: Settings | None) -> int:
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
     """Return the ``broker_credentials`` of a Faust app: the same security as
-    :func:`client_options`, in Faust's terms (None for PLAINTEXT)."""
+    :func:`client_options`, in Faust's terms (None for PLAINTEXT). Its aiokafka clients, too,
+    refresh metadata from a broker that answers."""
+    prefer_responsive_brokers()
     from faust.auth import SASLCredentials, SSLCredentials  # Faust is heavy: worker only
 
     protocol = settings.kafka_security_protocol
