@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ _SETTING = {
 
 # Which program scores for each contender.
 KINDS = ("driftline", "floor", "relay", "quix", "naive")
+PROFILE_AFTER_S = 8.0  # py-spy starts past a contender's imports and group join
 
 
 @dataclass
@@ -152,7 +154,11 @@ def running(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a contender during the block; stop it with SIGTERM (then SIGKILL) after.
 
-    With ``profile``, py-spy samples the contender and writes collapsed stacks there.
+    With ``profile``, py-spy samples the contender from ``PROFILE_AFTER_S`` on (past the
+    imports and the group join: the steady state) and writes collapsed stacks there. The block
+    runs at once either way, so a collector started in it sees the first predictions as they
+    come (a block that waited for py-spy timed a drain already done as one burst); a drain
+    shorter than that delay leaves the profile empty.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -167,7 +173,8 @@ def running(
         )
         # Whatever fails below (py-spy missing, say), the contender is stopped, not left behind.
         monitor: subprocess.Popen[bytes] | None = None
-        spy: subprocess.Popen[bytes] | None = None
+        spies: list[subprocess.Popen[bytes]] = []
+        timer: threading.Timer | None = None
         try:
             monitor = (
                 subprocess.Popen(
@@ -181,12 +188,19 @@ def running(
                 else None
             )
             if profile is not None:
-                time.sleep(8.0)  # past the imports and the group join: the steady state
                 argv = [_py_spy(), "record", "--gil", "-f", "raw", "-r", "200", "-o", str(profile)]
-                spy = subprocess.Popen([*argv, "-p", str(proc.pid)], stdout=out, stderr=out)
+                argv += ["-p", str(proc.pid)]
+                timer = threading.Timer(
+                    PROFILE_AFTER_S,
+                    lambda: spies.append(subprocess.Popen(argv, stdout=out, stderr=out)),
+                )
+                timer.start()
             yield proc
         finally:
-            if spy is not None:
+            if timer is not None:
+                timer.cancel()
+                timer.join()
+            for spy in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 spy.wait(timeout=30)
             for child in (monitor, proc):
