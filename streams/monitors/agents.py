@@ -283,10 +283,12 @@ def add_monitor_agent(
     bootstrap: str,
     monitor: MonitorRuntime,
     feed: MonitorFeed | None = None,
+    before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> MonitorInput:
     """The owner side: feed the monitors from ``monitor-input`` (:class:`MonitorInput`) and
     from ``feed``, the worker's own batches, while this process owns them; snapshot on a
-    timer; hand over on a stop."""
+    timer; hand over on a stop, after ``before_stop`` (the worker's scoring loop finishing
+    its batches: Faust's shutdown handlers run in no set order)."""
 
     reader = MonitorInput(settings, bootstrap, monitor, record_observer(monitor), feed)
     app.task(reader.run)
@@ -306,6 +308,8 @@ def add_monitor_agent(
     app.timer(interval=settings.snapshot_interval_s)(snapshot)
 
     async def on_shutdown(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        if before_stop is not None:
+            await before_stop()
         await reader.stop()  # Faust sends no revocation on a stop: the reader hands over
 
     app.on_before_shutdown.connect(on_shutdown)

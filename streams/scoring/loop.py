@@ -96,6 +96,10 @@ class ScoringLoop:
         Returns the model set to use for the next batch (swapped between batches).
     monitor_records
         Encodes a scored batch for the monitoring owner (None: monitoring off).
+    monitor_leftovers
+        Exactly once: the monitor records of committed batches still to send (their
+        monitors were handed over before the commit); every settle sends them in a
+        transaction of their own, so that a stop or a lost assignment leaves none behind.
     on_batch
         Called after each acknowledged batch (metrics, watchdog); its ``seconds`` run from
         the fetch to the last ack.
@@ -113,6 +117,7 @@ class ScoringLoop:
         current: Callable[[], ModelSet],
         *,
         monitor_records: Callable[[BatchResult], list[Encoded]] | None = None,
+        monitor_leftovers: Callable[[], list[Encoded]] | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
         transaction: Transaction | None = None,
     ) -> None:
@@ -122,6 +127,7 @@ class ScoringLoop:
         self.scorer = scorer
         self.current = current
         self.monitor_records = monitor_records
+        self.monitor_leftovers = monitor_leftovers
         self.on_batch = on_batch
         self.txn = transaction
         self.lock = asyncio.Lock()
@@ -200,6 +206,7 @@ class ScoringLoop:
             if self.failure is None:
                 await self._inflight.join()
                 await self._commit_ready()
+                await self._send_leftovers()
                 # Whatever was not delivered is past the committed offsets, where a new
                 # assignment (or the next start) begins anyway.
                 self._rewind.clear()
@@ -359,12 +366,26 @@ class ScoringLoop:
             await self._inflight.join()
             await self._commit_ready()
 
-    async def _end_transaction(self) -> None:
+    async def _send_leftovers(self) -> None:
+        """Exactly once: send :attr:`monitor_leftovers` and commit them."""
+        if self.txn is None or self.monitor_leftovers is None or self.failure is not None:
+            return
+        records = self.monitor_leftovers()
+        if not records:
+            return
+        await self.txn.include(self.sender.producer, {}, {})
+        acks = await self.sender.send_keyed(self.settings.topic_monitor, records)
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        failed = any(isinstance(r, BaseException) for r in results)
+        async with self._committing:  # aborted, they are carried to the next transaction
+            await self._end_transaction(failed)
+
+    async def _end_transaction(self, failed: bool = False) -> None:
         """Commit the open transaction, or abort it (:meth:`Transaction.end`) and read again
-        from the offsets committed."""
+        from the offsets committed. ``failed``: a send of it was not acknowledged."""
         assert self.txn is not None
         self._ready.clear()  # acknowledged; the transaction knows the offsets of its batches
-        abort, self._rewind = bool(self._rewind), {}
+        abort, self._rewind = failed or bool(self._rewind), {}
         try:
             again = await self.txn.end(self.sender, self.make_producer, self.consumer, abort)
         except (TransactionFencedError, KafkaError) as exc:  # a restart mends it, or says why

@@ -150,28 +150,40 @@ class CommittedFeed:
     committed: they never count a prediction that readers will not see, and an aborted
     transaction's batches (scored again) are dropped. Other workers' batches go to
     ``monitor-input`` inside the transaction. A batch that the monitors cannot take at the
-    commit (their queue full, or handed over since) goes to the topic with the next batch."""
+    commit (their queue full, or handed over since) goes to the topic with the next batch,
+    or in a transaction of its own at the next settle (:meth:`leftovers`); records carried
+    into a transaction that aborts are carried again."""
 
     def __init__(self, feed: MonitorFeed) -> None:
         self.feed = feed
-        self.held: list[BatchResult] = []
-        self.carried: list[Encoded] = []
+        self.held: list[BatchResult] = []  # the open transaction's, for the monitors here
+        self.carried: list[Encoded] = []  # committed batches' records, not sent yet
+        self.sending: list[Encoded] = []  # carried records sent in the open transaction
 
     def route(self, result: BatchResult) -> list[Encoded]:
         """Hold ``result`` for the monitors in process, or return its records to send."""
-        carried, self.carried = self.carried, []
+        carried = self.leftovers()
         monitor = self.feed.monitor
         if monitor is not None and monitor.owned and monitor.settings.monitor_local_feed:
             self.held.append(result)
             return carried
         return carried + self.feed.route(result)
 
+    def leftovers(self) -> list[Encoded]:
+        """The carried records, now to be sent in the open transaction."""
+        carried, self.carried = self.carried, []
+        self.sending += carried
+        return carried
+
     def ended(self, committed: bool) -> None:
         """The transaction of the held batches ended: hand them over, or drop them."""
         held, self.held = self.held, []
+        sent, self.sending = self.sending, []
         if committed:
             for result in held:
                 self.carried += self.feed.route(result)
+        else:  # committed batches' records, aborted with this transaction: not lost
+            self.carried = sent + self.carried
 
 
 def create_app(
@@ -238,6 +250,7 @@ def create_app(
         runtime.scorer,
         lambda: runtime.current,  # one model set per batch; swaps land between batches
         monitor_records=(held or feed).route if settings.monitoring else None,
+        monitor_leftovers=held.leftovers if held is not None and settings.monitoring else None,
         on_batch=on_batch,
         transaction=(
             Transaction.of_worker(settings, runtime.model, SESSION_TIMEOUT_MS, held.ended)
@@ -261,10 +274,12 @@ def create_app(
 
     app.task(score)
 
-    async def finish_batch(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        await loop.stop()
+    if runtime.monitor is None:
 
-    app.on_before_shutdown.connect(finish_batch)
+        async def finish_batch(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+            await loop.stop()
+
+        app.on_before_shutdown.connect(finish_batch)
 
     async def follow_updates() -> None:
         # Not a Faust agent: an agent shares its topic's partitions out among the app's group,
@@ -292,7 +307,8 @@ def create_app(
     if settings.monitoring:
         add_label_forwarder(app, settings, runtime.model, runtime.scorer, deliver)
     if runtime.monitor is not None:
-        add_monitor_agent(app, settings, bootstrap, runtime.monitor, feed)
+        # the last batches committed first, for the monitors to take before they hand over
+        add_monitor_agent(app, settings, bootstrap, runtime.monitor, feed, before_stop=loop.stop)
     return app
 
 

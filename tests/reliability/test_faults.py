@@ -501,6 +501,10 @@ def test_second_worker_joins_then_first_stops_no_event_lost_no_partition_stuck(
                 lambda: _monitored(client, state_key) >= monitored_should,
                 60,
                 0.5,
+                detail=lambda: (
+                    f"counted {_monitored(client, state_key)} of {monitored_should}\n"
+                    f"{workers.full_log('a')[-3000:]}\n{workers.full_log('b')[-3000:]}"
+                ),
             )
             alive = workers.procs["b"].poll() is None
             # An event counted twice would show in a later snapshot: b's last one, written

@@ -43,3 +43,28 @@ def test_the_owner_sees_a_batch_at_its_commit_and_never_an_aborted_one(
     ids = [orjson.loads(v)["parts"][0]["ids"] for _, v in records]
     assert ids == [[f"e{i}" for i in range(8, 16)], ["e16", "e17"]]
     asyncio.run(runtime.redis.aclose())
+
+
+def test_records_carried_into_an_aborted_transaction_are_carried_again(
+    sea_result: TrainResult, tmp_path: Path
+) -> None:
+    """A committed batch whose monitors were handed over rides in the next transaction; when
+    that one aborts, the batch is not scored again (it committed), so its records must be
+    sent again; what no batch takes goes out as leftovers (the loop's settle sends them)."""
+    scorer = OnnxScorer(sea_result.card, sea_result.payload)
+    runtime = MonitorRuntime(
+        load_settings(data_dir=tmp_path), "sea", scorer.card, "redis://127.0.0.1:1/0", _no_send
+    )
+    runtime.owned = True
+    held = CommittedFeed(MonitorFeed("sea", runtime, runtime.reducer))
+    assert held.route(_batch(scorer, 3)) == []
+    runtime.owned = False  # handed over before the commit
+    held.ended(committed=True)
+    assert held.leftovers() != []  # sent in the open transaction ...
+    held.ended(committed=False)  # ... which aborted
+    records = held.leftovers()
+    ids = [orjson.loads(v)["parts"][0]["ids"] for _, v in records]
+    assert ids == [["e0", "e1", "e2"]]
+    held.ended(committed=True)
+    assert held.leftovers() == []  # sent once it committed, never again
+    asyncio.run(runtime.redis.aclose())

@@ -32,6 +32,7 @@ class _Broker:
     def __init__(self) -> None:
         self.visible: list[int] = []
         self.committed: int | None = None
+        self.keyed: list[bytes] = []  # records sent by key (monitor input), committed
         self.transactions = 0
         self.aborted = 0
         self.open: _TxnProducer | None = None  # the producer of the transactional id
@@ -60,6 +61,7 @@ class _TxnProducer:
         self.broker, self.calls, self.fail = broker, calls, fail
         self.fence: frozenset[int] = frozenset()
         self.pending: list[int] = []
+        self.keyed: list[bytes] = []
         self.offsets: int | None = None
         self.in_txn = False
 
@@ -94,6 +96,13 @@ class _TxnProducer:
             ack.set_result(None)
         return ack
 
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        assert self.in_txn, "a send outside a transaction"
+        self.keyed.append(value)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
+
     async def send_offsets_to_transaction(
         self, offsets: dict[TopicPartition, OffsetAndMetadata], group_id: str
     ) -> None:
@@ -105,6 +114,8 @@ class _TxnProducer:
         if self.broker.transactions in self.fence:
             raise ProducerFenced()
         self.broker.visible += self.pending
+        self.broker.keyed += self.keyed
+        self.keyed = []
         if self.offsets is not None:
             self.broker.committed = self.offsets
         self.pending, self.offsets, self.in_txn = [], None, False
@@ -145,6 +156,22 @@ async def test_the_batches_of_an_interval_commit_in_one_transaction_with_their_o
     assert broker.visible == list(range(30))  # each once
     assert broker.committed == 30
     assert consumer.commits == []  # no offset commit outside a transaction
+
+
+async def test_a_stop_sends_the_monitor_records_left_over_in_a_transaction_of_their_own() -> None:
+    """Records of committed batches whose monitors were handed over before the commit wait
+    for the next batch; a stop sends them in one more transaction, so none is lost."""
+    broker = _Broker()
+    consumer = _TxnConsumer(10, broker)
+    leftovers = [[(b"m", b"left")]]
+    loop = _loop(consumer, lambda: _TxnProducer(broker, []))
+    loop.monitor_leftovers = lambda: leftovers.pop() if leftovers else []
+    running = asyncio.create_task(loop.run())
+    await wait_until_async("the batch", lambda: loop.batches == 1, 10, 0.01)
+    await loop.stop()
+    await running
+    assert broker.visible == list(range(10)) and broker.committed == 10
+    assert broker.keyed == [b"left"] and broker.transactions == 2
 
 
 async def test_a_batch_not_delivered_aborts_its_whole_transaction_and_reads_again() -> None:
