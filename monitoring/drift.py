@@ -84,13 +84,13 @@ class FeatureMonitor:
         self.cat_windows = [CategoricalWindow(r) for r in self.cat_refs]
         cusum = config.stream_detector == "cusum"
         self.detectors = [] if cusum else [stream_detector(config) for _ in self.numeric]
-        h = calibrate(card, config).events
+        cal = calibrate(card, config)
         counts = [_profile(profiles, n, "categorical").count for n in self.categorical]
         # Built whatever the detector: its normal scores are part of every summary.
-        self.normal = NumericDrift(self.num_refs, h)
+        self.normal = NumericDrift(self.num_refs, cal.gaussian)
         self.cusum: tuple[NumericDrift, CategoricalDrift] | None = None
         if cusum:
-            self.cusum = self.normal, CategoricalDrift(self.cat_refs, counts, h)
+            self.cusum = self.normal, CategoricalDrift(self.cat_refs, counts, cal.events)
         # drift evidence (why it drifted) and, with a PCA in the card, multivariate drift
         self.explain = FeatureExplanations(card, config, self.num_refs, self.cat_refs, counts)
         self.ks_tests = sum(r.knots_x is not None for r in self.num_refs)
@@ -266,7 +266,8 @@ class FeatureMonitor:
 class ScoreMonitor:
     """Prediction drift of one (version, variant): windowed PSI/KS and a change detector.
 
-    ``h`` is the CUSUM threshold (the model's :func:`~monitoring.sequential_drift.calibrate`)
+    ``h`` is the CUSUM threshold (the ``gaussian`` one of the model's
+    :func:`~monitoring.sequential_drift.calibrate`)
     when ``config.stream_detector`` is ``cusum``.
     """
 

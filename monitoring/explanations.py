@@ -113,7 +113,7 @@ class FeatureExplanations:
         if model is not None and usable and config.stream_detector == "cusum":
             self.model = model
             self._columns = np.array([position[c] for c in model.columns], dtype=np.intp)
-            h = calibrate(card, config).events
+            h = calibrate(card, config).gaussian
             self.multi = MultivariateDrift(model, h, config.detector_block)
 
     def block(self, matrix: NDArray[np.float64]) -> ReconstructionBlock | None:

@@ -76,7 +76,7 @@ class ModelMonitor:
         self.config = config or MonitorConfig()
         self._cards: dict[str, ModelCard] = {card.version: card}
         # One false-alarm budget for the model: every CUSUM's threshold is set from it.
-        self._h = calibrate(card, self.config).events
+        self._h = calibrate(card, self.config).gaussian  # the score's banks
         self.numeric = [f.name for f in card.features if f.kind == "numeric"]
         self.categorical = [f.name for f in card.features if f.kind == "categorical"]
         self._features = VariantFeatures(self.config)

@@ -111,7 +111,7 @@ class MultivariateDrift:
     model : Reconstruction
         The card's PCA.
     h : float
-        Threshold per update (``calibrate(card, config).events``, which counts these).
+        Threshold per update (``calibrate(card, config).gaussian``, which counts these).
     block_events : int
         Fewest events per CUSUM update (``config.detector_block``, which the threshold
         assumed); smaller blocks wait for the next ones.

@@ -42,7 +42,7 @@ from scipy.special import logit, ndtri
 
 from models.card import ModelCard
 from monitoring.config import MonitorConfig
-from monitoring.cusum import GUARD_SE, GaussianCusum, threshold
+from monitoring.cusum import GUARD_SE, GaussianCusum, gaussian_threshold, threshold
 from monitoring.findings import Check, Finding, FindingKind
 from monitoring.rate_drift import CATEGORY_RATIOS, ERROR_RATIOS
 from monitoring.windows import CategoricalReference, NumericReference
@@ -60,11 +60,18 @@ _GRID = 1024  # points of the precomputed normal-score curve between the outer k
 
 @dataclass(frozen=True)
 class Calibration:
-    """Thresholds of one model's detectors: per block of events, and per labelled batch."""
+    """Thresholds of one model's detectors: per block of events (``gaussian`` for the
+    Gaussian banks of numeric columns, :func:`~monitoring.cusum.gaussian_threshold`), and
+    per labelled batch."""
 
     detectors: int
     events: float
     labels: float
+
+    @property
+    def gaussian(self) -> float:
+        """The threshold of the numeric columns' banks (features, score, the PCA's error)."""
+        return gaussian_threshold(self.events)
 
 
 def calibrate(card: ModelCard, config: MonitorConfig) -> Calibration:
@@ -76,8 +83,8 @@ def calibrate(card: ModelCard, config: MonitorConfig) -> Calibration:
     >>> from models.workflow import TrainOptions, train
     >>> card = train(synthetic("sea", rows=600, seed=1), TrainOptions(name="s", folds=2)).card
     >>> cal = calibrate(card, MonitorConfig())
-    >>> cal.detectors, round(cal.events, 1), round(cal.labels, 1)
-    (83, 12.7, 18.2)
+    >>> cal.detectors, round(cal.events, 1), round(cal.gaussian, 1), round(cal.labels, 1)
+    (83, 12.7, 11.1, 18.2)
     """
     specs = {s.name: s for s in card.features}
     per_numeric = len(LOCATION_SHIFTS) + len(SCALE_SHIFTS)

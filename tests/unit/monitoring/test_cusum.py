@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from monitoring.cusum import BernoulliCusum, GaussianCusum, threshold
+from monitoring.cusum import (
+    GAUSSIAN_SLACK,
+    BernoulliCusum,
+    GaussianCusum,
+    average_run_length,
+    gaussian_threshold,
+    threshold,
+)
 from monitoring.errors import SnapshotError
 
 
@@ -47,11 +54,32 @@ def test_the_threshold_spreads_the_budget_over_detectors_and_block_size() -> Non
     assert threshold(1e-6, 100, 256) == pytest.approx(math.log(100 / 256e-6))
 
 
+def test_the_markov_chain_run_length_is_the_simulated_one() -> None:
+    # 4,000 CUSUMs with no change, Gaussian increments of divergence 1.65, threshold 4.
+    rng = np.random.default_rng(5)
+    kl, h, runs = 1.65, 4.0, 4_000
+    stat, ran, alarmed = np.zeros(runs), np.zeros(runs), np.zeros(runs, dtype=bool)
+    while not alarmed.all():
+        step = rng.normal(-kl, math.sqrt(2 * kl), size=runs)
+        stat = np.where(alarmed, stat, np.maximum(stat + step, 0.0))
+        ran += ~alarmed
+        alarmed |= stat >= h
+    assert ran.mean() == pytest.approx(average_run_length(h, kl), rel=0.05)
+
+
+@pytest.mark.parametrize("h", [6.0, 12.0, 18.0])
+def test_gaussian_cusums_wait_longer_than_lordens_bound_by_the_slack(h: float) -> None:
+    # every block divergence: from a shift of 0.01 standard deviations to 0.4, in 256 events
+    for kl in np.geomspace(0.01, 20.0, 40):
+        assert math.log(average_run_length(h, float(kl))) - h >= GAUSSIAN_SLACK, kl
+    assert gaussian_threshold(h) == pytest.approx(h - GAUSSIAN_SLACK)
+
+
 @pytest.mark.parametrize("budget", [1.0, 100.0, 10_000.0])
 def test_stationary_false_alarms_stay_within_the_budget(budget: float) -> None:
     # 16 Gaussian CUSUMs (8 alternatives x 2 rows) on N(0, 1) data for 1M events per row.
     shifts = [-1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0]
-    h = threshold(budget * 1e-6, 2 * len(shifts), 256)
+    h = gaussian_threshold(threshold(budget * 1e-6, 2 * len(shifts), 256))
     bank = GaussianCusum(shifts, guard=[0.0, 0.0], h=h)
     rng = np.random.default_rng(7)
     blocks = 1_000_000 // 256

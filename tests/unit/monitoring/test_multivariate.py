@@ -14,7 +14,7 @@ from scipy.special import ndtr
 from models.card import PcaReference
 from models.explain import fit_pca
 from models.profile import numeric_profile
-from monitoring.cusum import threshold
+from monitoring.cusum import gaussian_threshold, threshold
 from monitoring.multivariate import (
     MultivariateDrift,
     Reconstruction,
@@ -88,7 +88,8 @@ def test_a_correlation_break_is_found_and_the_per_feature_detectors_see_nothing(
 ) -> None:
     rng = np.random.default_rng(2)
     x = np.vstack([_draw(rng, 10_240), _draw(rng, 10_240, broken=True)])
-    h = threshold(1e-6, PER_SERIES * 10, BLOCK)  # 8 features, the score, the error
+    # 8 features, the score, the error
+    h = gaussian_threshold(threshold(1e-6, PER_SERIES * 10, BLOCK))
     model = Reconstruction(pca)
     hits = _alarms(MultivariateDrift(model, h), x)
     assert hits and 10_240 < hits[0] <= 10_240 + 2 * BLOCK, hits[:3]
@@ -107,7 +108,7 @@ def test_a_correlation_break_is_found_and_the_per_feature_detectors_see_nothing(
 def test_the_finding_says_which_columns_broke(pca: PcaReference) -> None:
     rng = np.random.default_rng(4)
     model = Reconstruction(pca)
-    det = MultivariateDrift(model, threshold(1e-6, PER_SERIES * 10, BLOCK))
+    det = MultivariateDrift(model, gaussian_threshold(threshold(1e-6, PER_SERIES * 10, BLOCK)))
     x = _draw(rng, 4_096, broken=True)
     checks = []
     for s in range(0, x.shape[0], BLOCK):
@@ -129,7 +130,7 @@ def test_a_million_stationary_events_stay_within_the_budget(
     rng = np.random.default_rng(7)
     model = Reconstruction(pca)
     # The detector alone with the whole budget: its own 16 CUSUMs share it.
-    det = MultivariateDrift(model, threshold(budget * 1e-6, PER_SERIES, BLOCK))
+    det = MultivariateDrift(model, gaussian_threshold(threshold(budget * 1e-6, PER_SERIES, BLOCK)))
     hits = _alarms(det, _draw(rng, 1_000_000), batch=BLOCK // 2)  # half blocks: merged
     assert det.drift.bank.updates == 1_000_000 // BLOCK
     assert len(hits) <= budget, hits[:10]
@@ -147,7 +148,7 @@ def test_small_batches_wait_for_a_full_block(pca: PcaReference) -> None:
 
 def test_a_snapshot_restores_the_detector_exactly(pca: PcaReference) -> None:
     model = Reconstruction(pca)
-    h = threshold(1e-6, PER_SERIES * 10, BLOCK)
+    h = gaussian_threshold(threshold(1e-6, PER_SERIES * 10, BLOCK))
     rng = np.random.default_rng(9)
     x = np.vstack([_draw(rng, 2_000), _draw(rng, 4_000, broken=True)])
     a = MultivariateDrift(model, h)

@@ -12,7 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from models.profile import categorical_profile, numeric_profile
-from monitoring.cusum import threshold
+from monitoring.cusum import GAUSSIAN_SLACK, gaussian_threshold, threshold
 from monitoring.rate_drift import CATEGORY_RATIOS, CategoricalDrift, ErrorDrift
 from monitoring.sequential_drift import LOCATION_SHIFTS, SCALE_SHIFTS, NumericDrift, ScoreDrift
 from monitoring.windows import CategoricalReference, NumericReference
@@ -59,7 +59,7 @@ def test_the_discrete_feature_falls_back_to_its_moments_and_the_others_to_normal
 def test_a_million_stationary_events_stay_within_the_budget(budget: float) -> None:
     rng = np.random.default_rng(11)
     refs = _refs(rng)
-    h = threshold(budget * 1e-6, PER_NUMERIC * len(refs), BLOCK)
+    h = gaussian_threshold(threshold(budget * 1e-6, PER_NUMERIC * len(refs), BLOCK))
     det = NumericDrift(refs, h)
     found = _alarms(det, _stream(rng, 1_000_000))
     assert len(found) <= budget, found[:10]
@@ -73,7 +73,7 @@ def test_mean_shift_delays_are_within_twice_lordens_bound_or_the_first_block(
     assert bound == pytest.approx(math.log(16e6) / (shift**2 / 2), rel=0.02)
     rng = np.random.default_rng(5)
     refs = _refs(rng, rows=200_000)[:2]  # two Gaussian features
-    h = threshold(1e-6, PER_NUMERIC * 8, BLOCK)
+    h = gaussian_threshold(threshold(1e-6, PER_NUMERIC * 8, BLOCK))
     delays = []
     for _ in range(10):
         det = NumericDrift(refs, h)
@@ -88,7 +88,7 @@ def test_mean_shift_delays_are_within_twice_lordens_bound_or_the_first_block(
 def test_a_scale_change_is_found_by_the_scale_test() -> None:
     rng = np.random.default_rng(6)
     refs = _refs(rng)[:1]
-    det = NumericDrift(refs, threshold(1e-6, PER_NUMERIC * 8, BLOCK))
+    det = NumericDrift(refs, gaussian_threshold(threshold(1e-6, PER_NUMERIC * 8, BLOCK)))
     x = rng.normal(size=(8192, 1))
     x[4096:] *= 1.5
     found = _alarms(det, x)
@@ -151,7 +151,7 @@ def test_saturating_scores_against_a_small_holdout_stay_within_the_budget(budget
         return np.asarray(1 / (1 + np.exp(-2.0 * rng.standard_t(3, size=n))), dtype=np.float64)
 
     ref = NumericReference.from_profile("score", numeric_profile(scores(10_000)))
-    det = ScoreDrift(ref, threshold(budget * 1e-6, PER_NUMERIC * 9, BLOCK))
+    det = ScoreDrift(ref, gaussian_threshold(threshold(budget * 1e-6, PER_NUMERIC * 9, BLOCK)))
     assert det._logit
     found = _alarms(det, scores(1_000_000).reshape(-1, 1))
     assert len(found) <= budget, found[:10]
@@ -160,7 +160,7 @@ def test_saturating_scores_against_a_small_holdout_stay_within_the_budget(budget
 def test_squeezed_scores_are_a_fall_in_scale() -> None:
     rng = np.random.default_rng(13)
     ref = NumericReference.from_profile("score", numeric_profile(rng.random(10_000)))
-    det = ScoreDrift(ref, threshold(1e-6, PER_NUMERIC * 9, BLOCK))
+    det = ScoreDrift(ref, gaussian_threshold(threshold(1e-6, PER_NUMERIC * 9, BLOCK)))
     p = rng.random(8192)
     p[4096:] = 0.3 + 0.4 * p[4096:]
     found = _alarms(det, p.reshape(-1, 1))
@@ -178,5 +178,6 @@ def test_the_budget_and_the_detector_count_set_the_thresholds() -> None:
     loose = calibrate(card, MonitorConfig(false_alarms_per_million=100.0))
     assert one.events - loose.events == pytest.approx(math.log(100))
     assert one.labels - one.events == pytest.approx(math.log(BLOCK))
+    assert one.events - one.gaussian == pytest.approx(GAUSSIAN_SLACK)
     cats = sum(len(c.categories or []) for c in card.features if c.kind == "categorical")
     assert one.detectors >= PER_NUMERIC * 8 + cats * len(CATEGORY_RATIOS)
