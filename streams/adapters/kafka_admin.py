@@ -3,9 +3,7 @@
 Every Kafka client Driftline builds takes its options from here: :func:`client_options` for
 the security of admin clients, :func:`consumer_options` for every consumer (security, and
 reading committed records only), :func:`producer_options` for every
-producer (durability and idempotence on top), :func:`faust_credentials` for Faust apps, and
-:func:`librdkafka_producer_options` for a librdkafka (confluent-kafka) producer: the same
-durability and security in librdkafka's terms.
+producer (durability and idempotence on top), :func:`faust_credentials` for Faust apps.
 """
 
 from __future__ import annotations
@@ -96,49 +94,6 @@ def producer_options(settings: Settings | None) -> dict[str, Any]:
         "request_timeout_ms": request_timeout_ms(settings),
         **client_options(settings),
     }
-
-
-def librdkafka_producer_options(settings: Settings | None) -> dict[str, Any]:
-    """Return the librdkafka configuration of a producer: :func:`producer_options`'
-    durability (``acks=all``, idempotence, the request timeout) and :func:`client_options`'
-    security, in librdkafka's names. A record is retried until it is written (no delivery
-    timeout short of five minutes).
-
-    Examples
-    --------
-    >>> conf = librdkafka_producer_options(Settings(kafka_request_timeout_ms=5000))
-    >>> conf["acks"], conf["enable.idempotence"], conf["request.timeout.ms"]
-    ('all', True, 5000)
-    """
-    s = settings or Settings()
-    conf: dict[str, Any] = {
-        "acks": "all",
-        "enable.idempotence": True,
-        "request.timeout.ms": request_timeout_ms(s),
-        "message.timeout.ms": 300_000,
-    }
-    protocol = s.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return conf
-    conf["security.protocol"] = protocol
-    if protocol in ("SSL", "SASL_SSL"):
-        files = {
-            "ssl.ca.location": s.kafka_ssl_cafile,
-            "ssl.certificate.location": s.kafka_ssl_certfile,
-            "ssl.key.location": s.kafka_ssl_keyfile,
-        }
-        conf.update((k, str(v)) for k, v in files.items() if v is not None)
-        if s.kafka_ssl_key_password is not None:
-            conf["ssl.key.password"] = s.kafka_ssl_key_password.get_secret_value()
-        conf["ssl.endpoint.identification.algorithm"] = (
-            "https" if s.kafka_ssl_check_hostname else "none"
-        )
-    if protocol.startswith("SASL"):
-        password = s.kafka_sasl_password
-        conf["sasl.mechanism"] = s.kafka_sasl_mechanism or "PLAIN"
-        conf["sasl.username"] = s.kafka_sasl_username or ""
-        conf["sasl.password"] = password.get_secret_value() if password else ""
-    return conf
 
 
 class PatientProducer(AIOKafkaProducer):  # type: ignore[misc]
@@ -264,7 +219,6 @@ __all__ = [
     "diagnose",
     "faust_credentials",
     "kafka_healthy",
-    "librdkafka_producer_options",
     "producer_options",
     "request_timeout_ms",
     "ssl_context",

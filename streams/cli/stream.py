@@ -12,7 +12,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from models.data import DATASETS
-from streams.adapters.kafka_admin import consumer_options, librdkafka_producer_options
+from streams.adapters.kafka_admin import consumer_options, producer_options
 from streams.cli.options import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
@@ -56,7 +56,7 @@ def _produce(args: Args) -> int:
             label_delay_s=args.label_delay,
             count=args.count,
             rate=args.rate,
-            producer_options=librdkafka_producer_options(settings),
+            producer_options=producer_options(settings),
             model=settings.model,
         )
     )

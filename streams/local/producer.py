@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -16,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, Producer
+from aiokafka import AIOKafkaProducer
 
 from models.data import Dataset
+from streams.adapters.kafka_admin import PatientProducer
 from streams.contracts.messages import SCHEMA_VERSION
 from streams.errors import ConfigError, ServiceError
 
@@ -105,95 +105,78 @@ async def produce(
     """Send events (and, delayed, their labels); return (events sent, labels sent).
 
     With ``model``, each label names it (a labels topic shared by several models).
-    ``producer_options`` is librdkafka's configuration
-    (:func:`~streams.adapters.kafka_admin.librdkafka_producer_options`).
 
-    Sends never wait on one another: librdkafka queues each record for its partition, so a
-    partition whose leader hangs holds back its own records only, and the others flow.
-    Every send is acknowledged before this returns, so the counts are what the topics hold;
-    a send the broker never acknowledged raises :class:`~streams.errors.ServiceError` saying
-    how many.
+    Every send is acknowledged before this returns (acks awaited a thousand at a time), so
+    the counts are what the topics hold; a send the broker never acknowledged raises
+    :class:`~streams.errors.ServiceError` saying how many.
     """
-    # murmur2: keys land on the partitions Java clients and aiokafka pick for them
-    conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"}
-    producer = Producer({**conf, **producer_options})
+    producer = PatientProducer(bootstrap_servers=bootstrap, linger_ms=5, **producer_options)
+    await producer.start()
     acks = _Acks()
     pending: list[tuple[float, bytes, bytes]] = []
     started = time.monotonic()
-    chosen = itertools.islice(pairs, count) if count is not None else pairs
-    for sent, (event, label) in enumerate(chosen, start=1):
-        key = (event.get("entity") or event["event_id"]).encode()
-        await acks.send(producer, topic, orjson.dumps(event), key, "event")
-        if labels_topic and label is not None:
-            doc = {
-                "schema_version": SCHEMA_VERSION,
-                "event_id": event["event_id"],
-                "label": label,
-                "ts": time.time(),
-            }
-            if model is not None:
-                doc["model"] = model
-            pending.append((time.monotonic() + label_delay_s, key, orjson.dumps(doc)))
-        await _flush_due(producer, labels_topic, pending, time.monotonic(), acks)
-        if rate > 0:
-            ahead = started + sent / rate - time.monotonic()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-    if pending:
-        await asyncio.sleep(max(0.0, pending[-1][0] - time.monotonic()))
-        await _flush_due(producer, labels_topic, pending, float("inf"), acks)
-    await acks.settle(producer)
+    sent = 0
+    try:
+        for event, label in pairs:
+            if count is not None and sent >= count:
+                break
+            key = (event.get("entity") or event["event_id"]).encode()
+            await acks.add(await producer.send(topic, orjson.dumps(event), key=key), "event")
+            sent += 1
+            if labels_topic and label is not None:
+                doc = {
+                    "schema_version": SCHEMA_VERSION,
+                    "event_id": event["event_id"],
+                    "label": label,
+                    "ts": time.time(),
+                }
+                if model is not None:
+                    doc["model"] = model
+                pending.append((time.monotonic() + label_delay_s, key, orjson.dumps(doc)))
+            await _flush_due(producer, labels_topic, pending, time.monotonic(), acks)
+            if rate > 0:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        if pending:
+            await asyncio.sleep(max(0.0, pending[-1][0] - time.monotonic()))
+            await _flush_due(producer, labels_topic, pending, float("inf"), acks)
+        await acks.settle()
+    finally:
+        await producer.stop()
     return acks.acked["event"], acks.acked["label"]
 
 
 class _Acks:
-    """Sends through a librdkafka producer, counted by kind once acknowledged."""
+    """The delivery futures of what was sent, awaited by the thousand, counted by kind."""
 
-    def __init__(self) -> None:
+    def __init__(self, every: int = 1000) -> None:
+        self.every = every
+        self.waiting: list[tuple[asyncio.Future[Any], str]] = []
         self.acked = {"event": 0, "label": 0}
-        self.failed: list[KafkaError] = []
-        self.sent = 0
 
-    async def send(
-        self, producer: Producer, topic: str, value: bytes, key: bytes, kind: str
-    ) -> None:
-        """Queue one record; wait (serving acknowledgements) while librdkafka's queue is full."""
+    async def add(self, future: asyncio.Future[Any], kind: str) -> None:
+        self.waiting.append((future, kind))
+        if len(self.waiting) >= self.every:
+            await self.settle()
 
-        def done(err: KafkaError | None, _msg: object) -> None:
-            if err is None:
+    async def settle(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        results = await asyncio.gather(*(f for f, _ in waiting), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for (_, kind), result in zip(waiting, results, strict=True):
+            if not isinstance(result, BaseException):
                 self.acked[kind] += 1
-            else:
-                self.failed.append(err)
-
-        while True:
-            try:
-                producer.produce(topic, value, key, on_delivery=done)
-                break
-            except BufferError:
-                producer.poll(0)
-                await asyncio.sleep(0.01)
-        self.sent += 1
-        producer.poll(0)  # acknowledgements so far, without waiting
-        self._check()
-
-    async def settle(self, producer: Producer) -> None:
-        """Wait until every record sent is acknowledged (or failed for good)."""
-        while producer.flush(0.1) > 0:
-            await asyncio.sleep(0)
-        self._check()
-
-    def _check(self) -> None:
-        if self.failed:
+        if failed:
             raise ServiceError(
                 "kafka",
-                f"{len(self.failed)} of {self.sent} sends were not acknowledged "
-                f"({self.failed[0]}); {self.acked['event']} events and "
-                f"{self.acked['label']} labels were",
+                f"{len(failed)} of {len(waiting)} sends were not acknowledged ({failed[0]!r}); "
+                f"{self.acked['event']} events and {self.acked['label']} labels were",
             )
 
 
 async def _flush_due(
-    producer: Producer,
+    producer: AIOKafkaProducer,
     topic: str | None,
     pending: list[tuple[float, bytes, bytes]],
     now: float,
@@ -201,7 +184,7 @@ async def _flush_due(
 ) -> None:
     while pending and pending[0][0] <= now and topic:
         _, key, value = pending.pop(0)
-        await acks.send(producer, topic, value, key, "label")
+        await acks.add(await producer.send(topic, value, key=key), "label")
 
 
 __all__ = ["dataset_events", "file_events", "produce"]

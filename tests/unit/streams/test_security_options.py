@@ -215,28 +215,3 @@ def test_local_broker_security(tmp_path: Path) -> None:
     )
     with pytest.raises(ServiceError, match="DRIFTLINE_KAFKA_BOOTSTRAP"):
         LocalServices(tls).up()
-
-
-def test_a_librdkafka_producer_gets_the_same_durability_and_security(pki: Path) -> None:
-    from confluent_kafka import KafkaException, Producer
-
-    from streams.adapters.kafka_admin import librdkafka_producer_options
-
-    settings = _tls(
-        pki,
-        "SASL_SSL",
-        kafka_sasl_mechanism="SCRAM-SHA-256",
-        kafka_sasl_username="driftline",
-        kafka_sasl_password="s3cret",
-    )
-    conf = librdkafka_producer_options(settings)
-    assert conf["acks"] == "all" and conf["enable.idempotence"] is True
-    assert conf["security.protocol"] == "SASL_SSL"
-    assert (conf["sasl.mechanism"], conf["sasl.username"]) == ("SCRAM-SHA-256", "driftline")
-    assert conf["ssl.ca.location"] == str(pki / "ca.pem")
-    # librdkafka reads the CA and decrypts the client key as the producer is built
-    Producer({"bootstrap.servers": "127.0.0.1:9", **conf}).flush(0)
-    wrong = {**conf, "ssl.key.password": "not-the-password"}
-    with pytest.raises(KafkaException):
-        Producer({"bootstrap.servers": "127.0.0.1:9", **wrong})
-    assert librdkafka_producer_options(Settings()).get("security.protocol") is None
