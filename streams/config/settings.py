@@ -192,13 +192,11 @@ class Settings(OperationsSettings):
     batch_size: int = Field(default=256, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=20, ge=0, le=60_000)
     max_inflight_batches: int = Field(
-        default=1024,
+        default=4,
         ge=1,
-        le=4096,
+        le=64,
         description="Scored batches whose predictions may await the broker's acks while the "
-        "next batches are scored (offsets are committed only once they are acknowledged): "
-        "room for the other partitions to go on while one whose leader hangs waits out a "
-        "request timeout.",
+        "next batches are scored (offsets are committed only once they are acknowledged).",
     )
     processing_guarantee: ProcessingGuarantee = Field(
         default="at_least_once",

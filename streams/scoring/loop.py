@@ -14,9 +14,7 @@ has followed them for ``COMMIT_IDLE_S`` (a caught-up or drained stream shows no 
 once per batch: on this path every request costs the broker and the client more than the
 events in it (bench/README.md), and a commit per batch was a third of the worker's
 requests. At most ``max_inflight_batches`` batches wait for acks: a slow broker slows the
-loop rather than filling memory, and a partition whose leader hangs holds back its own
-batches only (:class:`~streams.scoring.sender.PartitionedSender`'s lanes) while the others go
-on, for up to that many batches. A rebalance or a stop waits until every batch in flight is
+loop rather than filling memory. A rebalance or a stop waits until every batch in flight is
 acknowledged and committed, so a handover repeats nothing in the normal case; a crash
 repeats what followed the last commit (at most ``COMMIT_EVERY_S`` of events and the batches
 in flight). A batch that is not delivered is never committed. When the cause may pass (a

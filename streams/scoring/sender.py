@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,18 +22,11 @@ class PartitionedSender:
     A prediction goes to the partition number its event came from when both topics have
     the same partition count (same key, same partition: per-key order is kept without
     hashing every key in Python); otherwise the producer's partitioner places it by key.
-
-    Each partition's record batches are handed to the producer in order by a lane of its
-    own (:class:`_Lane`), off the caller's path: aiokafka takes a partition's next batch only
-    once the one before it left for the broker, so a partition whose leader hangs would
-    otherwise stop the caller, and with it every other partition, until its request timed
-    out. Now it holds back its own batches only.
     """
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
         self._partitions: dict[str, int] = {}
-        self._lanes: dict[tuple[str, int], _Lane] = {}
 
     async def partitions(self, topic: str) -> int:
         if topic not in self._partitions:
@@ -53,34 +44,28 @@ class PartitionedSender:
             by_partition.setdefault(partition, []).append(message)
         acks: list[Awaitable[Any]] = []
         now_ms = int(time.time() * 1000)
-        producer = self.producer
         for partition, items in by_partition.items():
-            lane = self._lanes.get((topic, partition))
-            if lane is None:
-                lane = self._lanes[topic, partition] = _Lane()
-            batch = producer.create_batch()
+            batch = self.producer.create_batch()
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=now_ms) is not None:
                     continue
                 if batch.record_count():  # full: send it and start the next one
                     batch.close()
-                    acks.append(lane.put(_batch_send(producer, batch, topic, partition)))
-                    batch = producer.create_batch()
+                    acks.append(await self.producer.send_batch(batch, topic, partition=partition))
+                    batch = self.producer.create_batch()
                     if batch.append(key=key, value=value, timestamp=now_ms) is not None:
                         continue
                 # Larger than a whole record batch: on its own, through the producer.
-                one = functools.partial(producer.send, topic, value, key=key, partition=partition)
-                acks.append(lane.put(one))
+                acks.append(await self.producer.send(topic, value, key=key, partition=partition))
             if batch.record_count():
                 batch.close()
-                acks.append(lane.put(_batch_send(producer, batch, topic, partition)))
+                acks.append(await self.producer.send_batch(batch, topic, partition=partition))
         return acks
 
     async def replace(self, make_producer: Callable[[], AIOKafkaProducer]) -> None:
         """Start a fresh producer in place of this one (after a batch it gave up, an
         idempotent producer's sequence has a gap the broker refuses; a transactional one's
-        start aborts the open transaction) and retire the old one. The caller waited for
-        every ack: the lanes are idle."""
+        start aborts the open transaction) and retire the old one."""
         old, self.producer = self.producer, await _started(make_producer)
         # Not awaited here: stopping a producer whose batches expired can end in a
         # CancelledError from its sender task, which would end the loop.
@@ -90,60 +75,6 @@ class PartitionedSender:
     async def send_keyed(self, topic: str, messages: Sequence[Encoded]) -> list[Awaitable[Any]]:
         """Send each message, placed by its key."""
         return [await self.producer.send(topic, value, key=key) for key, value in messages]
-
-
-Send = Callable[[], Awaitable["asyncio.Future[Any]"]]
-
-
-def _batch_send(producer: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> Send:
-    return functools.partial(producer.send_batch, batch, topic, partition=partition)
-
-
-class _Lane:
-    """One partition's sends, handed to the producer one after another by a task that runs
-    while any wait; each :meth:`put` returns the future of its delivery."""
-
-    def __init__(self) -> None:
-        self.waiting: collections.deque[tuple[Send, asyncio.Future[Any]]] = collections.deque()
-        self.runner: asyncio.Task[None] | None = None
-
-    def put(self, send: Send) -> asyncio.Future[Any]:
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting.append((send, ack))
-        if self.runner is None:
-            self.runner = asyncio.ensure_future(self._run())
-        return ack
-
-    async def _run(self) -> None:
-        try:
-            while self.waiting:
-                send, ack = self.waiting[0]
-                try:
-                    delivery = await send()
-                except Exception as exc:  # not taken: this send fails, the next are tried
-                    self.waiting.popleft()
-                    if not ack.done():
-                        ack.set_exception(exc)
-                    continue
-                self.waiting.popleft()
-                delivery.add_done_callback(functools.partial(_settle, ack))
-        finally:
-            self.runner = None
-            for _, ack in self.waiting:  # cancelled (a stop): nobody waits for these
-                if not ack.done():
-                    ack.cancel()
-            self.waiting.clear()
-
-
-def _settle(ack: asyncio.Future[Any], delivery: asyncio.Future[Any]) -> None:
-    if ack.done():
-        return
-    if delivery.cancelled():
-        ack.cancel()
-    elif delivery.exception() is not None:
-        ack.set_exception(delivery.exception())  # type: ignore[arg-type]
-    else:
-        ack.set_result(delivery.result())
 
 
 async def _started(make_producer: Callable[[], AIOKafkaProducer]) -> AIOKafkaProducer:
